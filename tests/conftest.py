@@ -1,0 +1,127 @@
+"""Shared fixtures: the ../shared/data folder, a fresh run store, `panel serve` in a subprocess,
+and Playwright's Chromium from the system (no `playwright install`, no network)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def shared_data_dir() -> Path | None:
+    env = os.environ.get("WORKBENCH_SHARED_DATA")
+    path = Path(env) if env else ROOT.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real measurements from the papers); skips where a clone has none."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("../shared/data is absent (it ships beside the repo in CI, not with a user's clone)")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    from workbench.store import RunStore
+
+    s = RunStore(tmp_path / "runs.db")
+    yield s
+    s.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 90.0) -> None:
+    deadline = time.time() + timeout
+    last: Exception | None = None
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except Exception as e:  # not up yet
+            last = e
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up in {timeout:.0f} s: {last}")
+
+
+class Server:
+    """A `workbench serve` (i.e. `panel serve`) subprocess on a free loopback port."""
+
+    def __init__(self, store_path: Path, apps: list[str] | None = None, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.store_path = store_path
+        cmd = [sys.executable, "-m", "workbench", "serve", "--port", str(self.port), "--store", str(store_path)]
+        if apps:
+            cmd += ["--apps", *apps]
+        self.log = open(store_path.parent / f"serve-{self.port}.log", "w")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})}, start_new_session=True)
+        try:
+            wait_http(self.url + "/")
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"panel serve failed: {Path(self.log.name).read_text()[-3000:]}") from None
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """All apps served once for the test session, on a store in a temp dir (reference runs loaded
+    by the apps themselves where they do that)."""
+    d = tmp_path_factory.mktemp("serve")
+    srv = Server(d / "runs.db")
+    yield srv
+    srv.stop()
+
+
+# ---------------------------------------------------------------- Playwright with the system Chromium
+def _have_chromium() -> bool:
+    return Path(CHROMIUM).exists()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_browser = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    for item in items:
+        if "browser" in item.keywords and not _have_chromium():
+            item.add_marker(skip_browser)

@@ -1,0 +1,301 @@
+"""The run store: round trips, cursor tailing, bad input, concurrency and SIGKILL durability."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench import __version__
+from workbench.store import STATUSES, RunStore, StoreError, UnknownRunError, to_wide
+
+
+def test_run_record_round_trip(store: RunStore) -> None:
+    cfg = {"task": {"name": "grokking", "p": 113}, "lr": 1e-3, "betas": [0.9, 0.98]}
+    rid = store.create_run("nanda", task="grokking", config=cfg, sweep=None, device="cpu")
+    rec = store.get_run(rid)
+    assert rec["config"] == cfg
+    assert (rec["name"], rec["task"], rec["status"], rec["device"]) == ("nanda", "grokking", "running", "cpu")
+    assert rec["version"] == __version__
+    assert rec["finished"] is None or math.isnan(rec["finished"])
+    store.set_status(rid, "finished")
+    rec = store.get_run(rid)
+    assert rec["status"] == "finished" and rec["finished"] >= rec["created"]
+
+
+def test_metrics_long_and_wide(store: RunStore) -> None:
+    a = store.create_run("a", config={"lr": 1e-3, "seed": 0})
+    b = store.create_run("b", config={"lr": 3e-3, "seed": 0})
+    with store.writer(a, every_rows=10_000, every_seconds=1e9) as w:
+        for step in range(5):
+            w.log(step, {"train_loss": 1.0 / (step + 1), "test_loss": 2.0 / (step + 1)}, tokens=step * 64)
+        assert store.metrics(a).empty  # buffered, not yet committed
+    store.log(b, 0, {"train_loss": 9.0})
+    long = store.metrics([a, b])
+    assert len(long) == 11
+    assert set(long.columns) >= {"run", "step", "tokens", "wall", "name", "value"}
+    wide = store.metrics([a, b], wide=True)
+    assert len(wide) == 6
+    row = wide[(wide.run == a) & (wide.step == 3)].iloc[0]
+    assert row["train_loss"] == pytest.approx(0.25) and row["test_loss"] == pytest.approx(0.5)
+    assert row["tokens"] == 192
+    assert math.isnan(wide[wide.run == b].iloc[0]["test_loss"])
+    only = store.metrics(a, names=["test_loss"])
+    assert set(only["name"]) == {"test_loss"}
+    # wide form equals a direct pivot of the long form
+    direct = long.pivot_table(index=["run", "step"], columns="name", values="value").reset_index()
+    pd.testing.assert_frame_equal(to_wide(long)[direct.columns].reset_index(drop=True), direct,
+                                  check_names=False)
+
+
+def test_multi_run_writer_one_transaction(store: RunStore) -> None:
+    ids = [store.create_run(f"m{i}") for i in range(4)]
+    with store.writer(ids, every_rows=10**6, every_seconds=1e9) as w:
+        for i, rid in enumerate(ids):
+            w.log(0, {"loss": float(i)}, run=rid)
+        with pytest.raises(StoreError, match="name the run"):
+            w.log(1, {"loss": 0.0})
+    df = store.metrics(ids)
+    assert df.groupby("run")["value"].first().to_dict() == {rid: float(i) for i, rid in enumerate(ids)}
+
+
+def test_sweep_queries(store: RunStore) -> None:
+    sid = store.create_sweep("lr-grid", {"axes": {"lr": [1e-3, 3e-3]}})
+    ids = [store.create_run(f"lr{lr}", sweep=sid, config={"lr": lr, "opt": {"name": "adamw"}}) for lr in (1e-3, 3e-3)]
+    store.create_run("other")
+    runs = store.runs(sweep=sid, expand_config=True)
+    assert runs["id"].tolist() == ids
+    assert runs["cfg.lr"].tolist() == [1e-3, 3e-3] and runs["cfg.opt.name"].tolist() == ["adamw", "adamw"]
+    for i, rid in enumerate(ids):
+        store.log(rid, 10, {"final_loss": float(i)})
+    assert len(store.sweep_metrics(sid)) == 2
+    assert store.get_sweep(sid)["spec"] == {"axes": {"lr": [1e-3, 3e-3]}}
+
+
+def test_non_finite_values_are_kept_not_dropped(store: RunStore) -> None:
+    rid = store.create_run("div")
+    store.log(rid, 0, {"loss": float("nan"), "g": float("inf"), "h": -math.inf, "ok": 1.5})
+    got = store.metrics(rid).set_index("name")["value"]
+    assert math.isnan(got["loss"]) and got["g"] == math.inf and got["h"] == -math.inf and got["ok"] == 1.5
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda s, r: s.log("nope", 0, {"x": 1.0}), "no such run"),
+        (lambda s, r: s.log(r, -1, {"x": 1.0}), "step"),
+        (lambda s, r: s.log(r, 0, {"x": "abc"}), "metric 'x'"),
+        (lambda s, r: s.log(r, 0, {}), "metrics"),
+        (lambda s, r: s.create_run("x", config={"f": object()}), "config"),
+        (lambda s, r: s.create_run("x", config=[1, 2]), "config"),
+        (lambda s, r: s.create_run("x", config={"lr": float("nan")}), "config"),
+        (lambda s, r: s.set_status(r, "done"), "status"),
+        (lambda s, r: s.create_run("x", run_id=r), "already exists"),
+        (lambda s, r: s.get_run("missing"), "no such run"),
+        (lambda s, r: s.export("out.txt"), r"\.csv or \.parquet"),
+        (lambda s, r: s.writer(r, every_rows=0), "every_rows"),
+    ],
+)
+def test_bad_input_gets_clear_error(store: RunStore, call, match: str) -> None:
+    rid = store.create_run("r")
+    with pytest.raises((StoreError, UnknownRunError), match=match):
+        call(store, rid)
+
+
+def test_tail_cursor_returns_each_row_once(store: RunStore) -> None:
+    rid = store.create_run("t")
+    seen: list[int] = []
+    cursor = 0
+    for step in range(20):
+        store.log(rid, step, {"a": step, "b": -step})
+        if step % 3 == 0:
+            df, cursor = store.tail(cursor, runs=[rid])
+            seen += df["id"].tolist()
+    df, cursor = store.tail(cursor)
+    seen += df["id"].tolist()
+    assert len(seen) == len(set(seen)) == 40
+    assert seen == sorted(seen)
+    assert cursor == store.cursor()
+    assert store.tail(cursor)[0].empty
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_export_import_round_trip(store: RunStore, tmp_path: Path, ext: str) -> None:
+    sid = store.create_sweep("s")
+    a = store.create_run("a", task="lm", config={"lr": 1e-3, "sched": {"name": "cosine"}}, sweep=sid)
+    b = store.create_run("b", task="lm", config={"lr": 2e-3})
+    store.log(a, 0, {"loss": 3.0, "bad": float("nan")}, tokens=100)
+    store.log(a, 1, {"loss": 2.5, "bad": float("inf")}, tokens=200)
+    store.set_status(a, "diverged", error="loss went NaN at step 0")
+    store.set_status(b, "finished")  # b has no metrics: still exported
+    path = store.export(tmp_path / f"runs.{ext}")
+    other = RunStore(tmp_path / "other.db")
+    assert sorted(other.import_file(path)) == sorted([a, b])
+    for rid in (a, b):
+        x, y = store.get_run(rid), other.get_run(rid)
+        for k in ("name", "task", "config", "status", "sweep", "error", "version"):
+            assert x[k] == y[k] or (pd.isna(x[k]) and pd.isna(y[k])), k
+    m1 = store.metrics(a).drop(columns="id")
+    m2 = other.metrics(a).drop(columns="id")
+    pd.testing.assert_frame_equal(m1.reset_index(drop=True), m2.reset_index(drop=True), check_dtype=False)
+    with pytest.raises(StoreError, match="already exists"):
+        other.import_file(path)
+    assert other.import_file(path, on_conflict="skip") == []
+    assert sorted(other.import_file(path, on_conflict="replace")) == sorted([a, b])
+    assert len(other.metrics(a)) == 4  # replaced, not duplicated
+
+
+def test_import_rejects_foreign_file(store: RunStore, tmp_path: Path) -> None:
+    p = tmp_path / "x.csv"
+    pd.DataFrame({"a": [1]}).to_csv(p, index=False)
+    with pytest.raises(StoreError, match="not a workbench export"):
+        store.import_file(p)
+
+
+def test_artifacts(store: RunStore, tmp_path: Path) -> None:
+    rid = store.create_run("a")
+    store.add_artifact(rid, "checkpoint", tmp_path / "step100.pt", {"step": 100})
+    store.add_artifact(rid, "figure", tmp_path / "loss.png")
+    df = store.artifacts(rid, kind="checkpoint")
+    assert df["meta"].tolist() == [{"step": 100}] and df["path"].iloc[0].endswith("step100.pt")
+    store.delete_run(rid)
+    with pytest.raises(UnknownRunError):
+        store.artifacts(rid)
+    assert store.artifacts().empty
+
+
+def test_status_values_are_the_documented_ones() -> None:
+    assert STATUSES == ("running", "finished", "diverged", "failed", "interrupted")
+
+
+def test_reader_never_blocks_writer(tmp_path: Path) -> None:
+    """A reader holding an open read transaction (a snapshot) does not stop commits (WAL)."""
+    path = tmp_path / "wal.db"
+    w = RunStore(path, timeout=1.0)
+    rid = w.create_run("w")
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    before = reader.execute("SELECT COUNT(*) FROM metrics").fetchone()[0]
+    t0 = time.monotonic()
+    for step in range(50):
+        w.log(rid, step, {"x": step})
+    assert time.monotonic() - t0 < 1.0
+    # the open snapshot still sees the old state; a new read sees everything
+    assert reader.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == before
+    reader.execute("COMMIT")
+    assert reader.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 50
+    assert w._query("PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_threads_share_one_store(store: RunStore) -> None:
+    ids = [store.create_run(f"t{i}") for i in range(4)]
+
+    def work(rid: str) -> None:
+        for step in range(100):
+            store.log(rid, step, {"v": float(step)})
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = store.metrics(ids).groupby("run").size()
+    assert (counts == 100).all()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from workbench.store import RunStore
+    store = RunStore(sys.argv[1])
+    rid = store.create_run("victim", task="kill-test", config={"batch": 50})
+    print("RUN", rid, flush=True)
+    step = 0
+    with store.writer(rid, every_rows=100, every_seconds=1e9) as w:
+        while True:
+            w.log(step, {"a": float(step), "b": float(-step)})  # 2 rows a step, commit every 50 steps
+            step += 1
+            if step % 50 == 0:
+                print("COMMITTED", w.rows_written, flush=True)
+    """
+)
+
+
+def _spawn_writer(path: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    assert line[0] == "RUN", line
+    return proc, line[1]
+
+
+@pytest.mark.parametrize("attempt", range(20))
+def test_sigkill_writer_loses_nothing_committed(tmp_path: Path, attempt: int) -> None:
+    """A writer killed with SIGKILL mid-stream while a reader tails: every commit the writer reported
+    is there, the database is intact, each transaction is whole, and the run becomes `interrupted`."""
+    path = tmp_path / "kill.db"
+    proc, rid = _spawn_writer(path)
+    reader = RunStore(path, mark_interrupted=False)
+    rng = np.random.default_rng(attempt)
+    deadline = time.monotonic() + rng.uniform(0.3, 1.0)
+    tailed: list[int] = []
+    cursor = 0
+    while time.monotonic() < deadline:
+        df, cursor = reader.tail(cursor, runs=[rid])
+        tailed += df["id"].tolist()
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    reported = max([int(ln.split()[1]) for ln in out.splitlines() if ln.startswith("COMMITTED")], default=0)
+
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    check.close()
+    after = RunStore(path)  # the next open marks the dead writer's run
+    assert after.get_run(rid)["status"] == "interrupted"
+    m = after.metrics(rid)
+    n = len(m)
+    assert n >= reported > 0 or n >= reported == 0
+    assert n % 100 == 0, "a transaction was torn"
+    # every row the reader saw is still there, rows are whole steps, no step duplicated
+    assert set(tailed) <= set(m["id"])
+    wide = after.metrics(rid, wide=True)
+    assert wide["step"].tolist() == list(range(len(wide)))
+    np.testing.assert_array_equal(wide["a"].to_numpy(), -wide["b"].to_numpy())
+    reader.close()
+    after.close()
+
+
+def test_live_writer_is_not_marked_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    proc, rid = _spawn_writer(path)
+    try:
+        other = RunStore(path)
+        assert other.get_run(rid)["status"] == "running"
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_claim_takes_over_an_interrupted_run(tmp_path: Path) -> None:
+    path = tmp_path / "claim.db"
+    proc, rid = _spawn_writer(path)
+    proc.kill()
+    proc.communicate()
+    s = RunStore(path)
+    assert s.get_run(rid)["status"] == "interrupted"
+    s.claim(rid)
+    assert s.get_run(rid)["status"] == "running"
+    assert s.get_run(rid)["pid"] == os.getpid()
+    assert RunStore(path).get_run(rid)["status"] == "running"  # this process is alive

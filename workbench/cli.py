@@ -1,0 +1,204 @@
+"""The ``workbench`` command line.
+
+``serve``   all dashboards through ``panel serve`` on loopback (the main job)
+``runs``    list / show / delete runs of the store
+``export``  runs (or a sweep) to CSV / Parquet; ``import`` reads such a file back
+``run``     train one configured run            (workbench.train.cli_main)
+``sweep``   declare, run, resume, compare sweeps (workbench.sweeps.cli.cli_main)
+``fit``     fit a law to data                    (workbench.fit.cli.cli_main)
+
+Every command takes ``--store PATH`` (default ``$WORKBENCH_STORE`` or ``./runs/workbench.db``).
+Bad input exits with status 2 and a one-line message naming the field, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from workbench import __version__
+
+DELEGATED = {
+    "run": ("workbench.train", "train one configured run (e.g. `workbench run grokking --p 113 --frac 0.3`)"),
+    "sweep": ("workbench.sweeps.cli", "run / resume / inspect / compare sweeps"),
+    "fit": ("workbench.fit.cli", "fit a scaling or loss-curve law to data"),
+}
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def _store(path: str | None):
+    from workbench.store import RunStore, default_path
+
+    return RunStore(path or default_path())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description="Training-dynamics research workbench.")
+    p.add_argument("--version", action="version", version=f"workbench {__version__}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="serve all dashboards with `panel serve` (loopback by default)")
+    s.add_argument("--port", type=int, default=5006)
+    s.add_argument("--address", default="127.0.0.1", help="listen address (default loopback only)")
+    s.add_argument("--store", help="run store file")
+    s.add_argument("--apps", nargs="+", help="serve only these apps")
+    s.add_argument("--show", action="store_true", help="open a browser")
+    s.add_argument("--no-reference", action="store_true",
+                   help="do not load the shipped reference runs (data/reference) into an empty store")
+
+    r = sub.add_parser("runs", help="list, show or delete runs")
+    r.add_argument("action", nargs="?", default="list", choices=["list", "show", "delete"])
+    r.add_argument("ids", nargs="*", help="run ids (show, delete)")
+    r.add_argument("--store")
+    r.add_argument("--sweep")
+    r.add_argument("--status")
+    r.add_argument("--task")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+
+    e = sub.add_parser("export", help="export runs to .csv or .parquet (long form, re-importable)")
+    e.add_argument("out", help="output file, .csv or .parquet")
+    e.add_argument("ids", nargs="*", help="run ids (default: all, or those of --sweep)")
+    e.add_argument("--sweep")
+    e.add_argument("--metrics", nargs="+", help="only these metric names")
+    e.add_argument("--wide", action="store_true", help="one column per metric (not re-importable)")
+    e.add_argument("--store")
+
+    i = sub.add_parser("import", help="import runs from a file written by `workbench export`")
+    i.add_argument("file")
+    i.add_argument("--on-conflict", default="error", choices=["error", "skip", "replace"])
+    i.add_argument("--store")
+
+    for name, (_, help_) in DELEGATED.items():
+        d = sub.add_parser(name, help=help_, add_help=False)
+        d.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def _delegate(name: str, argv: list[str]) -> int:
+    module, _ = DELEGATED[name]
+    try:
+        mod = importlib.import_module(module)
+        fn = mod.cli_main
+    except (ImportError, AttributeError):
+        print(f"workbench {name}: not available yet in this version", file=sys.stderr)
+        return 2
+    return int(fn(argv) or 0)
+
+
+def _fmt_time(t: float | None) -> str:
+    import time
+
+    return "" if t is None or t != t else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def cmd_runs(a: argparse.Namespace) -> int:
+    store = _store(a.store)
+    if a.action == "list":
+        df = store.runs(sweep=a.sweep, status=a.status, task=a.task)
+        if a.json:
+            print(df.to_json(orient="records"))
+            return 0
+        if df.empty:
+            print("no runs")
+            return 0
+        steps = store._query("SELECT run, MAX(step) FROM metrics GROUP BY run")
+        last = dict(steps)
+        print(f"{'id':<14}{'name':<28}{'task':<12}{'status':<12}{'sweep':<16}{'steps':>8}  created")
+        for _, row in df.iterrows():
+            print(f"{row['id']:<14}{str(row['name'])[:27]:<28}{str(row['task'])[:11]:<12}{row['status']:<12}"
+                  f"{str(row['sweep'] or '')[:15]:<16}{last.get(row['id'], 0):>8}  {_fmt_time(row['created'])}")
+        return 0
+    if not a.ids:
+        raise CliError(f"runs {a.action}: give at least one run id")
+    for rid in a.ids:
+        if a.action == "show":
+            rec = store.get_run(rid)
+            names = store.metric_names(rid)
+            if a.json:
+                print(json.dumps({**rec, "metrics": names}, default=str))
+                continue
+            for k in ("id", "name", "task", "status", "sweep", "device", "version", "error"):
+                print(f"{k:>8}: {rec[k] if rec[k] is not None else ''}")
+            print(f"{'created':>8}: {_fmt_time(rec['created'])}   finished: {_fmt_time(rec['finished'])}")
+            print(f"{'config':>8}: {json.dumps(rec['config'], sort_keys=True)}")
+            if names:
+                last = store.metrics(rid).groupby("name").last()
+                print(f"{'metrics':>8}: " + ", ".join(f"{n}={last.loc[n, 'value']:.4g} (step {last.loc[n, 'step']})"
+                                                       for n in names))
+        else:
+            store.delete_run(rid)
+            print(f"deleted {rid}")
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    store = _store(a.store)
+    ids = a.ids or None
+    if a.wide:
+        from pathlib import Path
+
+        if ids is None:
+            ids = store.runs(sweep=a.sweep)["id"].tolist()
+        df = store.metrics(ids, a.metrics, wide=True)
+        out = Path(a.out)
+        if out.suffix == ".csv":
+            df.to_csv(out, index=False)
+        elif out.suffix in (".parquet", ".pq"):
+            df.to_parquet(out, index=False)
+        else:
+            raise CliError(f"out: {out.name!r} must end in .csv or .parquet")
+    else:
+        out = store.export(a.out, ids, sweep=a.sweep, names=a.metrics)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_import(a: argparse.Namespace) -> int:
+    ids = _store(a.store).import_file(a.file, on_conflict=a.on_conflict)
+    print(f"imported {len(ids)} run(s)")
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from workbench.apps import serve
+    from workbench.store import default_path
+
+    store = a.store or str(default_path())
+    if not a.no_reference:
+        try:
+            from workbench.reference import ensure_reference_runs
+        except ImportError:
+            ensure_reference_runs = None
+        if ensure_reference_runs is not None:
+            n = ensure_reference_runs(_store(store))
+            if n:
+                print(f"workbench: loaded {n} reference run(s) from data/reference into {store}", flush=True)
+    return serve(port=a.port, address=a.address, store=store, apps=a.apps, show=a.show)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
+    a = parser.parse_args(argv)
+    if a.cmd is None:
+        parser.print_help()
+        return 0
+    from workbench.store import StoreError, UnknownRunError
+
+    try:
+        return {"runs": cmd_runs, "export": cmd_export, "import": cmd_import, "serve": cmd_serve}[a.cmd](a)
+    except (CliError, StoreError, UnknownRunError, ValueError) as e:
+        print(f"workbench {a.cmd}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Plotly figure builders, one module per domain, reused by notebooks, dashboards and export."""

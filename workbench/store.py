@@ -1,0 +1,689 @@
+"""The persistent run store: runs, their metrics, artifacts and sweeps in one SQLite file.
+
+Why SQLite in WAL mode, written here rather than taken from a tracking library: it is embedded
+(no server), readers never block the writer (a dashboard tails a run while it trains), and a
+committed transaction survives SIGKILL of the writer. W&B / MLflow / Aim need a server or a
+directory of many small files and do not give a cursor-based tail across processes.
+
+Layout
+------
+``runs``      one row per run: id, name, sweep, task, config (JSON), status, device, timestamps,
+              package version, the writing process (host, pid, pid start time) and an error text.
+``metrics``   long form: (run, step, tokens, wall, name, value). ``id`` is AUTOINCREMENT, so it is a
+              monotone cursor: ``tail(since=cursor)`` returns exactly the rows committed after it.
+              SQLite cannot store NaN, so non-finite values keep an explicit ``flag`` ('nan', 'inf',
+              '-inf') and read back as the same float: nothing is dropped.
+``artifacts`` checkpoint paths, exported figures: (run, kind, path, meta JSON, created).
+``sweeps``    id, name, spec (JSON), status, timestamps.
+
+Durability: ``journal_mode=WAL`` + ``synchronous=NORMAL`` keeps every committed transaction across
+a process kill (only an OS crash or power loss can drop the last ones). Writers batch rows with
+:class:`MetricWriter` (every *k* rows or *t* seconds, one transaction). On open, runs still marked
+``running`` whose writing process is gone are marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench import __version__
+
+STATUSES = ("running", "finished", "diverged", "failed", "interrupted")
+DEFAULT_PATH = Path("runs") / "workbench.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    sweep TEXT,
+    task TEXT NOT NULL DEFAULT '',
+    config TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,
+    device TEXT NOT NULL DEFAULT 'cpu',
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    finished REAL,
+    version TEXT NOT NULL,
+    host TEXT,
+    pid INTEGER,
+    pid_start TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    tokens INTEGER,
+    wall REAL,
+    name TEXT NOT NULL,
+    value REAL,
+    flag TEXT
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run, name, step);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run TEXT,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifacts_run ON artifacts(run);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL DEFAULT 'running',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+
+_METRIC_COLS = ["id", "run", "step", "tokens", "wall", "name", "value"]
+_RUN_COLS = ["id", "name", "sweep", "task", "config", "status", "device", "created", "updated",
+             "finished", "version", "host", "pid", "error"]
+
+
+class StoreError(ValueError):
+    """Bad input to the run store: names the field and what is allowed."""
+
+
+class UnknownRunError(KeyError):
+    """A run id that the store does not hold."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def default_path() -> Path:
+    """The store used when none is given: ``$WORKBENCH_STORE`` or ``./runs/workbench.db``."""
+    return Path(os.environ.get("WORKBENCH_STORE", DEFAULT_PATH))
+
+
+def _pid_start(pid: int) -> str | None:
+    """Start time of a process (Linux /proc), so a recycled pid is not taken for the writer."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if start is not None and _pid_start(pid) not in (None, start):
+        return False
+    try:  # a zombie (killed, not yet reaped) is not a live writer
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+    except OSError:
+        pass
+    return True
+
+
+def _encode(name: str, value: Any) -> tuple[float | None, str | None]:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"metric {name!r}: value must be a real number, got {value!r}") from None
+    if math.isfinite(v):
+        return v, None
+    return None, ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+
+
+_DECODE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _check_config(config: Any) -> str:
+    if config is None:
+        return "{}"
+    if not isinstance(config, Mapping):
+        raise StoreError(f"config: must be a mapping of plain values (JSON object), got {type(config).__name__}")
+    try:
+        return json.dumps(config, sort_keys=True, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"config: not JSON-serialisable ({e})") from None
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    if hasattr(o, "item"):  # numpy / torch scalars
+        return o.item()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON-serialisable")
+
+
+class RunStore:
+    """A run store on one SQLite file; safe to share between threads, and between processes
+    (each opens its own ``RunStore`` on the same path).
+
+    >>> store = RunStore(":memory:")
+    >>> rid = store.create_run(name="demo", task="grokking", config={"lr": 1e-3})
+    >>> store.log(rid, step=0, metrics={"loss": 4.7})
+    >>> store.metrics(rid)["value"].tolist()
+    [4.7]
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, mark_interrupted: bool = True,
+                 timeout: float = 30.0) -> None:
+        self.path = default_path() if path is None else Path(path) if str(path) != ":memory:" else path
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
+                                     isolation_level=None)
+        self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        if self.path != ":memory:":
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"store at {self.path}: could not enable WAL mode (got {mode})")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+        if mark_interrupted:
+            self.mark_interrupted()
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
+    def _tx(self, sql: str, params: Sequence | Iterable[Sequence] = (), many: bool = False) -> sqlite3.Cursor:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._conn.executemany(sql, params) if many else self._conn.execute(sql, params)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            return cur
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _df(self, sql: str, params: Sequence = ()) -> pd.DataFrame:
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            cols = [d[0] for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=cols)
+
+    # ------------------------------------------------------------------ runs
+    def create_run(self, name: str | None = None, *, task: str = "", config: Mapping | None = None,
+                   sweep: str | None = None, device: str = "cpu", run_id: str | None = None,
+                   status: str = "running") -> str:
+        """Register a run written by this process and return its id."""
+        if status not in STATUSES:
+            raise StoreError(f"status: must be one of {STATUSES}, got {status!r}")
+        cfg = _check_config(config)
+        rid = run_id or uuid.uuid4().hex[:12]
+        if not isinstance(rid, str) or not rid:
+            raise StoreError(f"run_id: must be a non-empty string, got {rid!r}")
+        now = time.time()
+        pid = os.getpid()
+        try:
+            self._tx("INSERT INTO runs (id, name, sweep, task, config, status, device, created, updated,"
+                     " version, host, pid, pid_start) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (rid, name or rid, sweep, task, cfg, status, device, now, now, __version__,
+                      socket.gethostname(), pid, _pid_start(pid)))
+        except sqlite3.IntegrityError:
+            raise StoreError(f"run_id: {rid!r} already exists") from None
+        return rid
+
+    def claim(self, run_id: str, status: str = "running") -> None:
+        """Make this process the writer of an existing run (used by ``resume``)."""
+        self._require(run_id)
+        pid = os.getpid()
+        self._tx("UPDATE runs SET status=?, host=?, pid=?, pid_start=?, updated=?, finished=NULL,"
+                 " error=NULL WHERE id=?",
+                 (status, socket.gethostname(), pid, _pid_start(pid), time.time(), run_id))
+
+    def _require(self, run_id: str) -> None:
+        if not self._query("SELECT 1 FROM runs WHERE id=?", (run_id,)):
+            raise UnknownRunError(f"run {run_id!r}: no such run in {self.path}")
+
+    def get_run(self, run_id: str) -> dict:
+        """One run's record, with ``config`` decoded."""
+        df = self._df(f"SELECT {', '.join(_RUN_COLS)} FROM runs WHERE id=?", (run_id,))
+        if df.empty:
+            raise UnknownRunError(f"run {run_id!r}: no such run in {self.path}")
+        rec = df.iloc[0].to_dict()
+        rec["config"] = json.loads(rec["config"])
+        return rec
+
+    def runs(self, *, sweep: str | None = None, status: str | Sequence[str] | None = None,
+             task: str | None = None, expand_config: bool = False) -> pd.DataFrame:
+        """All runs (newest last) as a DataFrame; ``expand_config`` adds one ``cfg.<key>`` column per
+        top-level config key (nested dicts flattened with dots), for grouping by hyperparameter."""
+        where, params = [], []
+        if sweep is not None:
+            where.append("sweep=?")
+            params.append(sweep)
+        if task is not None:
+            where.append("task=?")
+            params.append(task)
+        if status is not None:
+            st = [status] if isinstance(status, str) else list(status)
+            for s in st:
+                if s not in STATUSES:
+                    raise StoreError(f"status: must be one of {STATUSES}, got {s!r}")
+            where.append(f"status IN ({','.join('?' * len(st))})")
+            params += st
+        sql = f"SELECT {', '.join(_RUN_COLS)} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        df = self._df(sql + " ORDER BY created, rowid", params)
+        df["config"] = [json.loads(c) for c in df["config"]]
+        if expand_config and len(df):
+            flat = pd.json_normalize(df["config"].tolist()).add_prefix("cfg.")
+            df = pd.concat([df.reset_index(drop=True), flat], axis=1)
+        return df
+
+    def set_status(self, run_id: str, status: str, *, error: str | None = None) -> None:
+        """Set a run's status (``finished``, ``diverged``, ``failed`` also stamp the end time)."""
+        if status not in STATUSES:
+            raise StoreError(f"status: must be one of {STATUSES}, got {status!r}")
+        self._require(run_id)
+        now = time.time()
+        done = now if status != "running" else None
+        self._tx("UPDATE runs SET status=?, updated=?, finished=?, error=COALESCE(?, error) WHERE id=?",
+                 (status, now, done, error, run_id))
+
+    def update_config(self, run_id: str, config: Mapping) -> None:
+        self._require(run_id)
+        self._tx("UPDATE runs SET config=?, updated=? WHERE id=?", (_check_config(config), time.time(), run_id))
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run with its metrics and artifact records (not the artifact files)."""
+        self._require(run_id)
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table, col in (("metrics", "run"), ("artifacts", "run"), ("runs", "id")):
+                    self._conn.execute(f"DELETE FROM {table} WHERE {col}=?", (run_id,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def mark_interrupted(self) -> list[str]:
+        """Mark ``running`` runs of this host whose writing process is gone as ``interrupted``."""
+        host = socket.gethostname()
+        rows = self._query("SELECT id, pid, pid_start FROM runs WHERE status='running' AND host=?", (host,))
+        dead = [rid for rid, pid, start in rows if pid is None or not _alive(int(pid), start)]
+        if dead:
+            now = time.time()
+            self._tx("UPDATE runs SET status='interrupted', updated=?, finished=? WHERE id=? AND status='running'",
+                     [(now, now, rid) for rid in dead], many=True)
+        return dead
+
+    # ------------------------------------------------------------------ metrics
+    def log(self, run_id: str, step: int, metrics: Mapping[str, float], *, tokens: int | None = None,
+            wall: float | None = None) -> None:
+        """Write one step's metrics in one transaction (use :meth:`writer` for many steps)."""
+        self.log_rows(run_id, self._rows(step, metrics, tokens, wall))
+
+    @staticmethod
+    def _rows(step: int, metrics: Mapping[str, float], tokens: int | None, wall: float | None) -> list[tuple]:
+        if isinstance(step, bool) or not isinstance(step, (int,)) and not hasattr(step, "__index__"):
+            raise StoreError(f"step: must be an integer >= 0, got {step!r}")
+        step = int(step)
+        if step < 0:
+            raise StoreError(f"step: must be an integer >= 0, got {step}")
+        if not isinstance(metrics, Mapping) or not metrics:
+            raise StoreError("metrics: must be a non-empty mapping of metric name -> value")
+        wall = time.time() if wall is None else float(wall)
+        tok = None if tokens is None else int(tokens)
+        out = []
+        for name, value in metrics.items():
+            if not isinstance(name, str) or not name:
+                raise StoreError(f"metric name: must be a non-empty string, got {name!r}")
+            v, flag = _encode(name, value)
+            out.append((step, tok, wall, name, v, flag))
+        return out
+
+    def log_rows(self, run_id: str, rows: Sequence[tuple]) -> None:
+        """Write pre-encoded rows ``(step, tokens, wall, name, value, flag)`` of one run in one transaction."""
+        self._require(run_id)
+        self._insert([(run_id, *r) for r in rows])
+
+    def _insert(self, rows: Sequence[tuple]) -> None:
+        """One transaction: encoded rows ``(run, step, tokens, wall, name, value, flag)`` of any runs,
+        and the ``updated`` stamp of those runs."""
+        if not rows:
+            return
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT INTO metrics (run, step, tokens, wall, name, value, flag)"
+                                       " VALUES (?,?,?,?,?,?,?)", rows)
+                self._conn.executemany("UPDATE runs SET updated=? WHERE id=?",
+                                       [(now, r) for r in dict.fromkeys(row[0] for row in rows)])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def log_many(self, rows: Sequence[tuple]) -> None:
+        """Write rows ``(run, step, tokens, wall, name, value)`` of any runs in one transaction."""
+        enc = []
+        runs = set()
+        for run, step, tokens, wall, name, value in rows:
+            v, flag = _encode(name, value)
+            runs.add(run)
+            enc.append((run, int(step), None if tokens is None else int(tokens), wall, name, v, flag))
+        for r in runs:
+            self._require(r)
+        self._insert(enc)
+
+    def writer(self, run_id: str | Sequence[str] | None = None, *, every_rows: int = 2000,
+               every_seconds: float = 0.25) -> MetricWriter:
+        """A buffered writer: one transaction every ``every_rows`` rows or ``every_seconds`` seconds,
+        whichever comes first, and on ``flush`` / ``close``. Give one run id (``log(step, metrics)``),
+        or several / none and name the run in each call (``log(step, metrics, run=rid)``): a batched
+        stack of N members writes all N in one transaction."""
+        ids = [] if run_id is None else [run_id] if isinstance(run_id, str) else list(run_id)
+        for r in ids:
+            self._require(r)
+        return MetricWriter(self, run_id if isinstance(run_id, str) else None, every_rows=every_rows,
+                            every_seconds=every_seconds)
+
+    def _metric_df(self, where: str, params: Sequence) -> pd.DataFrame:
+        df = self._df("SELECT id, run, step, tokens, wall, name, value, flag FROM metrics WHERE "
+                      + where + " ORDER BY id", params)
+        if len(df) and df["flag"].notna().any():
+            m = df["flag"].notna()
+            df.loc[m, "value"] = df.loc[m, "flag"].map(_DECODE)
+        df["value"] = df["value"].astype(float)
+        return df.drop(columns="flag")
+
+    def metrics(self, runs: str | Sequence[str], names: str | Sequence[str] | None = None, *,
+                since: int = 0, wide: bool = False) -> pd.DataFrame:
+        """Metrics of one or many runs. Long form: one row per (run, step, name) with columns
+        ``id, run, step, tokens, wall, name, value``; ``wide=True`` pivots to one row per (run, step)
+        and one column per metric."""
+        run_ids = [runs] if isinstance(runs, str) else list(runs)
+        for r in run_ids:
+            self._require(r)
+        where = [f"run IN ({','.join('?' * len(run_ids))})", "id > ?"]
+        params: list = [*run_ids, int(since)]
+        if names is not None:
+            nm = [names] if isinstance(names, str) else list(names)
+            where.append(f"name IN ({','.join('?' * len(nm))})")
+            params += nm
+        df = self._metric_df(" AND ".join(where), params)
+        return to_wide(df) if wide else df
+
+    def sweep_metrics(self, sweep: str, names: str | Sequence[str] | None = None, *, wide: bool = False) -> pd.DataFrame:
+        ids = self.runs(sweep=sweep)["id"].tolist()
+        if not ids:
+            raise StoreError(f"sweep {sweep!r}: no runs")
+        return self.metrics(ids, names, wide=wide)
+
+    def tail(self, since: int = 0, *, runs: Sequence[str] | None = None, names: Sequence[str] | None = None,
+             limit: int | None = None) -> tuple[pd.DataFrame, int]:
+        """Rows committed after cursor ``since`` (optionally of some runs / metrics), and the new cursor.
+        Never blocks a writer (WAL). Start with ``since=0``, or ``since=store.cursor()`` for new rows only."""
+        where, params = ["id > ?"], [int(since)]
+        if runs is not None:
+            runs = list(runs)
+            where.append(f"run IN ({','.join('?' * len(runs))})")
+            params += runs
+        if names is not None:
+            names = list(names)
+            where.append(f"name IN ({','.join('?' * len(names))})")
+            params += names
+        sql = " AND ".join(where)
+        if limit is not None:
+            sql += f" ORDER BY id LIMIT {int(limit)}"
+            df = self._df("SELECT id, run, step, tokens, wall, name, value, flag FROM metrics WHERE " + sql, params)
+            if len(df) and df["flag"].notna().any():
+                m = df["flag"].notna()
+                df.loc[m, "value"] = df.loc[m, "flag"].map(_DECODE)
+            df = df.drop(columns="flag")
+        else:
+            df = self._metric_df(sql, params)
+        cursor = int(df["id"].max()) if len(df) else int(since)
+        return df, cursor
+
+    def cursor(self) -> int:
+        """The id of the newest metric row (0 if none)."""
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM metrics")[0][0])
+
+    def metric_names(self, run_id: str | None = None) -> list[str]:
+        if run_id is None:
+            return [r[0] for r in self._query("SELECT DISTINCT name FROM metrics ORDER BY name")]
+        self._require(run_id)
+        return [r[0] for r in self._query("SELECT DISTINCT name FROM metrics WHERE run=? ORDER BY name", (run_id,))]
+
+    # ------------------------------------------------------------------ artifacts
+    def add_artifact(self, run_id: str | None, kind: str, path: str | os.PathLike, meta: Mapping | None = None) -> int:
+        """Record an artifact (checkpoint, figure, fit) of a run (or of no run: ``run_id=None``)."""
+        if run_id is not None:
+            self._require(run_id)
+        if not kind:
+            raise StoreError("kind: must be a non-empty string such as 'checkpoint' or 'figure'")
+        cur = self._tx("INSERT INTO artifacts (run, kind, path, meta, created) VALUES (?,?,?,?,?)",
+                       (run_id, kind, str(path), _check_config(meta), time.time()))
+        return int(cur.lastrowid)
+
+    def artifacts(self, run_id: str | None = None, kind: str | None = None) -> pd.DataFrame:
+        where, params = [], []
+        if run_id is not None:
+            self._require(run_id)
+            where.append("run=?")
+            params.append(run_id)
+        if kind is not None:
+            where.append("kind=?")
+            params.append(kind)
+        sql = "SELECT id, run, kind, path, meta, created FROM artifacts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        df = self._df(sql + " ORDER BY id", params)
+        df["meta"] = [json.loads(m) for m in df["meta"]]
+        return df
+
+    # ------------------------------------------------------------------ sweeps
+    def create_sweep(self, name: str, spec: Mapping | None = None, *, sweep_id: str | None = None) -> str:
+        sid = sweep_id or "sw-" + uuid.uuid4().hex[:10]
+        now = time.time()
+        try:
+            self._tx("INSERT INTO sweeps (id, name, spec, status, created, updated) VALUES (?,?,?,?,?,?)",
+                     (sid, name, _check_config(spec), "running", now, now))
+        except sqlite3.IntegrityError:
+            raise StoreError(f"sweep_id: {sid!r} already exists") from None
+        return sid
+
+    def get_sweep(self, sweep_id: str) -> dict:
+        df = self._df("SELECT id, name, spec, status, created, updated FROM sweeps WHERE id=?", (sweep_id,))
+        if df.empty:
+            raise UnknownRunError(f"sweep {sweep_id!r}: no such sweep in {self.path}")
+        rec = df.iloc[0].to_dict()
+        rec["spec"] = json.loads(rec["spec"])
+        return rec
+
+    def set_sweep_status(self, sweep_id: str, status: str) -> None:
+        self.get_sweep(sweep_id)
+        self._tx("UPDATE sweeps SET status=?, updated=? WHERE id=?", (status, time.time(), sweep_id))
+
+    def sweeps(self) -> pd.DataFrame:
+        df = self._df("SELECT id, name, spec, status, created, updated FROM sweeps ORDER BY created")
+        df["spec"] = [json.loads(s) for s in df["spec"]]
+        return df
+
+    # ------------------------------------------------------------------ export / import
+    def export(self, path: str | os.PathLike, runs: Sequence[str] | None = None, *, sweep: str | None = None,
+               names: Sequence[str] | None = None) -> Path:
+        """Write runs and their metrics to one CSV or Parquet file (by extension): long form, one row
+        per metric value, with the run's record in ``run_*`` columns so :meth:`import_file` can rebuild
+        them exactly. A run with no metrics still gets one row (with an empty metric)."""
+        path = Path(path)
+        fmt = _format_of(path)
+        if runs is None:
+            runs = self.runs(sweep=sweep)["id"].tolist()
+        runs = list(runs)
+        meta = self.runs()
+        meta = meta[meta["id"].isin(runs)]
+        missing = set(runs) - set(meta["id"])
+        if missing:
+            raise UnknownRunError(f"run {sorted(missing)[0]!r}: no such run in {self.path}")
+        m = self.metrics(runs, names) if runs else pd.DataFrame(columns=_METRIC_COLS)
+        m = m.drop(columns="id")
+        rec = meta.drop(columns=["pid"]).rename(columns=lambda c: "run_" + c)
+        rec["run_config"] = [json.dumps(c, sort_keys=True) for c in rec["run_config"]]
+        out = rec.merge(m, left_on="run_id", right_on="run", how="left").drop(columns="run")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            out.to_csv(path, index=False)
+        else:
+            out.to_parquet(path, index=False)
+        return path
+
+    def import_file(self, path: str | os.PathLike, *, on_conflict: str = "error") -> list[str]:
+        """Read a file written by :meth:`export` (CSV or Parquet) back into this store. ``on_conflict``:
+        ``error`` (default), ``skip`` (keep the stored run) or ``replace``. Returns the run ids imported."""
+        if on_conflict not in ("error", "skip", "replace"):
+            raise StoreError(f"on_conflict: must be 'error', 'skip' or 'replace', got {on_conflict!r}")
+        path = Path(path)
+        fmt = _format_of(path)
+        if not path.exists():
+            raise StoreError(f"path: {path} does not exist")
+        df = pd.read_csv(path, keep_default_na=True) if fmt == "csv" else pd.read_parquet(path)
+        need = {"run_id", "run_name", "run_status", "run_config", "step", "name", "value"}
+        if not need <= set(df.columns):
+            raise StoreError(f"{path}: not a workbench export (missing columns {sorted(need - set(df.columns))})")
+        imported = []
+        for rid, g in df.groupby("run_id", sort=False):
+            rid = str(rid)
+            exists = bool(self._query("SELECT 1 FROM runs WHERE id=?", (rid,)))
+            if exists and on_conflict == "error":
+                raise StoreError(f"run_id: {rid!r} already exists in {self.path} (use on_conflict='skip' or 'replace')")
+            if exists and on_conflict == "skip":
+                continue
+            if exists:
+                self.delete_run(rid)
+            r = g.iloc[0]
+
+            def val(col: str, default: Any = None, _r: pd.Series = r) -> Any:
+                v = _r.get(col, default)
+                return default if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+            cfg = json.loads(val("run_config", "{}"))
+            self._tx("INSERT INTO runs (id, name, sweep, task, config, status, device, created, updated, finished,"
+                     " version, host, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     (rid, str(val("run_name", rid)), val("run_sweep"), str(val("run_task", "")),
+                      _check_config(cfg), str(val("run_status", "finished")), str(val("run_device", "cpu")),
+                      float(val("run_created", time.time())), float(val("run_updated", time.time())),
+                      val("run_finished"), str(val("run_version", __version__)), val("run_host"), val("run_error")))
+            rows = g[g["name"].notna()]
+            if len(rows):
+                tok = rows["tokens"] if "tokens" in rows else pd.Series([None] * len(rows))
+                wall = rows["wall"] if "wall" in rows else pd.Series([None] * len(rows))
+                self.log_many([(rid, int(s), None if pd.isna(t) else int(t), None if pd.isna(w) else float(w), str(n),
+                                float(v)) for s, t, w, n, v in zip(rows["step"], tok, wall, rows["name"], rows["value"])])
+            imported.append(rid)
+        return imported
+
+
+def _format_of(path: Path) -> str:
+    suf = path.suffix.lower()
+    if suf == ".csv":
+        return "csv"
+    if suf in (".parquet", ".pq"):
+        return "parquet"
+    raise StoreError(f"path: {path.name!r} must end in .csv or .parquet")
+
+
+def to_wide(long: pd.DataFrame) -> pd.DataFrame:
+    """Long metric rows -> one row per (run, step), one column per metric (last value wins)."""
+    if long.empty:
+        return pd.DataFrame(columns=["run", "step", "tokens", "wall"])
+    idx = long.groupby(["run", "step"], sort=True).agg(tokens=("tokens", "max"), wall=("wall", "max"))
+    piv = long.pivot_table(index=["run", "step"], columns="name", values="value", aggfunc="last", dropna=False)
+    out = idx.join(piv).reset_index()
+    out.columns.name = None
+    return out
+
+
+class MetricWriter:
+    """Buffers metric rows and commits them in batched transactions.
+
+    Commits when ``every_rows`` rows are buffered or ``every_seconds`` have passed since the last
+    commit (checked on each :meth:`log`), on :meth:`flush`, and on :meth:`close` / leaving a ``with``.
+    What was committed survives a SIGKILL of the process; what was still buffered does not.
+    """
+
+    def __init__(self, store: RunStore, run_id: str | None = None, *, every_rows: int = 2000,
+                 every_seconds: float = 0.25) -> None:
+        if every_rows < 1:
+            raise StoreError(f"every_rows: must be >= 1, got {every_rows}")
+        if every_seconds < 0:
+            raise StoreError(f"every_seconds: must be >= 0, got {every_seconds}")
+        self.store, self.run_id = store, run_id
+        self.every_rows, self.every_seconds = every_rows, every_seconds
+        self._buf: list[tuple] = []
+        self._known: set[str] = {run_id} if run_id else set()
+        self._last = time.monotonic()
+        self.rows_written = 0
+
+    def log(self, step: int, metrics: Mapping[str, float], *, tokens: int | None = None,
+            wall: float | None = None, run: str | None = None) -> None:
+        rid = run or self.run_id
+        if rid is None:
+            raise StoreError("run: this writer serves several runs; name the run in each log call")
+        if rid not in self._known:
+            self.store._require(rid)
+            self._known.add(rid)
+        self._buf.extend((rid, *r) for r in RunStore._rows(step, metrics, tokens, wall))
+        if len(self._buf) >= self.every_rows or time.monotonic() - self._last >= self.every_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            self.store._insert(self._buf)
+            self.rows_written += len(self._buf)
+            self._buf = []
+        self._last = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+
+    def __enter__(self) -> MetricWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
