@@ -257,7 +257,9 @@ def test_sigkill_writer_loses_nothing_committed(tmp_path: Path, attempt: int) ->
     os.kill(proc.pid, signal.SIGKILL)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == -signal.SIGKILL
-    reported = max([int(ln.split()[1]) for ln in out.splitlines() if ln.startswith("COMMITTED")], default=0)
+    # the kill can cut the last line short: count only whole "COMMITTED <n>" lines
+    whole = [ln.split() for ln in out.splitlines()]
+    reported = max([int(w[1]) for w in whole if len(w) == 2 and w[0] == "COMMITTED" and w[1].isdigit()], default=0)
 
     check = sqlite3.connect(path)
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -27,6 +27,7 @@ class AppBase(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._store: RunStore | None = None
+        self._periodic: list = []
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, margin=(5, 10))
 
     @property
@@ -49,22 +50,46 @@ class AppBase(pn.viewable.Viewer):
         self.message.visible = False
         self.message.object = ""
 
+    def add_periodic(self, callback: Callable[[], Any], period_ms: int = 400) -> Any:
+        """Run ``callback`` every ``period_ms`` in this session (one browser tab), stopped when the
+        session is destroyed; returns Panel's ``PeriodicCallback`` (``.stop()`` / ``.start()``)."""
+        cb = pn.state.add_periodic_callback(callback, period=int(period_ms))
+        self._periodic.append(cb)
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.on_session_destroyed(self._on_session_destroyed)
+        return cb
+
+    def _on_session_destroyed(self, session_context: Any) -> None:
+        for cb in self._periodic:
+            try:
+                cb.stop()
+            except Exception:  # already stopped
+                pass
+        self._periodic.clear()
+
     def view(self) -> pn.viewable.Viewable:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(self.message, self.view(), sizing_mode="stretch_width")
 
-    def page(self) -> pn.template.BaseTemplate:
-        """The app inside the served page template, with links to the other apps."""
+    def page(self) -> pn.viewable.Viewable:
+        """The app under a header bar with links to the other apps, for ``panel serve``.
+
+        A plain layout rather than a Panel template: the Fast templates load a Google font, and the
+        pages must work offline (no request may leave the machine)."""
         from workbench.apps import APPS
 
-        links = " · ".join(f"[{a.title}](./{a.path})" for a in APPS.values())
-        tmpl = pn.template.FastListTemplate(title=f"workbench · {self.title}", header_background="#1f3a5f",
-                                            accent_base_color="#3e7bfa", theme_toggle=False)
-        tmpl.header.append(pn.pane.Markdown(links, styles={"color": "white"}, margin=(0, 10)))
-        tmpl.main.append(self.__panel__())
-        return tmpl
+        links = " · ".join(f'<a href="./{a.path}" style="color:#dbe7ff">{a.title}</a>' for a in APPS.values())
+        header = pn.pane.HTML(
+            f'<div style="display:flex;align-items:baseline;gap:24px"><span style="font-size:22px;'
+            f'font-weight:600">workbench · {self.title}</span><span>{links}</span>'
+            f'<a href="./" style="color:#dbe7ff;margin-left:auto">index</a></div>',
+            styles={"background": "#1f3a5f", "color": "white", "padding": "10px 20px"},
+            sizing_mode="stretch_width", margin=0)
+        page = pn.Column(header, self.__panel__(), sizing_mode="stretch_width",
+                         styles={"font-family": "system-ui, -apple-system, 'Segoe UI', sans-serif"})
+        return page
 
 
 def guarded(fn: Callable) -> Callable:
