@@ -488,7 +488,11 @@ class RunStore:
         if run_id is None:
             return [r[0] for r in self._query("SELECT DISTINCT name FROM metrics ORDER BY name")]
         self._require(run_id)
-        return [r[0] for r in self._query("SELECT DISTINCT name FROM metrics WHERE run=? ORDER BY name", (run_id,))]
+        # skip-scan of the (run, name, step) index: one lookup per distinct name, not one per row
+        sql = ("WITH RECURSIVE n(name) AS (SELECT MIN(name) FROM metrics WHERE run=?1 UNION ALL "
+               "SELECT (SELECT MIN(name) FROM metrics WHERE run=?1 AND name > n.name) FROM n "
+               "WHERE n.name IS NOT NULL) SELECT name FROM n WHERE name IS NOT NULL")
+        return [r[0] for r in self._query(sql, (run_id,))]
 
     # ------------------------------------------------------------------ artifacts
     def add_artifact(self, run_id: str | None, kind: str, path: str | os.PathLike, meta: Mapping | None = None) -> int:

@@ -1,0 +1,144 @@
+"""The live monitor and the export panel without a browser: what the periodic callback streams,
+re-decimation, smoothing continuity, grouping, new-run discovery, export bytes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from workbench.apps.export import ExportFailed, ExportPanel
+from workbench.apps.live_monitor import LiveMonitor
+from workbench.curves import ema
+from workbench.store import RunStore
+
+
+@pytest.fixture
+def filled(tmp_path):
+    path = tmp_path / "runs.db"
+    s = RunStore(path)
+    ids = []
+    rng = np.random.default_rng(0)
+    for lr in (1e-3, 1e-2):
+        for seed in range(2):
+            rid = s.create_run(f"lr{lr}-s{seed}", task="demo", config={"lr": lr, "seed": seed})
+            with s.writer(rid) as w:
+                for st in range(500):
+                    w.log(st, {"train_loss": 3 / (1 + st * lr) + rng.normal(scale=0.05),
+                               "test_loss": 3.2 / (1 + st * lr)}, tokens=64 * st)
+            ids.append(rid)
+    yield s, path, ids
+    s.close()
+
+
+def test_initial_view_shows_all_runs_and_metrics(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path))
+    app.view()
+    assert app.runs == ids and set(app.metrics) == {"train_loss", "test_loss"}
+    assert not app.message.visible, app.message.object
+    src = app._series[(ids[0], "train_loss")].source
+    raw = s.metrics(ids[0], "train_loss")
+    np.testing.assert_array_equal(src.data["step"], raw["step"])
+    np.testing.assert_allclose(src.data["ys"], ema(raw["value"].to_numpy(), app.smoothing))
+    assert len(app.plots.objects) == 1  # train/test overlaid in one panel
+
+
+def test_tick_streams_new_rows_and_continues_smoothing(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path))
+    app.view()
+    assert app.tick() == 0
+    for st in range(500, 520):
+        s.log(ids[1], st, {"train_loss": 0.5 + 0.01 * st, "other": 1.0})
+    assert app.tick() == 20  # 'other' is not shown
+    src = app._series[(ids[1], "train_loss")].source
+    raw = s.metrics(ids[1], "train_loss")["value"].to_numpy()
+    assert src.data["step"][-1] == 519 and len(src.data["step"]) == 520
+    np.testing.assert_allclose(src.data["ys"], ema(raw, app.smoothing), rtol=1e-10)
+    assert app.tick() == 0
+
+
+def test_long_series_redecimated_and_spike_kept(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path), max_points=100)
+    app.view()
+    with s.writer(ids[0]) as w:
+        for st in range(500, 5000):
+            w.log(st, {"train_loss": 100.0 if st == 4321 else 1.0})
+    app.tick()
+    src = app._series[(ids[0], "train_loss")].source
+    assert len(src.data["x"]) <= 2 * app.max_points
+    assert max(src.data["y"]) == 100.0 and src.data["step"][-1] == 4999
+
+
+def test_widgets_change_what_is_drawn(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path))
+    app.view()
+    app.x_axis = "tokens"
+    src = app._series[(ids[0], "train_loss")].source
+    np.testing.assert_array_equal(src.data["x"], 64 * np.asarray(src.data["step"]))
+    app.smoothing = 0.0
+    src = app._series[(ids[0], "train_loss")].source  # a rebuild makes new sources
+    np.testing.assert_array_equal(src.data["ys"], src.data["y"])
+    app.color_by, app.bands = "cfg.lr", True
+    assert set(app._group_sources) == {(n, lr) for n in ("train_loss", "test_loss") for lr in (1e-3, 1e-2)}
+    band = app._group_sources[("test_loss", 1e-3)].data
+    assert np.all(band["lo"] <= band["mean"] + 1e-12) and np.all(band["mean"] <= band["hi"] + 1e-12)
+    app.hp_key = "cfg.lr"
+    app.hp_values = ["0.01"]
+    assert app.runs == ids[2:]
+    app.view_mode = "grokking"
+    assert app.metrics == ["train_loss", "test_loss"]
+    assert not app.message.visible, app.message.object
+
+
+def test_new_run_is_followed(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path))
+    app.view()
+    rid = s.create_run("late", task="demo", config={"lr": 0.1, "seed": 0})
+    s.log(rid, 0, {"train_loss": 2.0})
+    app.tick()
+    assert rid in app.runs
+    s.log(rid, 1, {"train_loss": 1.5})
+    app.tick()
+    assert list(app._series[(rid, "train_loss")].source.data["step"]) == [0, 1]
+
+
+def test_export_of_current_view(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path))
+    app.view()
+    fig = app.plotly_figure()
+    assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 2 * len(ids)  # raw + smoothed, train + test
+    csv = app.export.build("csv").decode()
+    assert csv.splitlines()[0] == "run,name,step,tokens,wall,value"
+    assert len(csv.splitlines()) == 1 + 2 * 500 * len(ids)
+
+
+def test_empty_store_shows_a_message(tmp_path) -> None:
+    app = LiveMonitor(store_path=str(tmp_path / "empty.db"))
+    app.view()
+    assert "No runs" in app.plots.objects[0].object
+    assert app.tick() == 0
+
+
+def test_export_panel_buttons_and_errors() -> None:
+    df = pd.DataFrame({"a": [1, 2]})
+    p = ExportPanel(figure=lambda: go.Figure(go.Scatter(y=[1, 2])), data=lambda: df,
+                    fit_json=lambda: None, basename="my run/1")
+    assert list(p.buttons) == ["png", "svg", "pdf", "html", "csv", "parquet", "json"]
+    assert p.buttons["csv"].filename == "my_run_1.csv"
+    assert p.build("csv") == b"a\n1\n2\n"
+    p.buttons["csv"]._clicks += 1  # what a click does: the callback fills the download
+    assert p.buttons["csv"].data.startswith("data:text/plain")
+    with pytest.raises(ExportFailed):
+        p.buttons["json"]._clicks += 1
+    assert p.message.visible and "nothing to export" in p.message.object
+    only = ExportPanel(fit_json=lambda: json.dumps({"E": 1.69}))
+    assert list(only.buttons) == ["json"] and json.loads(only.build("json")) == {"E": 1.69}
