@@ -1,0 +1,169 @@
+"""Sweep board at the param level (no browser): YAML validation through SweepSpec (errors as
+messages), the form -> YAML round trip, results / progress tables from the store, the
+metric-vs-hyperparameter and parallel-coordinates figures, the AlgoPerf profile, and a real
+(tiny) sweep launched from the page."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytest.importorskip("workbench.sweeps.spec")
+
+from workbench.apps.sweep_board import (  # noqa: E402
+    SweepBoard,
+    parallel_coordinates_figure,
+    progress_table,
+    results_table,
+)
+from workbench.sweeps.spec import SweepSpec  # noqa: E402
+
+LRS = (1e-3, 3e-3, 1e-2)
+WIDTHS = (64, 128)
+
+
+def final_loss(lr: float, width: int, seed: int) -> float:
+    """A synthetic LR-sensitivity bowl whose optimum moves with width (seed adds noise)."""
+    best = -2.5 - 0.5 * (width == 128)
+    return (np.log10(lr) - best) ** 2 + 100 / width + 0.01 * seed
+
+
+@pytest.fixture
+def filled(store):
+    """A store with one finished sweep: schedule x lr x width x 2 seeds, losses from `final_loss`."""
+    spec = {"name": "lr-sweep", "strategy": "grid", "base": {"task": "modular", "steps": 100},
+            "axes": {"schedule": ["cosine", "linear"], "lr": list(LRS)}, "seeds": [0, 1],
+            "target": {"metric": "test_acc", "value": 0.9, "mode": "max"}}
+    sid = store.create_sweep("lr-sweep", {"spec": spec, "executor": "batched"})
+    for sch in ("cosine", "linear"):
+        for lr in LRS:
+            for width in WIDTHS:
+                for seed in (0, 1):
+                    cfg = {"task": "modular", "schedule": {"name": sch, "total_steps": 100}, "lr": lr,
+                           "model_params": {"width": width}, "seed": seed, "steps": 100}
+                    rid = store.create_run(f"{sch}-{lr}-{width}-{seed}", task="modular", config=cfg, sweep=sid)
+                    # cosine reaches the accuracy target at step 60, linear at step 80 (lr > 1e-3 only)
+                    hit = 60 if sch == "cosine" else 80
+                    for step in range(0, 101, 20):
+                        acc = 1.0 if (step >= hit and lr > 1e-3) else 0.5
+                        store.log(rid, step, {"test_loss": final_loss(lr, width, seed) + (100 - step) / 100,
+                                              "test_acc": acc})
+                    store.set_status(rid, "finished")
+    return store, sid
+
+
+def test_results_table_has_varied_params_and_final_metrics(filled):
+    store, sid = filled
+    t = results_table(store, sid)
+    assert len(t) == 24
+    assert {"cfg.schedule", "cfg.lr", "cfg.seed", "cfg.model_params.width", "final.test_loss"} <= set(t.columns)
+    assert "cfg.task" not in t.columns and "cfg.steps" not in t.columns  # constant fields are left out
+    for _, r in t.iterrows():
+        assert r["final.test_loss"] == pytest.approx(final_loss(r["cfg.lr"], r["cfg.model_params.width"], r["cfg.seed"]))
+        assert r["best.test_loss"] == pytest.approx(r["final.test_loss"])  # losses decrease here
+
+
+def test_board_defaults_and_metric_vs_lr_per_width(filled, tmp_path):
+    store, sid = filled
+    app = SweepBoard(store_path=str(store.path))
+    assert app.sweep == sid
+    assert (app.x_param, app.group_by, app.metric) == ("cfg.lr", "cfg.model_params.width", "final.test_loss")
+    fig = app.figure()
+    assert fig.layout.xaxis.type == "log"
+    assert sorted(t.name for t in fig.data) == ["model_params.width=128", "model_params.width=64"]
+    for tr in fig.data:
+        width = int(tr.name.split("=")[1])
+        for x, y in zip(tr.x, tr.y):  # mean over seeds and schedules
+            assert y == pytest.approx(np.mean([final_loss(x, width, s) for s in (0, 1)]))
+        # error bars span min..max over seeds
+        assert np.allclose(np.asarray(tr.error_y.array) + np.asarray(tr.error_y.arrayminus), 0.01)
+    app.group_by = "cfg.schedule"  # changing a widget changes the figure
+    assert sorted(t.name for t in app.figure().data) == ["schedule=cosine", "schedule=linear"]
+    app.log_y = True
+    assert app.figure().layout.yaxis.type == "log"
+
+
+def test_parallel_coordinates_axes(filled):
+    store, sid = filled
+    t = results_table(store, sid)
+    fig = parallel_coordinates_figure(t, color="final.test_loss")
+    dims = {d.label: d for d in fig.data[0].dimensions}
+    assert "log10 lr" in dims and np.allclose(sorted(set(dims["log10 lr"].values)), np.log10(LRS))
+    assert list(dims["schedule"].ticktext) == ["cosine", "linear"]
+    assert "test_loss" in dims
+
+
+def test_progress_and_algoperf_profile(filled):
+    store, sid = filled
+    df, summary = progress_table(store, sid)
+    assert len(df) == 24 and (df["progress"] == 1.0).all() and summary["eta_s"] == 0.0
+    app = SweepBoard(store_path=str(store.path))
+    assert app.profile.visible
+    # time to target: cosine 60 steps, linear 80 (one workload): ratio 4/3 -> score (4 - 4/3)/3 = 0.888...
+    score = app.score.value["score"]
+    assert score["cosine"] == pytest.approx(1.0) and score["linear"] == pytest.approx((4 - 80 / 60) / 3)
+
+
+def test_progress_of_a_running_member(store):
+    sid = store.create_sweep("live", {})
+    rid = store.create_run("m0", config={"steps": 100}, sweep=sid)
+    store.log(rid, 0, {"train_loss": 1.0}, wall=1000.0)
+    store.log(rid, 50, {"train_loss": 0.5}, wall=1010.0)  # 5 steps/s
+    df, summary = progress_table(store, sid)
+    row = df.iloc[0]
+    assert row["status"] == "running" and row["progress"] == pytest.approx(0.5)
+    assert row["steps/s"] == pytest.approx(5.0)
+    assert summary["counts"] == {"running": 1}
+
+
+def test_yaml_validation_messages(tmp_path):
+    app = SweepBoard(store_path=str(tmp_path / "runs.db"))
+    assert app.sweep is None and "No sweeps" in app.progress_md.object
+    spec = app.validate()
+    assert spec == SweepSpec.from_yaml(app.yaml_text)
+    assert "valid" in app.message.object and len(app.members_table.value) == spec.n_members()
+    app.yaml_text = "name: x\nstrategy: foo\n"
+    assert app.validate() is None
+    assert app.message.alert_type == "danger" and "strategy" in app.message.object
+    app.yaml_text = "name: x\naxes: {schedule: [no_such_schedule]}\n"
+    app.validate()
+    assert "no_such_schedule" in app.message.object
+    app.yaml_text = "name: [unclosed\n"
+    app.validate()
+    assert "YAML" in app.message.object
+
+
+def test_form_round_trip_and_bad_form(tmp_path):
+    app = SweepBoard(store_path=str(tmp_path / "runs.db"))
+    app.form_name, app.form_schedules, app.form_lrs, app.form_seeds, app.form_steps = (
+        "f", ["cosine", "wsd"], "1e-3, 1e-2", "0, 1", 50)
+    app.apply_form()
+    spec = SweepSpec.from_yaml(app.yaml_text)
+    assert spec.name == "f" and spec.n_members() == 2 * 2 * 2 and spec.base["steps"] == 50
+    assert yaml.safe_load(app.yaml_text)["axes"]["lr"] == [1e-3, 1e-2]
+    app.form_lrs = "fast"
+    app.apply_form()
+    assert app.message.alert_type == "danger" and "form_lrs" in app.message.object
+    app.form_lrs, app.form_seeds = "-1", "0"
+    app.apply_form()
+    assert "form_lrs" in app.message.object
+
+
+def test_launch_tiny_sweep(tmp_path):
+    pytest.importorskip("workbench.train")
+    pytest.importorskip("workbench.sweeps.runner")
+    app = SweepBoard(store_path=str(tmp_path / "runs.db"))
+    app.yaml_text = (
+        "name: tiny\nbase: {task: modular, task_params: {p: 11, frac: 0.5}, model: mlp, steps: 20,"
+        " log_every: 5, eval_every: 10}\naxes: {schedule: [cosine, linear], lr: [0.001, 0.01]}\nseeds: [0]\n")
+    sid = app.launch(background=False)
+    assert sid and app.sweep == sid
+    runs = app.store.runs(sweep=sid)
+    assert len(runs) == 4 and set(runs["status"]) == {"finished"}
+    app.refresh_progress()
+    assert "4 run(s) of 4 members" in app.progress_md.object
+    t = app.data()
+    assert isinstance(t, pd.DataFrame) and len(t) == 4 and "final.test_loss" in t.columns
+    assert sorted(set(t["cfg.lr"])) == [0.001, 0.01]

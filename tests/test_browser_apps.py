@@ -1,0 +1,148 @@
+"""The schedule lab, law fitter and sweep board pages in headless Chromium against `workbench serve`:
+each loads without console errors, a widget change changes the figure, a malformed CSV upload shows
+its message (law fitter), an export click downloads a valid PNG; screenshots go to docs/screenshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "screenshots"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from conftest import Server
+
+    from workbench.store import RunStore
+
+    d = tmp_path_factory.mktemp("apps")
+    st = RunStore(d / "runs.db")  # a finished sweep so the sweep board has something to show
+    sid = st.create_sweep("demo", {"spec": {"name": "demo", "axes": {"lr": [1e-3, 1e-2]}}})
+    for lr in (1e-3, 3e-3, 1e-2):
+        for width in (64, 128):
+            rid = st.create_run(f"lr{lr}-w{width}", config={"lr": lr, "model_params": {"width": width}, "steps": 10},
+                                sweep=sid)
+            for step in (0, 10):
+                st.log(rid, step, {"test_loss": 1 + abs(lr - 3e-3) * 100 + 10 / width + (10 - step) / 10})
+            st.set_status(rid, "finished")
+    st.close()
+    srv = Server(d / "runs.db", apps=["schedules", "laws", "sweeps"])
+    yield srv
+    srv.stop()
+
+
+def open_page(page, url: str) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_viewport_size({"width": 1500, "height": 1100})
+    page.goto(url)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_timeout(1500)
+    return errors
+
+
+SIGNATURE_JS = """() => {
+  const out = [];
+  const walk = (root) => {
+    root.querySelectorAll('*').forEach((el) => {
+      if (el.classList && el.classList.contains('js-plotly-plot')) {
+        const fl = el._fullLayout || {};
+        out.push([(el._fullData || []).map(t => [t.name, (t.y || []).length, String(Array.from(t.y || []).slice(0, 20))]),
+                  fl.xaxis && fl.xaxis.range, fl.yaxis && fl.yaxis.type]);
+      }
+      if (el.shadowRoot) walk(el.shadowRoot);
+    });
+  };
+  walk(document);
+  return JSON.stringify(out);
+}"""
+
+
+def plot_signature(page) -> str:
+    """Names and values of the traces of every plotly figure in the page (through shadow roots)."""
+    return page.evaluate(SIGNATURE_JS)
+
+
+def wait_change(page, before: str, timeout: float = 20_000) -> str:
+    page.wait_for_function(f"(b) => ({SIGNATURE_JS})() !== b", arg=before, timeout=timeout)
+    return plot_signature(page)
+
+
+def export_png(page, tmp_path: Path) -> None:
+    with page.expect_download(timeout=60_000) as dl:
+        page.locator(".wb-export-png button, .wb-export-png a").first.click()
+    path = tmp_path / "export.png"
+    dl.value.save_as(path)
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 2000
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_schedule_lab_page(served, page, tmp_path):
+    errors = open_page(page, served.url + "/schedules")
+    before = plot_signature(page)
+    box = page.locator("input.bk-input").first  # total_steps of the generated form
+    box.fill("2000")
+    box.press("Enter")
+    after = wait_change(page, before)
+    assert after != before
+    page.get_by_role("button", name="Add to chosen").click()
+    page.wait_for_timeout(1000)
+    # an invalid value shows the schedule library's message
+    warm = page.locator(".bk-input-group").filter(has_text="warmup_steps").locator("input").first
+    warm.fill("999999")
+    warm.press("Enter")
+    page.wait_for_selector("text=warmup longer than the run", timeout=20_000)
+    warm.fill("100")
+    warm.press("Enter")
+    page.wait_for_timeout(1000)
+    export_png(page, tmp_path)
+    shot(page, "schedules")
+    assert not errors, errors
+
+
+def test_law_fitter_page(served, page, tmp_path):
+    errors = open_page(page, served.url + "/laws")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("size,loss\n1,2,3,4\n5,6\n")
+    page.locator(".wb-csv-upload input[type='file'], input[type='file']").first.set_input_files(str(bad))
+    page.wait_for_selector("text=line 2 has 4 fields", timeout=20_000)
+    good = tmp_path / "good.csv"
+    good.write_text("size,loss\n" + "\n".join(f"{x},{1.5 + 4 * x ** -0.5}" for x in (10, 30, 100, 300, 1e3, 3e3,
+                                                                                       1e4, 3e4, 1e5)) + "\n")
+    page.locator("input[type='file']").first.set_input_files(str(good))
+    page.wait_for_selector("text=Loaded good.csv", timeout=20_000)
+    mapping = page.locator(".bk-input-group").filter(has_text="Mapping").locator("input").first
+    mapping.fill("x=size,L=loss")
+    mapping.press("Enter")
+    before = plot_signature(page)
+    page.get_by_role("button", name="Fit").click()
+    after = wait_change(page, before, timeout=60_000)
+    assert "power_law" in after
+    export_png(page, tmp_path)
+    shot(page, "laws")
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
+def test_sweep_board_page(served, page, tmp_path):
+    errors = open_page(page, served.url + "/sweeps")
+    page.wait_for_selector("text=demo", timeout=20_000)
+    before = plot_signature(page)
+    page.screenshot(path=str(tmp_path / 'before.png'))
+    page.locator("input[type='checkbox']:visible").nth(1).check()  # log y: the y axis type changes
+    after = wait_change(page, before)
+    assert after != before and '"log"' in after
+    export_png(page, tmp_path)
+    shot(page, "sweeps")
+    assert not errors, errors

@@ -1,0 +1,118 @@
+"""Optimizers by name, and the batched optimizer against the library optimizer run alone."""
+
+import pytest
+import torch
+from pytorch_optimizer import Lion
+from pytorch_optimizer.base.optimizer import BaseOptimizer
+
+from workbench import optim as O
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _problem(seed):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(3, 6, 5, generator=g)
+    t = torch.randn(3, 6, 4, generator=g)
+    W0 = torch.randn(3, 5, 4, generator=g)
+    return A, t, W0
+
+
+def _loss(A, W, t):
+    return ((A @ W - t) ** 2).mean()
+
+
+@pytest.mark.parametrize("name,hp,lib", [
+    ("adamw", {"betas": [(0.9, 0.98), (0.8, 0.99), (0.95, 0.999)], "eps": [1e-8] * 3}, torch.optim.AdamW),
+    ("adam", {"betas": [(0.9, 0.999)] * 3, "eps": [1e-8, 1e-6, 1e-7]}, torch.optim.Adam),
+    ("sgd", {"momentum": [0.0, 0.9, 0.5], "dampening": [0.0] * 3}, torch.optim.SGD),
+    ("lion", {"betas": [(0.9, 0.99), (0.95, 0.98), (0.9, 0.9)]}, Lion),
+])
+def test_batched_optimizer_equals_library_100_steps(name, hp, lib):
+    A, t, W0 = _problem(0)
+    lrs, wds = [1e-2, 3e-3, 2e-2], [0.0, 0.1, 1.0]
+    members = []
+    for i in range(3):
+        m = {k: v[i] for k, v in hp.items()}
+        m["weight_decay"] = wds[i]
+        members.append(m)
+    hpt, nest = O.batched_hparams(name, members, torch.device("cpu"))
+    W = W0.clone().requires_grad_(True)
+    bo = O.BatchedOptimizer(name, [W], hpt, nest)
+    alone = []
+    for i in range(3):
+        w = W0[i].clone().requires_grad_(True)
+        kw = {k: v for k, v in members[i].items()}
+        alone.append((w, lib([w], lr=lrs[i], **kw)))
+    lr = torch.tensor(lrs)
+    for _ in range(100):
+        sum(_loss(A[i], W[i], t[i]) for i in range(3)).backward()
+        bo.step(lr)
+        W.grad = None
+        for i, (w, opt) in enumerate(alone):
+            _loss(A[i], w, t[i]).backward()
+            opt.step()
+            opt.zero_grad()
+    for i, (w, _) in enumerate(alone):
+        assert ((W[i] - w).abs().max() / w.abs().max()).item() < 1e-5
+
+
+def test_orthograd_and_clipping_act_per_member():
+    A, t, W0 = _problem(1)
+    W = W0.clone().requires_grad_(True)
+    sum(_loss(A[i], W[i], t[i]) for i in range(3)).backward()
+    O.orthogonalize_([W])
+    norms = O.clip_grad_norm_per_member_([W], torch.tensor([0.01, 1e9, 0.1]))
+    for i in range(3):
+        w = W0[i].clone().requires_grad_(True)
+        _loss(A[i], w, t[i]).backward()
+        BaseOptimizer.apply_orthogonal_gradients([w], eps=1e-30)   # what OrthoGrad runs on CPU
+        n = torch.nn.utils.clip_grad_norm_([w], [0.01, 1e9, 0.1][i])
+        torch.testing.assert_close(W.grad[i], w.grad, rtol=1e-5, atol=1e-8)
+        assert norms[i].item() == pytest.approx(n.item(), rel=1e-5)
+        assert abs((w.grad * w).sum().item()) < 1e-5 * w.grad.norm().item() * w.norm().item()
+
+
+def test_grokfast_filter_on_stack_equals_per_member():
+    A, t, W0 = _problem(2)
+    W = W0.clone().requires_grad_(True)
+    fb = O.GradFilter("ema", alpha=0.9, lamb=2.0)
+    singles = [(W0[i].clone().requires_grad_(True), O.GradFilter("ema", alpha=0.9, lamb=2.0)) for i in range(3)]
+    for _ in range(5):
+        sum(_loss(A[i], W[i], t[i]) for i in range(3)).backward()
+        fb([("W", W)])
+        for i, (w, f) in enumerate(singles):
+            _loss(A[i], w, t[i]).backward()
+            f([("W", w)])
+            torch.testing.assert_close(W.grad[i], w.grad)
+            w.grad = None
+        W.grad = None
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw", "muon", "lion", "adamp", "lamb", "diffgrad", "sgdsai", "apollo"])
+def test_build_optimizer_by_name_steps(name):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    opt = O.build_optimizer(name, model, lr=1e-2, orthograd=name == "adamw")
+    before = [p.detach().clone() for p in model.parameters()]
+    model(torch.randn(16, 4)).pow(2).mean().backward()
+    opt.step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    O.set_lr(opt, 1e-3)
+
+
+def test_unknown_excluded_and_refused_optimizers():
+    p = [torch.zeros(2, requires_grad=True)]
+    with pytest.raises(O.OptimizerError, match="unknown name 'adamzz'"):
+        O.build_optimizer("adamzz", p)
+    with pytest.raises(O.OptimizerError, match="non-commercial"):
+        O.build_optimizer("nero", p)
+    for name in ("lamb", "muon", "adamp"):
+        with pytest.raises(O.BatchedUnsupportedError, match=f"'{name}' has no per-member batched"):
+            O.batched_hparams(name, [{}], torch.device("cpu"))

@@ -1,0 +1,109 @@
+"""Sweep specs: YAML / dict round trips, strategies, linked axes and validation before anything runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from workbench.sweeps.spec import SweepSpec, SweepSpecError
+
+YAML = """
+name: schedules
+strategy: grid
+base: {task: modular, task_params: {p: 23, frac: 0.5}, model: mlp, steps: 50, lr: 0.001, batch_size: 64}
+axes:
+  schedule: [cosine, linear, {name: wsd, decay_frac: 0.2}]
+  weight_decay: {grid: [0.0, 1.0, 3]}
+linked:
+  - {param: lr, scale_with: batch_size, ref: 32, power: 0.5}
+seeds: [0, 1]
+objective: {metric: test_loss, mode: min}
+target: {metric: test_acc, value: 0.99, mode: max}
+"""
+
+
+def test_yaml_dict_round_trip(tmp_path):
+    s = SweepSpec.from_yaml(YAML)
+    assert SweepSpec.from_dict(s.to_dict()) == s
+    p = tmp_path / "spec.yaml"
+    s.to_yaml(p)
+    assert SweepSpec.from_yaml(p) == s
+    assert SweepSpec.from_yaml(p).to_dict() == s.to_dict()
+
+
+def test_grid_members_product_times_seeds_with_linked_lr():
+    s = SweepSpec.from_yaml(YAML)
+    ms = s.members()
+    assert len(ms) == 3 * 3 * 2 == s.n_members()
+    assert [m.index for m in ms] == list(range(18))
+    assert {m.seed for m in ms} == {0, 1}
+    assert ms[0].config["schedule"] == {"name": "cosine"}
+    assert ms[-1].config["schedule"] == {"name": "wsd", "decay_frac": 0.2}
+    assert sorted({m.config["weight_decay"] for m in ms}) == [0.0, 0.5, 1.0]
+    # LR scaled with the square root of the batch size: 1e-3 * sqrt(64 / 32)
+    assert all(m.config["lr"] == pytest.approx(1e-3 * math.sqrt(2)) for m in ms)
+    assert ms[0].config["task_params"] == {"p": 23, "frac": 0.5}
+    assert len({m.key for m in ms}) == 18          # every member distinct
+
+
+def test_log_grid_and_dotted_axes():
+    s = SweepSpec.from_dict({"name": "x", "base": {"task": "modular"},
+                             "axes": {"lr": {"log_grid": [1e-4, 1e-2, 3]}, "task_params.frac": [0.3, 0.5]}})
+    ms = s.members()
+    assert [m.config["lr"] for m in ms[::2]] == pytest.approx([1e-4, 1e-3, 1e-2])
+    assert ms[1].config["task_params"] == {"frac": 0.5}
+
+
+def test_random_strategy_is_seeded_and_in_range():
+    d = {"name": "r", "strategy": "random", "budget": {"trials": 50}, "seeds": [0],
+         "axes": {"lr": {"log_uniform": [1e-4, 1e-1]}, "wd": {"uniform": [0.0, 2.0]},
+                  "bs": {"int_uniform": [8, 16]}, "schedule": ["cosine", "linear"]}}
+    a, b = SweepSpec.from_dict(d).members(), SweepSpec.from_dict(d).members()
+    assert [m.config for m in a] == [m.config for m in b]
+    lrs = [m.config["lr"] for m in a]
+    assert all(1e-4 <= x <= 1e-1 for x in lrs) and min(lrs) < 1e-3 < max(lrs)   # spread in log space
+    assert all(0 <= m.config["wd"] <= 2 for m in a)
+    assert {m.config["bs"] for m in a} <= set(range(8, 17)) and all(isinstance(m.config["bs"], int) for m in a)
+    assert {m.config["schedule"]["name"] for m in a} == {"cosine", "linear"}
+    c = SweepSpec.from_dict({**d, "sampler_seed": 1}).members()
+    assert [m.config for m in c] != [m.config for m in a]
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"strategy": "hyperband"}, "strategy"),
+    ({"name": ""}, "name"),
+    ({"seeds": [0, 0]}, "seeds"),
+    ({"seeds": [-1]}, "seeds"),
+    ({"axes": {"lr": 0.1}}, "axes.lr"),
+    ({"axes": {"lr": {"uniform": [1, 0]}}, "strategy": "random", "budget": {"trials": 2}}, "axes.lr.uniform"),
+    ({"axes": {"lr": {"log_uniform": [0, 1]}}, "strategy": "random", "budget": {"trials": 2}}, "axes.lr.log_uniform"),
+    ({"axes": {"lr": {"uniform": [0, 1]}}}, "axes.lr"),                 # a range in a grid
+    ({"strategy": "random"}, "budget.trials"),
+    ({"budget": {"trials": 0}}, "budget.trials"),
+    ({"objective": {"metric": "test_loss", "mode": "lowest"}}, "objective.mode"),
+    ({"target": {"metric": "test_acc"}}, "target.value"),
+    ({"linked": [{"param": "lr", "scale_with": "batch_size"}]}, "linked[0].ref"),
+    ({"resources": {"gpus_per_trial": 0}}, "resources.gpus_per_trial"),
+    ({"axes": {"seed": [1, 2]}}, "axes.seed"),
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_specs_name_the_field(patch, field):
+    d = {"name": "ok", "base": {"task": "modular"}, "axes": {"lr": [1e-3]}, **patch}
+    with pytest.raises(SweepSpecError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        SweepSpec.from_dict(d)
+
+
+def test_validate_checks_registry_names():
+    s = SweepSpec.from_dict({"name": "x", "base": {"task": "modular"}, "axes": {"schedule": ["cosine", "cosinus"]}})
+    with pytest.raises(SweepSpecError, match="cosinus.*available"):
+        s.validate(engine=False)
+    s = SweepSpec.from_dict({"name": "x", "base": {"task": "modular"}, "axes": {"optimizer": ["adamw", "adamm"]}})
+    with pytest.raises(SweepSpecError, match="adamm"):
+        s.validate(engine=False)
+
+
+def test_max_members_budget():
+    s = SweepSpec.from_dict({"name": "x", "axes": {"lr": [1, 2, 3]}, "seeds": [0, 1], "budget": {"max_members": 5}})
+    with pytest.raises(SweepSpecError, match="budget.max_members"):
+        s.members()

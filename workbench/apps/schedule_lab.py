@@ -1,0 +1,619 @@
+"""Schedule lab: compose learning-rate schedules, overlay them, predict their loss curves with a
+fitted law before training, and launch a run or a batched sweep of the chosen schedules.
+
+Everything scientific is delegated:
+
+- schedules and their typed parameters come from the registry ``workbench.schedules``
+  (``available()``, ``param_specs(name)``, ``build(spec)``); the widgets are generated from the
+  ``ParamSpec`` rows (type, range, choices), so a new schedule appears here without app code;
+- predicted loss curves come from a fitted schedule-aware law (``workbench.fit``: the
+  multi-power law of Luo et al., ICLR 2025, or the LR-annealing law of Tissue et al. 2024), loaded
+  from a ``FitResult.to_json()`` file or fitted here on runs of the store that logged ``lr``;
+- runs go through ``workbench.train.train`` (one run, a background thread writing to the store)
+  and sweeps through ``workbench.sweeps.run_sweep`` (batched executor).
+
+Invalid widget values (warmup longer than the run, ...) show the schedule library's own error
+message in the page; a missing dependency (a module another part of the project has not shipped)
+shows a message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import plotly.graph_objects as go
+
+from workbench.apps.base import AppBase, guarded
+
+SCHEDULE_AWARE_LAWS = ("multi_power", "mpl", "multi-power", "lr_annealing", "annealing", "momentum")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf")
+
+
+# starting values for required parameters that have no default in the registry
+FORM_DEFAULTS = {"total_steps": 10000, "cycle_steps": 2000, "step_size": 3000, "gamma": 0.9995,
+                 "cooldown_steps": 2000, "const_ratio": 0.5, "switch_step": 5000, "stage2_ratio": 0.3,
+                 "batch_size": 512, "tokens_per_step": 524288}
+
+
+class MissingDependency(ImportError):
+    """A workbench module this page needs is not available (yet)."""
+
+
+def _module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise MissingDependency(f"{name} is not available in this installation ({e})") from e
+
+
+def schedules_module() -> Any:
+    return _module("workbench.schedules")
+
+
+# ----------------------------------------------------------------------------- widgets from specs
+def form_schedules() -> list[str]:
+    """Registry names that the form can edit: those without nested-schedule parameters
+    (``warmup``, ``sequence``, ``rewarm``, ... go through the spec editor)."""
+    mod = schedules_module()
+    return [n for n in mod.available()
+            if not any(p.type is mod.Schedule or p.name == "schedules" for p in mod.param_specs(n))]
+
+
+def _parse_list(text: str, item: type | None) -> list:
+    parts = [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]
+    conv = item if item in (int, float, str) else float
+    out = []
+    for p in parts:
+        try:
+            out.append(conv(float(p)) if conv is int else conv(p))
+        except ValueError as e:
+            raise ValueError(f"could not read {p!r} as {conv.__name__}") from e
+    return out
+
+
+def widget_for(spec: Any) -> pn.widgets.Widget | None:
+    """A Panel widget for one ``ParamSpec`` (None for nested-schedule parameters, which the JSON
+    editor handles). Numeric ranges come from ``spec.low`` / ``spec.high``."""
+    sched_mod = schedules_module()
+    t, default, label = spec.type, spec.default, spec.name
+    kw: dict[str, Any] = {"label": label}
+    if t is sched_mod.Schedule:
+        return None
+    if spec.choices is not None:
+        opts = list(spec.choices)
+        return pn.widgets.Select(options=opts, value=default if default in opts else opts[0], **kw)
+    if t is bool:
+        return pn.widgets.Checkbox(value=bool(default), **kw)
+    if spec.doc:
+        kw["description"] = spec.doc
+    if t is list:
+        text = ", ".join(str(x) for x in (default or []))
+        return pn.widgets.TextInput(value=text, placeholder="comma-separated", **kw)
+    if spec.optional:
+        return pn.widgets.TextInput(value="" if default is None else str(default),
+                                    placeholder="empty = None", **kw)
+    if default is None and t in (int, float):  # required: start from a usable value inside the range
+        default = FORM_DEFAULTS.get(spec.name, spec.low if spec.low is not None and spec.low > 0 else 1)
+    if t is int:
+        return pn.widgets.IntInput(value=int(default), start=None if spec.low is None else int(spec.low),
+                                   end=None if spec.high is None else int(spec.high), **kw)
+    if t is float:
+        lo, hi = spec.low, spec.high
+        step = 0.01 if (lo is not None and hi is not None and hi - lo <= 1) else 0.1
+        return pn.widgets.FloatInput(value=float(default), start=lo, end=hi, step=step, **kw)
+    return pn.widgets.TextInput(value="" if default is None else str(default), **kw)
+
+
+def widget_value(spec: Any, widget: pn.widgets.Widget) -> Any:
+    """The parameter value a widget holds (text parsed to the spec's type)."""
+    v = widget.value
+    if spec.type is list:
+        return _parse_list(v, spec.item)
+    if isinstance(widget, pn.widgets.TextInput) and spec.type is not str:
+        if str(v).strip() in ("", "None", "none"):
+            return None
+        try:
+            return spec.type(float(v)) if spec.type is int else spec.type(v)
+        except (TypeError, ValueError):
+            return v  # the schedule library names the parameter and its range
+    return v
+
+
+# ----------------------------------------------------------------------------- figures
+def schedules_figure(schedules: list[tuple[str, Any]], *, x_axis: str = "steps", tokens_per_step: float = 1.0,
+                     log_y: bool = False, boundaries: bool = True, peak_lr: float | None = None,
+                     preview: tuple[str, Any] | None = None) -> go.Figure:
+    """Overlay of schedules (label, Schedule) with ``workbench.figures.schedules.schedule_figure``
+    (multiplier, or absolute LR when ``peak_lr`` is given, against steps or tokens, phase boundaries
+    dotted); the ``preview`` (the form's current schedule) is drawn dashed grey on top."""
+    items = list(schedules) + ([preview] if preview else [])
+    if not items:
+        return _empty_figure("Learning-rate schedules", "add a schedule, or fix the form's values")
+    try:
+        from workbench.figures.schedules import schedule_figure
+    except ImportError:
+        return _fallback_schedules_figure(schedules, x_axis=x_axis, tokens_per_step=tokens_per_step,
+                                          log_y=log_y, boundaries=boundaries, peak_lr=peak_lr, preview=preview)
+    fig = schedule_figure(dict(items), x=x_axis, tokens_per_step=tokens_per_step, peak_lr=peak_lr, log_y=log_y,
+                          mark_boundaries=boundaries, title="Learning-rate schedules")
+    if preview:
+        fig.data[-1].line.dash = "dash"
+        fig.data[-1].line.color = "#444444"
+    fig.update_layout(height=380)
+    return fig
+
+
+def _empty_figure(title: str, note: str) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template="plotly_white", height=380, title=title,
+                      annotations=[{"text": note, "showarrow": False, "xref": "paper", "yref": "paper",
+                                    "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#888"}}])
+    return fig
+
+
+def _fallback_schedules_figure(schedules: list[tuple[str, Any]], *, x_axis: str, tokens_per_step: float,
+                               log_y: bool, boundaries: bool, peak_lr: float | None,
+                               preview: tuple[str, Any] | None) -> go.Figure:
+    """Used only where ``workbench.figures.schedules`` is missing (same content, fewer niceties)."""
+    fig = go.Figure()
+    scale = 1.0 if peak_lr is None else float(peak_lr)
+    items = [(lbl, s, False) for lbl, s in schedules] + ([(preview[0], preview[1], True)] if preview else [])
+    for i, (label, s, dashed) in enumerate(items):
+        n = int(s.total_steps)
+        steps = np.unique(np.linspace(0, n, num=min(n + 1, 2000)).round())
+        y = np.asarray(s(steps)) * scale
+        x = steps * tokens_per_step if x_axis == "tokens" else steps
+        color = "#444444" if dashed else PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label,
+                                 line={"color": color, "dash": "dash" if dashed else "solid", "width": 2}))
+        if boundaries:
+            for b in getattr(s, "boundaries", ()):
+                xb = float(b) * (tokens_per_step if x_axis == "tokens" else 1.0)
+                fig.add_vline(x=xb, line={"color": color, "dash": "dot", "width": 1}, opacity=0.6)
+    fig.update_layout(template="plotly_white", height=380, margin={"l": 60, "r": 20, "t": 40, "b": 50},
+                      title="Learning-rate schedules", legend={"orientation": "h", "y": -0.2},
+                      xaxis_title="tokens" if x_axis == "tokens" else "step (optimizer updates)",
+                      yaxis_title="learning rate" if peak_lr is not None else "LR multiplier (of peak)")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def prediction_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, x_axis: str = "steps",
+                      tokens_per_step: float = 1.0, log_y: bool = False) -> go.Figure:
+    """Predicted loss curves per schedule (label -> (steps, loss))."""
+    fig = go.Figure()
+    for i, (label, (steps, loss)) in enumerate(curves.items()):
+        x = np.asarray(steps) * (tokens_per_step if x_axis == "tokens" else 1.0)
+        fig.add_trace(go.Scatter(x=x, y=loss, mode="lines", name=label, line={"color": PALETTE[i % len(PALETTE)]}))
+    fig.update_layout(template="plotly_white", height=340, margin={"l": 60, "r": 20, "t": 40, "b": 50},
+                      title="Predicted loss (fitted law, before training)", legend={"orientation": "h", "y": -0.2},
+                      xaxis_title="tokens" if x_axis == "tokens" else "step", yaxis_title="predicted loss")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+# ----------------------------------------------------------------------------- law predictions
+def predict_curve(result: Any, lr: np.ndarray) -> np.ndarray:
+    """Predicted loss at every step of a per-step absolute LR series ``lr`` with a fitted
+    schedule-aware law (``FitResult.predict``). Tries the call forms of ``workbench.fit``'s
+    loss-curve laws: ``predict(lr=...)``, ``predict({"lr": ...})``, ``predict(lr)``."""
+    lr = np.asarray(lr, dtype=np.float64)
+    errors = []
+    curve = {"step": np.arange(len(lr)), "curve": np.zeros(len(lr), dtype=np.int64), "lrs": [lr]}
+    for call in (lambda: result.predict(curve), lambda: result.predict(lr=lr), lambda: result.predict({"lr": lr}), lambda: result.predict(lr)):
+        try:
+            out = np.asarray(call(), dtype=np.float64).reshape(-1)
+        except (TypeError, KeyError, AttributeError) as e:
+            errors.append(e)
+            continue
+        if out.shape[0] == lr.shape[0]:
+            return out
+        errors.append(ValueError(f"prediction has {out.shape[0]} points for {lr.shape[0]} steps"))
+    raise ValueError(f"law {getattr(result, 'law', '?')!r} cannot predict a loss curve from an LR schedule "
+                     f"(a schedule-aware law such as the multi-power law is needed): {errors[-1]}")
+
+
+def law_name(result: Any) -> str:
+    law = getattr(result, "law", None)
+    return str(getattr(law, "name", law) or type(result).__name__)
+
+
+# ----------------------------------------------------------------------------- the app
+class ScheduleLab(AppBase):
+    """Compose, overlay and compare LR schedules; predict their loss curves; launch runs."""
+
+    title = "Schedule lab"
+
+    schedule = param.Selector(default=None, objects=[], doc="Schedule from the registry")
+    chosen = param.List(default=[], doc="Chosen schedules, as plain spec dicts")
+    x_axis = param.Selector(default="steps", objects=["steps", "tokens"])
+    tokens_per_step = param.Number(default=524288.0, bounds=(1, None), doc="Tokens per optimizer update")
+    log_y = param.Boolean(default=False)
+    show_boundaries = param.Boolean(default=True)
+    peak_lr = param.Number(default=3e-4, bounds=(0, None), inclusive_bounds=(False, True),
+                           doc="Peak learning rate (absolute LR = peak x multiplier)")
+    law_json = param.String(default=None, allow_None=True, doc="A fitted schedule-aware law (FitResult JSON)")
+    base_config = param.String(default="task: modular\ntask_params: {p: 23, frac: 0.5}\nmodel: mlp\nseed: 0\n",
+                               doc="TrainConfig fields (YAML) shared by launched runs")
+    last_run = param.String(default=None, allow_None=True)
+    last_sweep = param.String(default=None, allow_None=True)
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.param_widgets: dict[str, pn.widgets.Widget] = {}
+        self._specs: dict[str, Any] = {}
+        self._law: Any = None
+        self._threads: list[threading.Thread] = []
+        self.form = pn.Column(sizing_mode="stretch_width")
+        self.plot = pn.pane.Plotly(schedules_figure([]), sizing_mode="stretch_width", height=400)
+        self.pred_plot = pn.pane.Plotly(prediction_figure({}), sizing_mode="stretch_width", height=360,
+                                        visible=False)
+        self.pred_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
+                                               sizing_mode="stretch_width", height=160, visible=False)
+        self.chosen_table = pn.widgets.Tabulator(pd.DataFrame(columns=["label", "spec"]), disabled=True,
+                                                 show_index=False, sizing_mode="stretch_width", height=180)
+        self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        try:
+            names = form_schedules()
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            names = []
+            self.show_error(f"**Schedules unavailable**: {e}")
+        self.param.schedule.objects = names
+        if names and self.schedule not in names:
+            self.schedule = "cosine" if "cosine" in names else names[0]
+        self._build_form()
+        self._refresh()
+
+    # -------------------------------------------------------------- form
+    @param.depends("schedule", watch=True)
+    def _build_form(self) -> None:
+        self.param_widgets = {}
+        self._specs = {}
+        if not self.schedule:
+            self.form.objects = [pn.pane.Markdown("No schedules registered.")]
+            return
+        try:
+            specs = schedules_module().param_specs(self.schedule)
+        except Exception as e:  # noqa: BLE001
+            self.show_error(f"**{type(e).__name__}**: {e}")
+            return
+        for s in specs:
+            w = widget_for(s)
+            if w is None:
+                continue
+            self.param_widgets[s.name] = w
+            self._specs[s.name] = s
+            w.param.watch(lambda *_: self._refresh(), "value")
+        self.form.objects = list(self.param_widgets.values())
+        self._refresh()
+
+    def form_values(self) -> dict[str, Any]:
+        """The current form as schedule parameters (only those that differ from the defaults are
+        needed, but all are given: the spec is then explicit)."""
+        return {k: widget_value(self._specs[k], w) for k, w in self.param_widgets.items()}
+
+    def set_values(self, **values: Any) -> None:
+        """Set form widgets by parameter name (the same path as typing in the page)."""
+        for k, v in values.items():
+            if k not in self.param_widgets:
+                raise ValueError(f"{k}: not a parameter of schedule {self.schedule!r}; "
+                                 f"choose from {sorted(self.param_widgets)}")
+            w = self.param_widgets[k]
+            w.value = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else (
+                str(v) if isinstance(w, pn.widgets.TextInput) and not isinstance(v, str) else v)
+
+    def current(self) -> Any:
+        """The schedule the form describes (raises the schedule library's error if invalid)."""
+        return schedules_module().build(self.schedule, **self.form_values())
+
+    def chosen_schedules(self) -> list[tuple[str, Any]]:
+        build = schedules_module().build
+        return [(self._label(i, d), build(d)) for i, d in enumerate(self.chosen)]
+
+    @staticmethod
+    def _label(i: int, d: dict) -> str:
+        extras = [f"{k}={v}" for k, v in d.items() if k in ("total_steps", "warmup_steps", "decay_fraction",
+                                                             "decay_shape", "min_ratio")]
+        return f"{i + 1}. {d.get('name')}" + (f" ({', '.join(extras[:3])})" if extras else "")
+
+    # -------------------------------------------------------------- actions
+    @guarded
+    def add_current(self, *_: Any) -> None:
+        s = self.current()
+        self.chosen = [*self.chosen, s.to_dict()]
+        self.show_info(f"Added {s.name} ({s.total_steps} steps).")
+
+    @guarded
+    def add_spec(self, text: str) -> None:
+        """Add a schedule from a JSON or YAML spec (nested schedules: warmup, sequence, rewarm)."""
+        import yaml
+
+        try:
+            d = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"spec: not valid JSON/YAML ({e})") from None
+        s = schedules_module().build(d)
+        self.chosen = [*self.chosen, s.to_dict()]
+        self.show_info(f"Added {s.name} ({s.total_steps} steps).")
+
+    def remove(self, index: int) -> None:
+        if not 0 <= index < len(self.chosen):
+            raise ValueError(f"index: {index} out of range [0, {len(self.chosen) - 1}]")
+        self.chosen = [d for i, d in enumerate(self.chosen) if i != index]
+
+    def clear(self, *_: Any) -> None:
+        self.chosen = []
+
+    @guarded
+    def load_law(self, text: str | bytes) -> None:
+        """Load a fitted law from ``FitResult.to_json()`` text."""
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="replace")
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"law file: not valid JSON ({e.msg} at line {e.lineno})") from None
+        FitResult = _module("workbench.fit").FitResult
+        self._law = FitResult.from_json(text)
+        self.law_json = text
+        self.show_info(f"Loaded law {law_name(self._law)}.")
+
+    def set_law(self, result: Any) -> None:
+        """Use an already fitted law object (notebooks, tests)."""
+        self._law = result
+        self.law_json = result.to_json() if hasattr(result, "to_json") else None
+        self._refresh()
+
+    @guarded
+    def fit_law_on_runs(self, law: str = "multi_power", run_ids: list[str] | None = None) -> None:
+        """Fit a schedule-aware law on runs of the store that logged ``lr`` and a loss."""
+        fitmod = _module("workbench.fit")
+        runs = self.store.runs()
+        if runs.empty:
+            raise ValueError("runs: the store has no runs to fit a law on; upload a fitted law instead")
+        ids = run_ids or runs["id"].tolist()
+        df = self.store.metrics(ids, ["lr", "train_loss", "loss"], wide=True)
+        if "lr" not in df or not ({"train_loss", "loss"} & set(df.columns)):
+            raise ValueError("runs: none of the chosen runs logged both 'lr' and a loss ('train_loss')")
+        ycol = "train_loss" if "train_loss" in df else "loss"
+        curves = []
+        for rid, g in df.dropna(subset=["lr", ycol]).groupby("run"):
+            steps = g["step"].to_numpy(dtype=np.int64)
+            lr = np.interp(np.arange(int(steps.max()) + 1), steps, g["lr"].to_numpy(float))  # per-step LR
+            curves.append((rid, steps, g[ycol].to_numpy(float), lr))
+        self._law = fitmod.fit(law, fitmod.FitData.from_curves(curves))
+        self.law_json = self._law.to_json()
+        self.show_info(f"Fitted {law} on {len(curves)} run(s).")
+
+    def predictions(self) -> pd.DataFrame:
+        """Predicted final loss of each chosen schedule under the loaded law (empty without a law)."""
+        rows = []
+        for label, (steps, loss) in self._prediction_curves().items():
+            rows.append({"schedule": label, "steps": int(steps[-1]) + 1, "final loss": float(loss[-1]),
+                         "min loss": float(np.min(loss))})
+        return pd.DataFrame(rows)
+
+    def _prediction_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        if self._law is None:
+            return {}
+        out = {}
+        for label, s in self.chosen_schedules():
+            steps = np.arange(int(s.total_steps) + 1)
+            out[label] = (steps, predict_curve(self._law, np.asarray(s(steps)) * self.peak_lr))
+        return out
+
+    # -------------------------------------------------------------- training
+    def _train_config(self, spec: dict, base: dict | None = None) -> Any:
+        trainmod = _module("workbench.train")
+        cfg = dict(base or {})
+        cfg.update({"schedule": spec, "steps": int(spec.get("total_steps") or 0) or cfg.get("steps"),
+                    "lr": float(self.peak_lr)})
+        return trainmod.TrainConfig.from_dict(cfg)
+
+    def base(self) -> dict:
+        """The base training config (YAML text of ``TrainConfig`` fields) as a dict."""
+        import yaml
+
+        try:
+            d = yaml.safe_load(self.base_config or "") or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"base_config: not valid YAML ({e})") from None
+        if not isinstance(d, dict):
+            raise ValueError("base_config: must be a YAML mapping of TrainConfig fields")
+        return d
+
+    @guarded
+    def launch_run(self, *_: Any, index: int = -1, background: bool = True) -> str | None:
+        """Train one chosen schedule (default: the last) with ``workbench.train.train`` in a thread
+        writing to the store; returns the run id."""
+        if not self.chosen:
+            raise ValueError("chosen: add a schedule first (the Add button)")
+        spec = self.chosen[index]
+        cfg = self._train_config(spec, self.base())
+        trainmod = _module("workbench.train")
+        store_path = str(self.store.path)
+        run_id = uuid.uuid4().hex[:12]
+        name = f"lab-{spec.get('name')}"
+
+        def work() -> None:
+            from workbench.store import RunStore
+
+            st = RunStore(store_path)
+            try:
+                trainmod.train(cfg, st, name=name, run_id=run_id)
+            except Exception as e:  # noqa: BLE001 - reported in the page
+                self.show_error(f"**Run {run_id} failed**: {type(e).__name__}: {e}")
+            finally:
+                st.close()
+
+        self._start(work, run_id, background)
+        self.last_run = run_id
+        self.status.object = f"Run `{run_id}` started. [Watch it in the live monitor](./monitor?run={run_id})"
+        return run_id
+
+    def _start(self, work: Any, run_id: str, background: bool) -> str:
+        if background:
+            t = threading.Thread(target=work, daemon=True, name=f"schedule-lab-{run_id}")
+            self._threads.append(t)
+            t.start()
+        else:
+            work()
+        return run_id
+
+    def sweep_spec(self, name: str = "schedule-lab") -> dict:
+        """A grid sweep over the chosen schedules (one member per schedule) as ``SweepSpec`` plain
+        data; the base config's ``steps`` is the schedules' common ``total_steps``."""
+        if not self.chosen:
+            raise ValueError("chosen: add at least one schedule first")
+        totals = {int(d.get("total_steps") or self._built_total(d)) for d in self.chosen}
+        if len(totals) != 1:
+            raise ValueError(f"chosen: schedules in one sweep must have the same length (total_steps), "
+                             f"got {sorted(totals)}; train them one by one instead")
+        base = self.base()
+        base.update(lr=float(self.peak_lr), steps=totals.pop())
+        return {"name": name, "strategy": "grid", "base": base,
+                "axes": {"schedule": [dict(d) for d in self.chosen]}, "seeds": [int(base.pop("seed", 0))]}
+
+    @staticmethod
+    def _built_total(d: dict) -> int:
+        return int(schedules_module().build(d).total_steps)
+
+    @guarded
+    def launch_sweep(self, *_: Any, background: bool = True) -> str | None:
+        """Run the chosen schedules as one batched sweep (``workbench.sweeps.run_sweep``) in a thread
+        writing to the store; returns the sweep id."""
+        from workbench.apps.sweep_board import sweeps_api
+
+        spec = _module("workbench.sweeps.spec").SweepSpec.from_dict(self.sweep_spec()).validate()
+        run_sweep = sweeps_api("run_sweep")
+        store_path = str(self.store.path)
+        sid = "sw-" + uuid.uuid4().hex[:10]
+
+        def work() -> None:
+            from workbench.store import RunStore
+
+            st = RunStore(store_path)
+            try:
+                run_sweep(spec, executor="batched", store=st, sweep_id=sid, progress=False)
+            except Exception as e:  # noqa: BLE001 - shown in the page
+                self.show_error(f"**Sweep {sid} failed**: {type(e).__name__}: {e}")
+            finally:
+                st.close()
+
+        self._start(work, sid, background)
+        self.last_sweep = sid
+        self.status.object = (f"Sweep `{sid}` of {len(self.chosen)} schedule(s) started. "
+                              "[Live monitor](./monitor) · [Sweep board](./sweeps)")
+        return sid
+
+    # -------------------------------------------------------------- refresh
+    @param.depends("chosen", "x_axis", "tokens_per_step", "log_y", "show_boundaries", "peak_lr", "law_json",
+                   watch=True)
+    def _refresh(self) -> None:
+        preview, err = None, None
+        if self.param_widgets:
+            try:
+                preview = ("preview: " + self.schedule, self.current())
+            except Exception as e:  # noqa: BLE001 - the schedule library's message, shown in the page
+                err = f"**{type(e).__name__}**: {e}"
+        try:
+            chosen = self.chosen_schedules()
+        except Exception as e:  # noqa: BLE001
+            chosen, err = [], f"**{type(e).__name__}**: {e}"
+        if err:
+            self.show_error(err)
+        elif self.message.alert_type == "danger":
+            self.clear_message()
+        self.plot.object = schedules_figure(chosen, x_axis=self.x_axis, tokens_per_step=self.tokens_per_step,
+                                            log_y=self.log_y, boundaries=self.show_boundaries, preview=preview)
+        self.chosen_table.value = pd.DataFrame(
+            {"label": [lbl for lbl, _ in chosen], "spec": [json.dumps(d) for d in self.chosen]})
+        self._refresh_predictions()
+
+    def _refresh_predictions(self) -> None:
+        if self._law is None or not self.chosen:
+            self.pred_plot.visible = self.pred_table.visible = False
+            return
+        try:
+            curves = self._prediction_curves()
+        except Exception as e:  # noqa: BLE001
+            self.show_error(f"**{type(e).__name__}**: {e}")
+            self.pred_plot.visible = self.pred_table.visible = False
+            return
+        self.pred_plot.object = prediction_figure(curves, x_axis=self.x_axis, tokens_per_step=self.tokens_per_step)
+        self.pred_table.value = self.predictions()
+        self.pred_plot.visible = self.pred_table.visible = True
+
+    def figure(self) -> go.Figure:
+        return self.plot.object
+
+    def data(self) -> pd.DataFrame | None:
+        """Every chosen schedule's multiplier per step (long form), for export."""
+        frames = []
+        for label, s in self.chosen_schedules():
+            steps = np.arange(int(s.total_steps) + 1)
+            frames.append(pd.DataFrame({"schedule": label, "step": steps, "tokens": steps * self.tokens_per_step,
+                                        "multiplier": s(steps), "lr": np.asarray(s(steps)) * self.peak_lr}))
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    # -------------------------------------------------------------- view
+    def view(self) -> pn.viewable.Viewable:
+        add = pn.widgets.Button(label="Add to chosen", color="primary")
+        add.on_click(self.add_current)
+        clear = pn.widgets.Button(label="Clear chosen")
+        clear.on_click(self.clear)
+        spec_text = pn.widgets.TextAreaInput(label="Or a spec (JSON / YAML, nested schedules allowed)", height=90,
+                                             placeholder='{"name": "cosine", "total_steps": 10000}')
+        add_spec = pn.widgets.Button(label="Add spec")
+        add_spec.on_click(lambda *_: self.add_spec(spec_text.value))
+
+        law_file = pn.widgets.FileInput(accept=".json", multiple=False)
+        law_file.param.watch(lambda e: e.new and self.load_law(e.new), "value")
+        fit_btn = pn.widgets.Button(label="Fit multi-power law on the store's runs")
+        fit_btn.on_click(lambda *_: self.fit_law_on_runs())
+
+        base_cfg = pn.widgets.TextAreaInput.from_param(
+            self.param.base_config, label="Base training config (YAML; schedule, steps and lr come from here)",
+            height=100)
+        run_btn = pn.widgets.Button(label="Train last chosen", color="success")
+        run_btn.on_click(self.launch_run)
+        sweep_btn = pn.widgets.Button(label="Sweep all chosen (batched)", color="success")
+        sweep_btn.on_click(self.launch_sweep)
+
+        controls = pn.Column(
+            pn.widgets.Select.from_param(self.param.schedule, label="Schedule"),
+            self.form, pn.Row(add, clear), spec_text, add_spec,
+            pn.layout.Divider(),
+            pn.widgets.RadioButtonGroup.from_param(self.param.x_axis),
+            pn.widgets.FloatInput.from_param(self.param.tokens_per_step, label="Tokens per step"),
+            pn.widgets.Checkbox.from_param(self.param.log_y, label="log y"),
+            pn.widgets.Checkbox.from_param(self.param.show_boundaries, label="phase boundaries"),
+            pn.widgets.FloatInput.from_param(self.param.peak_lr, label="Peak LR", step=1e-4),
+            width=320, sizing_mode="fixed",
+        )
+        law_box = pn.Card(pn.pane.Markdown("Upload a fitted schedule-aware law (`FitResult.to_json()`), "
+                                           "or fit one on runs in the store:"),
+                          law_file, fit_btn, title="Loss prediction", collapsed=False)
+        launch_box = pn.Card(base_cfg, pn.Row(run_btn, sweep_btn), self.status, title="Launch", collapsed=False)
+        main = pn.Column(self.plot, self.chosen_table, law_box, self.pred_plot, self.pred_table, launch_box,
+                         self._export(), sizing_mode="stretch_width")
+        return pn.Row(controls, main, sizing_mode="stretch_width")
+
+    def _export(self) -> pn.viewable.Viewable:
+        try:
+            ExportPanel = importlib.import_module("workbench.apps.export").ExportPanel
+        except (ImportError, AttributeError):
+            return pn.pane.Markdown("*Export is not available in this installation.*")
+        return ExportPanel(figure=self.figure, data=self.data, fit_json=lambda: self.law_json,
+                           basename="schedules")

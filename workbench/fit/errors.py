@@ -1,0 +1,12 @@
+"""Errors of the fitting package (ValueError subclasses naming the field and the allowed range)."""
+
+
+class FitDataError(ValueError):
+    """Bad input data or arguments for a fit (NaN, inf, non-positive values under a log, too few points...)."""
+
+
+class UnknownLawError(FitDataError, KeyError):
+    """No law of that name is registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""

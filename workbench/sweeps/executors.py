@@ -1,0 +1,447 @@
+"""Executors: one interface to run a sweep's members on one GPU, a pool of processes, or a Ray cluster.
+
+Every executor takes a list of :class:`Job` (a member to start, or an interrupted member to resume
+from its checkpoint) and runs each through the engine (``workbench.train.train`` /
+``train_batched`` / ``resume``), which writes runs and metrics to the run store. No training loop
+lives here.
+
+* :class:`BatchedExecutor` (``batched``): members whose configs differ only in fields the engine's
+  batched loop can vary per member (LR, schedule, weight decay, seed, optimizer hyperparameters...)
+  share a model shape; they are packed into groups that fit in memory and each group trains as one
+  batched model (``train_batched``). A group the engine refuses (e.g. an optimizer without a
+  batched form) falls back to one ``train`` per member.
+* :class:`LocalExecutor` (``local``): a pool of ``spawn``-ed worker processes on this machine
+  (``concurrent.futures.ProcessPoolExecutor``), each opening the same SQLite store (WAL: concurrent
+  writers are safe). With several GPUs, worker *i* gets ``cuda:i mod n``.
+* :class:`RayExecutor` (``ray``): real Ray tasks (``ray.remote``) on the cluster given by
+  ``address`` (``ray.init(address=...)``), ``num_gpus`` may be fractional so small trials share a
+  GPU. ``store_mode="direct"``: each task opens the store path (one machine or a shared file
+  system); ``"ship"``: each task trains into a private temporary store and ships its run back as a
+  Parquet export (``RunStore.export``), which the driver imports — for clusters without a shared
+  file system.
+
+The memory packing of :class:`BatchedExecutor` is a rough estimate (16 bytes per parameter for the
+weights, gradients and two Adam moments, plus activations ~ batch x positions x widest layer x 64
+bytes), measured against ``memory_fraction`` of the free device memory; ``resources.max_group``
+caps it explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXECUTORS = ("batched", "local", "ray")
+
+# TrainConfig fields the batched loop may vary member by member (everything else must be equal).
+PER_MEMBER_FIELDS = {"lr", "schedule", "weight_decay", "seed", "optimizer_params", "name", "grad_clip",
+                     "betas", "momentum", "eps"}
+
+
+class ExecutorError(ValueError):
+    """A bad executor choice or option: names it and what is allowed."""
+
+
+@dataclass
+class Job:
+    """One member to run: ``action`` is ``new`` (start it as ``run_id``) or ``resume``."""
+
+    run_id: str
+    config: dict[str, Any]
+    name: str
+    action: str = "new"
+    index: int = 0
+    covers: list[str] = field(default_factory=list)   # resume: every run id of the stack it continues
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    status: str
+    final: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+OnDone = Callable[[Outcome], None]
+
+
+# ---------------------------------------------------------------------------------------- engine glue
+def _engine() -> Any:
+    try:
+        import workbench.train as engine
+    except ImportError as e:  # pragma: no cover - the engine ships with the package
+        raise ExecutorError(f"executor: the training engine (workbench.train) is not importable: {e}") from None
+    return engine
+
+
+def _outcome(res: Any, run_id: str) -> Outcome:
+    final = getattr(res, "final", {}) or {}
+    return Outcome(getattr(res, "run_id", run_id) or run_id, str(getattr(res, "status", "finished")),
+                   {k: float(v) for k, v in dict(final).items() if isinstance(v, (int, float))})
+
+
+def _record_failure(store: Any, job: Job, sweep: str | None, exc: BaseException) -> Outcome:
+    """The engine normally records its own failures; this covers an exception raised before or
+    around it (e.g. a bad config), so the sweep goes on and the member is recorded as failed."""
+    msg = f"{type(exc).__name__}: {exc}"
+    try:
+        try:
+            store.get_run(job.run_id)
+        except KeyError:
+            store.create_run(job.name, task=str(job.config.get("task", "")), config=job.config, sweep=sweep,
+                             run_id=job.run_id, status="failed")
+        store.set_status(job.run_id, "failed", error=msg + "\n" + traceback.format_exc(limit=5))
+    except Exception:  # noqa: BLE001 - recording the failure must not take the sweep down
+        pass
+    return Outcome(job.run_id, "failed", {}, msg)
+
+
+def last_checkpoint(store: Any, run_id: str) -> tuple[int, list[str]]:
+    """Step of ``run_id``'s last checkpoint still on disk (0 if none) and the run ids trained in the
+    same stack (the engine's ``resume`` continues the whole stack)."""
+    cks = store.artifacts(run_id, kind="checkpoint")
+    for _, row in cks.iloc[::-1].iterrows():
+        if Path(row["path"]).exists():
+            meta = row["meta"] or {}
+            return int(meta.get("step", 0)), list(meta.get("members", [run_id]))
+    return 0, [run_id]
+
+
+def truncate_after(store: Any, run_ids: Sequence[str], step: int) -> int:
+    """Delete metric rows at ``step`` or later (they are logged again by the resumed run), so a resume
+    never duplicates rows. Returns how many rows went."""
+    if not run_ids:
+        return 0
+    q = ",".join("?" * len(run_ids))
+    cur = store._tx(f"DELETE FROM metrics WHERE run IN ({q}) AND step >= ?", (*run_ids, int(step)))
+    return int(cur.rowcount or 0)
+
+
+def _status(store: Any, run_id: str) -> str | None:
+    try:
+        return str(store.get_run(run_id)["status"])
+    except KeyError:
+        return None
+
+
+def run_one(store: Any, job: Job, sweep: str | None) -> Outcome:
+    """Run or resume one member in this process through the engine. A resume first drops the metric
+    rows logged after the checkpoint it continues from (every member of its stack)."""
+    engine = _engine()
+    try:
+        if job.action == "resume":
+            st = _status(store, job.run_id)
+            if st in ("finished", "diverged", "failed"):      # resumed already as part of its stack
+                return Outcome(job.run_id, st, {})
+            step, members = last_checkpoint(store, job.run_id)
+            truncate_after(store, members, step)
+            res = engine.resume(job.run_id, store)
+        else:
+            cfg = engine.TrainConfig.from_dict(job.config)
+            res = engine.train(cfg, store, name=job.name, sweep=sweep, run_id=job.run_id)
+        return _outcome(res, job.run_id)
+    except Exception as e:  # noqa: BLE001
+        return _record_failure(store, job, sweep, e)
+
+
+# ---------------------------------------------------------------------------------------- interface
+class Executor:
+    """Runs jobs of one sweep; ``on_done`` is called once per finished job (progress bars)."""
+
+    name = "base"
+
+    def run(self, jobs: Sequence[Job], store: Any, sweep: str | None, on_done: OnDone | None = None) -> list[Outcome]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def make_executor(name: str, **options: Any) -> Executor:
+    """``batched`` | ``local`` | ``ray`` with their options (see each class)."""
+    if name not in EXECUTORS:
+        raise ExecutorError(f"executor: must be one of {EXECUTORS}, got {name!r}")
+    cls = {"batched": BatchedExecutor, "local": LocalExecutor, "ray": RayExecutor}[name]
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise ExecutorError(f"executor {name!r}: bad option ({e})") from None
+
+
+# ---------------------------------------------------------------------------------------- batched
+def batch_key(cfg: dict[str, Any]) -> str:
+    """Members with equal keys can share one batched model."""
+    import json
+
+    return json.dumps({k: v for k, v in cfg.items() if k not in PER_MEMBER_FIELDS}, sort_keys=True, default=str)
+
+
+def _free_bytes(device: str) -> int:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def member_bytes(cfg: dict[str, Any]) -> int:
+    """Rough memory of one member in a batched group (see the module docstring)."""
+    import torch
+
+    from workbench.models import build_model
+    from workbench.tasks import make_task
+
+    ds = make_task(cfg.get("task", "modular"), cfg.get("task_params"), seed=0)
+    with torch.device("meta"):
+        model = build_model(cfg.get("model", "auto"), cfg.get("model_params"), ds)
+    n_params = sum(p.numel() for p in model.parameters())
+    widest = max((max(p.shape) for p in model.parameters()), default=1)
+    positions = ds.input_shape[0] if ds.kind == "lm" or ds.vocab_size is not None else 1
+    batch = cfg.get("batch_size") or min(ds.n_train, 512)
+    return int(16 * n_params + 64 * int(batch) * positions * widest)
+
+
+def pack(jobs: Sequence[Job], max_group: int | None = None, memory_fraction: float = 0.5,
+         device: str = "cpu") -> list[list[Job]]:
+    """Group ``new`` jobs by :func:`batch_key`, then split each group into chunks that fit in
+    ``memory_fraction`` of the free memory (and at most ``max_group`` members)."""
+    groups: dict[str, list[Job]] = {}
+    for j in jobs:
+        groups.setdefault(batch_key(j.config), []).append(j)
+    out = []
+    free = _free_bytes(device) * memory_fraction
+    for g in groups.values():
+        try:
+            per = member_bytes(g[0].config)
+            cap = max(1, int(free // max(per, 1)))
+        except Exception:  # noqa: BLE001 - an unknown model: let the engine decide, one chunk
+            cap = len(g)
+        if max_group is not None:
+            cap = min(cap, max_group)
+        out += [g[i:i + cap] for i in range(0, len(g), cap)]
+    return out
+
+
+class BatchedExecutor(Executor):
+    """Members sharing a model shape train as one batched model (``train_batched``)."""
+
+    name = "batched"
+
+    def __init__(self, max_group: int | None = None, memory_fraction: float = 0.5, device: str | None = None) -> None:
+        if max_group is not None and (not isinstance(max_group, int) or max_group < 1):
+            raise ExecutorError(f"max_group: must be an integer >= 1, got {max_group!r}")
+        if not 0 < memory_fraction <= 1:
+            raise ExecutorError(f"memory_fraction: must be in (0, 1], got {memory_fraction!r}")
+        self.max_group, self.memory_fraction, self.device = max_group, memory_fraction, device
+
+    def run(self, jobs: Sequence[Job], store: Any, sweep: str | None, on_done: OnDone | None = None) -> list[Outcome]:
+        engine = _engine()
+        outs: list[Outcome] = []
+
+        def done(o: Outcome) -> None:
+            outs.append(o)
+            if on_done:
+                on_done(o)
+
+        for j in [j for j in jobs if j.action == "resume"]:
+            done(run_one(store, j, sweep))
+        new = [j for j in jobs if j.action == "new"]
+        device = self.device or str(new[0].config.get("device", "cpu")) if new else "cpu"
+        if device == "auto":
+            from workbench.device import pick_device
+            device = str(pick_device("auto"))
+        for group in pack(new, self.max_group, self.memory_fraction, device):
+            if len(group) == 1:
+                done(run_one(store, group[0], sweep))
+                continue
+            try:
+                cfgs = [engine.TrainConfig.from_dict(j.config) for j in group]
+                results = _train_batched(engine, cfgs, store, sweep, group)
+            except Exception:  # noqa: BLE001 - the batched loop refused the group: one run each
+                for j in group:
+                    for rid in _runs_named(store, sweep, j.name):   # partly started by the batched loop
+                        store.delete_run(rid)
+                    done(run_one(store, j, sweep))
+                continue
+            for j, r in zip(group, results):
+                done(_outcome(r, getattr(r, "run_id", None) or j.run_id))
+        return outs
+
+
+def _runs_named(store: Any, sweep: str | None, name: str) -> list[str]:
+    runs = store.runs(sweep=sweep)
+    return runs.loc[runs["name"] == name, "id"].tolist()
+
+
+def _train_batched(engine: Any, cfgs: list, store: Any, sweep: str | None, group: list[Job]) -> list:
+    """``train_batched`` with the members' names (the sweep finds its members by name) and, where the
+    engine accepts them, their run ids."""
+    import inspect
+
+    params = inspect.signature(engine.train_batched).parameters
+    kw: dict[str, Any] = {"sweep": sweep}
+    if "run_ids" in params:
+        kw["run_ids"] = [j.run_id for j in group]
+    if "names" in params:
+        kw["names"] = [j.name for j in group]
+    return engine.train_batched(cfgs, store, **kw)
+
+
+# ---------------------------------------------------------------------------------------- local pool
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def _local_task(store_path: str, job: Job, sweep: str | None, device: str | None) -> Outcome:
+    from workbench.store import RunStore
+
+    if device is not None and job.action == "new":
+        job.config = {**job.config, "device": device}
+    with RunStore(store_path, mark_interrupted=False) as store:
+        return run_one(store, job, sweep)
+
+
+class LocalExecutor(Executor):
+    """A pool of worker processes on this machine (``spawn`` start method, so CUDA works in them)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, threads_per_worker: int = 1) -> None:
+        n = workers if workers is not None else max(1, (os.cpu_count() or 1))
+        if not isinstance(n, int) or n < 1:
+            raise ExecutorError(f"workers: must be an integer >= 1, got {workers!r}")
+        self.workers, self.threads = n, threads_per_worker
+
+    def run(self, jobs: Sequence[Job], store: Any, sweep: str | None, on_done: OnDone | None = None) -> list[Outcome]:
+        import multiprocessing as mp
+
+        import torch
+
+        if str(store.path) == ":memory:":
+            raise ExecutorError("store: the local executor needs a store file that worker processes can open, "
+                                "not ':memory:'")
+        n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        outs: list[Outcome] = []
+        with ProcessPoolExecutor(max_workers=min(self.workers, max(1, len(jobs))), mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(self.threads,)) as pool:
+            futs = {}
+            for i, j in enumerate(jobs):
+                dev = f"cuda:{i % n_gpu}" if n_gpu > 1 and str(j.config.get("device", "auto")) in ("auto", "cuda") else None
+                futs[pool.submit(_local_task, str(store.path), j, sweep, dev)] = j
+            pending = set(futs)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    try:
+                        o = f.result()
+                    except Exception as e:  # noqa: BLE001 - a worker died: record, go on
+                        o = _record_failure(store, futs[f], sweep, e)
+                    outs.append(o)
+                    if on_done:
+                        on_done(o)
+        return outs
+
+
+# ---------------------------------------------------------------------------------------- ray
+def _ray_task(store_path: str | None, job: Job, sweep: str | None, threads: int) -> tuple[Outcome, bytes | None]:
+    import torch
+
+    from workbench.store import RunStore
+
+    torch.set_num_threads(max(1, threads))
+    if store_path is not None:   # direct: write to the shared store
+        with RunStore(store_path, mark_interrupted=False) as store:
+            return run_one(store, job, sweep), None
+    with tempfile.TemporaryDirectory() as d:   # ship: a private store, exported back as Parquet
+        with RunStore(Path(d) / "trial.db", mark_interrupted=False) as store:
+            out = run_one(store, job, sweep)
+            path = store.export(Path(d) / "trial.parquet", [out.run_id])
+            return out, path.read_bytes()
+
+
+def ray_init(address: str | None = None, **kw: Any) -> Any:
+    """Connect to a Ray cluster (``address``: ``auto``, ``ray://host:port``, ``host:port``) or, with
+    ``None``, start a small local one on loopback (2 CPUs, a 200 MB object store, no dashboard).
+    Returns the ``ray`` module."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is None:
+        opts = {"num_cpus": os.cpu_count() or 2, "object_store_memory": 200_000_000, "include_dashboard": False,
+                "_node_ip_address": "127.0.0.1"}
+        opts.update(kw)
+        ray.init(address="local", **opts, log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(address=address, log_to_driver=False, configure_logging=False, **kw)
+    return ray
+
+
+class RayExecutor(Executor):
+    """Ray tasks on a cluster; fractional ``gpus_per_trial`` lets many small trials share a GPU."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+                 store_mode: str = "ship", init_kwargs: dict | None = None) -> None:
+        if store_mode not in ("ship", "direct"):
+            raise ExecutorError(f"store_mode: must be 'ship' or 'direct', got {store_mode!r}")
+        if not cpus_per_trial > 0:
+            raise ExecutorError(f"cpus_per_trial: must be > 0, got {cpus_per_trial!r}")
+        if gpus_per_trial < 0:
+            raise ExecutorError(f"gpus_per_trial: must be >= 0, got {gpus_per_trial!r}")
+        self.address, self.cpus, self.gpus = address, cpus_per_trial, gpus_per_trial
+        self.store_mode, self.init_kwargs = store_mode, dict(init_kwargs or {})
+
+    def run(self, jobs: Sequence[Job], store: Any, sweep: str | None, on_done: OnDone | None = None) -> list[Outcome]:
+        ray = ray_init(self.address, **self.init_kwargs)
+        task = ray.remote(_ray_task).options(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0)
+        direct = self.store_mode == "direct"
+        if direct and str(store.path) == ":memory:":
+            raise ExecutorError("store_mode: 'direct' needs a store file the Ray workers can open")
+        threads = max(1, int(self.cpus))
+        refs = {}
+        for j in jobs:
+            if not direct and j.action == "resume":
+                # a shipped trial's checkpoints lived on a worker: start the member again from scratch
+                store.delete_run(j.run_id)
+                j = Job(j.run_id, j.config, j.name, "new", j.index)
+            if not direct and j.action == "new" and str(j.config.get("device", "auto")) == "auto" and self.gpus == 0:
+                j = Job(j.run_id, {**j.config, "device": "cpu"}, j.name, j.action, j.index)
+            refs[task.remote(str(store.path) if direct else None, j, sweep, threads)] = j
+        outs: list[Outcome] = []
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            ref = ready[0]
+            j = refs[ref]
+            try:
+                o, blob = ray.get(ref)
+                if blob is not None:
+                    with tempfile.TemporaryDirectory() as d:
+                        p = Path(d) / "trial.parquet"
+                        p.write_bytes(blob)
+                        store.import_file(p, on_conflict="replace")
+            except Exception as e:  # noqa: BLE001 - a task died (node lost, OOM): record, go on
+                o = _record_failure(store, j, sweep, e)
+            outs.append(o)
+            if on_done:
+                on_done(o)
+        return outs

@@ -1,0 +1,339 @@
+"""Run, resume and inspect sweeps; all state lives in the run store.
+
+* :func:`run_sweep` registers the sweep (``store.create_sweep``, the spec as plain data), writes its
+  member table (one ``sweep_member`` artifact per member: index, axis values, seed, config, run id)
+  and runs the members with an executor.
+* :func:`resume_sweep` continues after any crash or ``kill -9``: opening the store marks the dead
+  process's runs ``interrupted``; members already ``finished`` / ``diverged`` / ``failed`` are
+  skipped, ``interrupted`` ones resume from their checkpoints (``workbench.train.resume``), and
+  members never started run from scratch. Each member has a fixed run id (``<sweep>-m<index>``), so
+  a member can never be run twice.
+* :func:`sweep_status` counts members by status.
+
+The Bayesian strategy uses Optuna's TPE sampler (``optuna.samplers.TPESampler``, seeded with
+``sampler_seed``) through its ask / tell interface: each round asks ``budget.parallel`` trials
+(default: as many as fit one batched group), runs every trial with every seed, and tells Optuna the
+median (over seeds) of the objective's last value. On resume, completed trials are replayed into a
+fresh study with ``study.add_trial``. Pruning from a learning-curve extrapolation (Domhan et al.
+2015) is meant to stop a trial whose forecast final objective is worse than the best so far. Not available yet: ``pruning: true`` is refused by validation until ``workbench.fit`` offers that
+extrapolation (pruning from a forecast nobody can compute would silently do nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench.store import RunStore
+from workbench.sweeps.executors import EXECUTORS, Executor, ExecutorError, Job, Outcome, make_executor
+from workbench.sweeps.spec import Member, SweepSpec, SweepSpecError
+
+DONE = ("finished", "diverged", "failed")
+MEMBER_KIND = "sweep_member"
+
+
+class SweepBusyError(ValueError):
+    """The sweep is being run by a live process right now."""
+
+
+def _as_store(store: RunStore | str | os.PathLike | None) -> RunStore:
+    if isinstance(store, RunStore):
+        return store
+    return RunStore(store)
+
+
+def _as_spec(spec: SweepSpec | Mapping | str | os.PathLike) -> SweepSpec:
+    if isinstance(spec, SweepSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return SweepSpec.from_dict(spec)
+    return SweepSpec.from_yaml(Path(spec))
+
+
+def member_run_id(sweep_id: str, index: int) -> str:
+    return f"{sweep_id}-m{index:04d}"
+
+
+def _executor_options(spec: SweepSpec, executor: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    r = spec.resources
+    opts: dict[str, Any] = {}
+    if executor == "batched":
+        if "max_group" in r:
+            opts["max_group"] = r["max_group"]
+        if "memory_fraction" in r:
+            opts["memory_fraction"] = r["memory_fraction"]
+    elif executor == "local":
+        if "workers" in r:
+            opts["workers"] = r["workers"]
+    elif executor == "ray":
+        if "cpus_per_trial" in r:
+            opts["cpus_per_trial"] = r["cpus_per_trial"]
+        if "gpus_per_trial" in r:
+            opts["gpus_per_trial"] = r["gpus_per_trial"]
+    opts.update(options)
+    return opts
+
+
+# ---------------------------------------------------------------------------------------- members table
+def _write_members(store: RunStore, sweep_id: str, members: list[Member]) -> None:
+    have = set(_members_df(store, sweep_id)["index"])
+    for m in members:
+        if m.index in have:
+            continue
+        store.add_artifact(None, MEMBER_KIND, sweep_id,
+                           meta={**m.to_dict(), "run_id": member_run_id(sweep_id, m.index)})
+
+
+def _members_df(store: RunStore, sweep_id: str) -> pd.DataFrame:
+    a = store.artifacts(kind=MEMBER_KIND)
+    a = a[a["path"] == sweep_id]
+    if a.empty:
+        return pd.DataFrame(columns=["index", "run_id", "seed", "trial", "params", "config"])
+    df = pd.DataFrame(list(a["meta"]))
+    return df.drop_duplicates("index").sort_values("index").reset_index(drop=True)
+
+
+def sweep_members(sweep_id: str, store: RunStore | str | None = None) -> pd.DataFrame:
+    """The sweep's members: index, run id, seed, trial, axis values, config, and the run's status
+    (``pending`` when not started) with its last metrics."""
+    store = _as_store(store)
+    df = _members_df(store, sweep_id)
+    by_name = _member_runs(store, sweep_id)
+    spec = SweepSpec.from_dict(store.get_sweep(sweep_id)["spec"]["spec"])
+    names = [member_name(spec, int(i)) for i in df["index"]]
+    df["run_id"] = [by_name[n][0] if n in by_name else r for n, r in zip(names, df["run_id"])]
+    df["status"] = [by_name[n][1] if n in by_name else "pending" for n in names]
+    df["name"] = names
+    return df
+
+
+# ---------------------------------------------------------------------------------------- plan + drive
+def member_name(spec: SweepSpec, index: int) -> str:
+    """The run name of a member; the sweep finds its members' runs by name (the batched engine picks
+    its own run ids)."""
+    return f"{spec.name}/m{index:04d}"
+
+
+def _member_runs(store: RunStore, sweep_id: str) -> dict[str, tuple[str, str]]:
+    """name -> (run id, status) of the sweep's runs."""
+    runs = store.runs(sweep=sweep_id)
+    return {n: (i, s) for n, i, s in zip(runs["name"], runs["id"], runs["status"])}
+
+
+def _jobs(store: RunStore, sweep_id: str, spec: SweepSpec, members: list[Member]) -> tuple[list[Job], int]:
+    from workbench.sweeps.executors import last_checkpoint
+
+    runs = store.runs(sweep=sweep_id)
+    live = runs[runs["status"] == "running"]
+    if len(live):
+        raise SweepBusyError(f"sweep {sweep_id}: {len(live)} member(s) are being run by a live process "
+                             f"(e.g. run {live['id'].iloc[0]}); stop it before resuming")
+    by_name = _member_runs(store, sweep_id)
+    jobs, done, covered = [], 0, set()
+    for m in members:
+        name = member_name(spec, m.index)
+        rid, st = by_name.get(name, (member_run_id(sweep_id, m.index), None))
+        if st in DONE:
+            done += 1
+        elif st == "interrupted":
+            if rid in covered:
+                continue
+            _, stack = last_checkpoint(store, rid)
+            covered.update(stack)
+            jobs.append(Job(rid, m.config, name, "resume", m.index, covers=stack))
+        else:
+            jobs.append(Job(rid, m.config, name, "new", m.index))
+    return jobs, done
+
+
+def _progress_step(o: Outcome, bar: Any, jobs: list[Job]) -> None:
+    j = next((j for j in jobs if j.run_id == o.run_id), None)
+    bar.update(max(1, len(j.covers)) if j is not None else 1)
+
+
+def _bar(spec: SweepSpec, total: int, initial: int, progress: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"sweep {spec.name}", unit="member", disable=not progress,
+                dynamic_ncols=True)
+
+
+def _drive(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> None:
+    if spec.strategy == "bayes":
+        _drive_bayes(store, sweep_id, spec, ex, progress)
+        return
+    members = spec.members()
+    _write_members(store, sweep_id, members)
+    jobs, done = _jobs(store, sweep_id, spec, members)
+    bar = _bar(spec, len(members), done, progress)
+    try:
+        ex.run(jobs, store, sweep_id, on_done=lambda o: _progress_step(o, bar, jobs))
+    finally:
+        bar.close()
+
+
+def _final_objective(store: RunStore, run_id: str, spec: SweepSpec) -> float | None:
+    m = store.metrics(run_id, spec.objective["metric"])
+    if m.empty:
+        return None
+    v = float(m.sort_values("step")["value"].iloc[-1])
+    return v if v == v else None
+
+
+def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> None:
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from workbench.sweeps.spec import _key
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direction = "minimize" if spec.objective["mode"] == "min" else "maximize"
+    dists = {}
+    for a in spec.axes:
+        if a.kind == "list":
+            dists[a.name] = CategoricalDistribution([_key(v) for v in a.values])
+        elif a.kind == "int_uniform":
+            dists[a.name] = IntDistribution(int(a.low), int(a.high))
+        else:
+            dists[a.name] = FloatDistribution(a.low, a.high, log=a.kind == "log_uniform")
+    n_seeds = len(spec.seeds)
+    trials = int(spec.budget["trials"])
+    parallel = int(spec.budget.get("parallel", max(1, int(spec.resources.get("max_group", 8)) // n_seeds)))
+    bar = _bar(spec, trials * n_seeds, 0, progress)
+    try:
+        while True:
+            members_df = sweep_members(sweep_id, store)
+            known = {} if members_df.empty else {int(t): g for t, g in members_df.groupby("trial")}
+            # finish any started trial first (resume), then replay finished trials into the study
+            members = [Member(int(r["index"]), r["params"], int(r["seed"]), r["config"], int(r["trial"]))
+                       for _, r in members_df.iterrows()]
+            jobs, done = _jobs(store, sweep_id, spec, members)
+            bar.n = done
+            bar.refresh()
+            if jobs:
+                ex.run(jobs, store, sweep_id, on_done=lambda o, js=jobs: _progress_step(o, bar, js))
+                continue
+            study = optuna.create_study(direction=direction,
+                                        sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed + len(known)))
+            for _t, g in sorted(known.items()):
+                vals = [_final_objective(store, r, spec) for r, st in zip(g["run_id"], g["status"])
+                        if st == "finished"]
+                vals = [v for v in vals if v is not None]
+                params = {a.name: (_key(g["params"].iloc[0][a.name]) if a.kind == "list" else g["params"].iloc[0][a.name])
+                          for a in spec.axes}
+                state = TrialState.COMPLETE if vals else TrialState.FAIL
+                study.add_trial(create_trial(params=params, distributions=dists, state=state,
+                                             value=statistics.median(vals) if vals else None))
+            if len(known) >= trials:
+                break
+            new = []
+            for k in range(len(known), min(trials, len(known) + max(1, parallel))):
+                tr = study.ask()
+                params = {a.name: a.suggest(tr) for a in spec.axes}
+                for j, s in enumerate(spec.seeds):
+                    new.append(Member(k * n_seeds + j, params, s, spec.config_for(params, s), trial=k))
+            _write_members(store, sweep_id, new)
+    finally:
+        bar.close()
+
+
+def _finish(store: RunStore, sweep_id: str) -> None:
+    members = sweep_members(sweep_id, store)
+    left = [s for s in members["status"] if s not in DONE]
+    store.set_sweep_status(sweep_id, "finished" if not left else "interrupted")
+
+
+# ---------------------------------------------------------------------------------------- public API
+def run_sweep(spec: SweepSpec | Mapping | str | os.PathLike, executor: str = "batched",
+              store: RunStore | str | os.PathLike | None = None, *, progress: bool = True,
+              sweep_id: str | None = None, **executor_options: Any) -> str:
+    """Validate ``spec``, register it in ``store`` and run all its members with ``executor``
+    (``batched`` | ``local`` | ``ray``; options such as ``workers=``, ``max_group=``, ``address=``,
+    ``gpus_per_trial=`` go to the executor). Returns the sweep id."""
+    if executor not in EXECUTORS:
+        raise ExecutorError(f"executor: must be one of {EXECUTORS}, got {executor!r}")
+    spec = _as_spec(spec).validate()
+    store = _as_store(store)
+    opts = _executor_options(spec, executor, executor_options)
+    ex = make_executor(executor, **opts)
+    sid = store.create_sweep(spec.name, {"spec": spec.to_dict(), "executor": executor,
+                                         "executor_options": _plain_opts(opts)}, sweep_id=sweep_id)
+    try:
+        _drive(store, sid, spec, ex, progress)
+    finally:
+        ex.close()
+    _finish(store, sid)
+    return sid
+
+
+def _plain_opts(opts: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in opts.items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
+def resume_sweep(sweep_id: str, store: RunStore | str | os.PathLike | None = None, *, executor: str | None = None,
+                 progress: bool = True, **executor_options: Any) -> str:
+    """Continue a sweep after a crash or kill: skip finished members, resume interrupted ones from
+    their checkpoints, start the rest (with the sweep's executor unless ``executor`` is given)."""
+    store = _as_store(store)
+    rec = store.get_sweep(sweep_id)
+    spec = SweepSpec.from_dict(rec["spec"]["spec"])
+    ex_name = executor or rec["spec"].get("executor", "batched")
+    opts = {**rec["spec"].get("executor_options", {}), **executor_options} if executor in (None, ex_name) \
+        else dict(executor_options)
+    ex = make_executor(ex_name, **opts)
+    store.set_sweep_status(sweep_id, "running")
+    try:
+        _drive(store, sweep_id, spec, ex, progress)
+    finally:
+        ex.close()
+    _finish(store, sweep_id)
+    return sweep_id
+
+
+def sweep_status(sweep_id: str, store: RunStore | str | os.PathLike | None = None) -> dict[str, Any]:
+    """``{"id", "name", "status", "strategy", "members", "counts": {status: n}, "done", "pending"}``."""
+    store = _as_store(store)
+    rec = store.get_sweep(sweep_id)
+    spec = SweepSpec.from_dict(rec["spec"]["spec"])
+    members = sweep_members(sweep_id, store)
+    total = spec.n_members() if spec.strategy != "bayes" else max(spec.n_members(), len(members))
+    counts = members["status"].value_counts().to_dict() if len(members) else {}
+    counts["pending"] = counts.get("pending", 0) + total - len(members)
+    done = sum(counts.get(s, 0) for s in DONE)
+    return {"id": sweep_id, "name": rec["name"], "status": rec["status"], "strategy": spec.strategy,
+            "executor": rec["spec"].get("executor"), "members": total,
+            "counts": {k: int(v) for k, v in counts.items() if v}, "done": done, "pending": total - done}
+
+
+def sweep_results(sweep_id: str, store: RunStore | str | os.PathLike | None = None,
+                  metrics: list[str] | None = None) -> pd.DataFrame:
+    """One row per member: index, seed, status, the axis values (one column each) and the last value
+    of each metric (default: the objective and target metrics)."""
+    store = _as_store(store)
+    rec = store.get_sweep(sweep_id)
+    spec = SweepSpec.from_dict(rec["spec"]["spec"])
+    df = sweep_members(sweep_id, store)
+    names = metrics or sorted({spec.objective["metric"], *([spec.target["metric"]] if spec.target else [])})
+    from workbench.sweeps.spec import _key
+
+    for a in spec.axes:
+        df[a.name] = [_key(p.get(a.name)) for p in df["params"]]
+    started = [r for r, s in zip(df["run_id"], df["status"]) if s != "pending"]
+    last = pd.DataFrame()
+    if started:
+        m = store.metrics(started, names)
+        if len(m):
+            last = m.sort_values(["run", "step"]).groupby(["run", "name"])["value"].last().unstack("name")
+    for n in names:
+        df[n] = [last.loc[r, n] if n in last.columns and r in last.index else float("nan") for r in df["run_id"]]
+    return df.drop(columns=["params", "config"])
+
+
+__all__ = ["run_sweep", "resume_sweep", "sweep_status", "sweep_members", "sweep_results", "member_run_id",
+           "SweepBusyError", "SweepSpecError", "ExecutorError", "Outcome"]
