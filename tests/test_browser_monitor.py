@@ -25,10 +25,12 @@ WRITER = textwrap.dedent("""
     from workbench.store import RunStore
     store = RunStore(sys.argv[1])
     rid = store.create_run("live-writer", task="demo", config={"lr": 0.003, "seed": 9})
+    store.log(rid, 0, {"train_loss": 3.1, "test_loss": 3.3})
     print("RUN", rid, flush=True)
+    sys.stdin.readline()  # wait until the page shows the run, so every commit below is streaming
     n, per = int(sys.argv[2]), float(sys.argv[3])
     with store.writer(rid, every_rows=10**9, every_seconds=10**9) as w:
-        for step in range(n):
+        for step in range(1, n):
             w.log(step, {"train_loss": 3 * math.exp(-step / 200) + 0.1, "test_loss": 3.3 * math.exp(-step / 250)})
             if step % 5 == 4:
                 w.flush()
@@ -104,10 +106,14 @@ def test_monitor_loads_and_widget_changes_figure(mon, page) -> None:
 def test_points_from_another_process_appear_within_2s(mon, page) -> None:
     errors = _open(page, mon.url)
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(mon.store_path), "200", "0.15"],
-                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
     try:
         rid = proc.stdout.readline().split()[1]
         name = f"wb-src|{rid}|train_loss"
+        page.wait_for_function("(n) => window.__wb.log[n] !== undefined", arg=name, timeout=30_000)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
         commits = []
         for line in proc.stdout:
             if line.startswith("COMMIT"):

@@ -301,3 +301,14 @@ def test_claim_takes_over_an_interrupted_run(tmp_path: Path) -> None:
     assert s.get_run(rid)["status"] == "running"
     assert s.get_run(rid)["pid"] == os.getpid()
     assert RunStore(path).get_run(rid)["status"] == "running"  # this process is alive
+
+
+def test_delete_metrics_from_step(store: RunStore) -> None:
+    a, b = store.create_run("a"), store.create_run("b")
+    for step in range(10):
+        store.log(a, step, {"x": step})
+        store.log(b, step, {"x": step})
+    assert store.delete_metrics([a], from_step=6) == 4
+    assert store.metrics(a)["step"].max() == 5 and len(store.metrics(b)) == 10
+    with pytest.raises(StoreError, match="from_step"):
+        store.delete_metrics(a, from_step=-1)

@@ -410,6 +410,20 @@ class RunStore:
             self._require(r)
         self._insert(enc)
 
+    def delete_metrics(self, run_ids: str | Sequence[str], *, from_step: int = 0) -> int:
+        """Delete the metric rows of these runs at ``from_step`` or later, in one transaction (a run
+        resumed from a checkpoint at that step logs them again). Returns how many rows went."""
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        for r in ids:
+            self._require(r)
+        if not ids:
+            return 0
+        if int(from_step) < 0:
+            raise StoreError(f"from_step: must be an integer >= 0, got {from_step}")
+        cur = self._tx(f"DELETE FROM metrics WHERE run IN ({','.join('?' * len(ids))}) AND step >= ?",
+                       (*ids, int(from_step)))
+        return int(cur.rowcount or 0)
+
     def writer(self, run_id: str | Sequence[str] | None = None, *, every_rows: int = 2000,
                every_seconds: float = 0.25) -> MetricWriter:
         """A buffered writer: one transaction every ``every_rows`` rows or ``every_seconds`` seconds,

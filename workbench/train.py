@@ -742,6 +742,8 @@ def resume(run_id: str, store, *, progress: bool = False, return_params: bool = 
     for r in members:
         if store.get_run(r)["status"] != "diverged":
             store.claim(r)
+    # rows logged after the checkpoint are logged again by the resumed run: drop them, never duplicate
+    store.delete_metrics(members, from_step=engine.step)
     del rec
     runner = _Runner(engine, store, members, progress=progress, return_params=return_params)
     runner.resumed_at = engine.step

@@ -113,16 +113,6 @@ def last_checkpoint(store: Any, run_id: str) -> tuple[int, list[str]]:
     return 0, [run_id]
 
 
-def truncate_after(store: Any, run_ids: Sequence[str], step: int) -> int:
-    """Delete metric rows at ``step`` or later (they are logged again by the resumed run), so a resume
-    never duplicates rows. Returns how many rows went."""
-    if not run_ids:
-        return 0
-    q = ",".join("?" * len(run_ids))
-    cur = store._tx(f"DELETE FROM metrics WHERE run IN ({q}) AND step >= ?", (*run_ids, int(step)))
-    return int(cur.rowcount or 0)
-
-
 def _status(store: Any, run_id: str) -> str | None:
     try:
         return str(store.get_run(run_id)["status"])
@@ -139,9 +129,7 @@ def run_one(store: Any, job: Job, sweep: str | None) -> Outcome:
             st = _status(store, job.run_id)
             if st in ("finished", "diverged", "failed"):      # resumed already as part of its stack
                 return Outcome(job.run_id, st, {})
-            step, members = last_checkpoint(store, job.run_id)
-            truncate_after(store, members, step)
-            res = engine.resume(job.run_id, store)
+            res = engine.resume(job.run_id, store)  # drops rows logged after its checkpoint
         else:
             cfg = engine.TrainConfig.from_dict(job.config)
             res = engine.train(cfg, store, name=job.name, sweep=sweep, run_id=job.run_id)
