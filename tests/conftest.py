@@ -45,6 +45,25 @@ def store(tmp_path: Path):
     s.close()
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Run a test with one torch thread: on a shared 2-core machine tiny ops are far faster so."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def console_errors(page) -> list[str]:
+    """Start collecting a Playwright page's console errors and uncaught exceptions into a list."""
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import console_errors
 
 pytestmark = pytest.mark.browser
 
@@ -38,9 +39,7 @@ def served(tmp_path_factory):
 
 
 def open_page(page, url: str) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = console_errors(page)
     page.set_viewport_size({"width": 1500, "height": 1100})
     page.goto(url)
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import console_errors
 
 from workbench.apps import APPS
 
@@ -13,9 +14,7 @@ SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
 @pytest.mark.browser
 def test_index_lists_every_app_without_console_errors(server, page) -> None:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = console_errors(page)
     page.goto(server.url + "/", wait_until="networkidle")
     links = page.locator("#apps a")
     assert links.count() == len(APPS)

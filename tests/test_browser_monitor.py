@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import Server, console_errors
 
-from tests.conftest import Server
 from workbench.apps.live_monitor import PROBE_JS
 
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -70,9 +70,7 @@ def mon(tmp_path_factory):
 
 
 def _open(page, url: str) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = console_errors(page)
     page.set_viewport_size({"width": 1500, "height": 1000})
     page.goto(url + "/monitor", wait_until="networkidle")
     page.wait_for_selector("canvas", timeout=30_000)

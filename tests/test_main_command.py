@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port, wait_http
+from conftest import ROOT, console_errors, free_port, wait_http
 
 from workbench.apps import APPS
 
@@ -24,9 +24,7 @@ def test_make_serve_loads_in_chromium(page, tmp_path: Path) -> None:
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/", timeout=300)
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = console_errors(page)
         page.goto(f"http://127.0.0.1:{port}/")
         links = page.locator("#apps a")
         assert sorted(a.get_attribute("href").lstrip("./") for a in links.all()) == sorted(APPS)

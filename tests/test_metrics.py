@@ -6,13 +6,7 @@ import torch
 
 from workbench import metrics as M
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops: 1 thread is fastest
 
 
 def test_norms_and_cosine_against_numpy():

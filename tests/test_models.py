@@ -7,13 +7,7 @@ import torch.nn.functional as F
 from workbench import models as Mo
 from workbench import tasks as T
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops: 1 thread is fastest
 
 
 def test_nanda_shapes_and_param_count():

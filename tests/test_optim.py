@@ -7,13 +7,7 @@ from pytorch_optimizer.base.optimizer import BaseOptimizer
 
 from workbench import optim as O
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops: 1 thread is fastest
 
 
 def _problem(seed):

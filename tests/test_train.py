@@ -18,12 +18,7 @@ from workbench.train import ConfigError, TrainConfig, cli_main, resume, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops: 1 thread is fastest
 
 
 SMALL = dict(task="modular", task_params={"p": 11, "frac": 0.5}, model="mlp",

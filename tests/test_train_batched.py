@@ -4,19 +4,12 @@ relative over 100 steps; diverged members are frozen while the others go on."""
 import math
 
 import pytest
-import torch
 
 from workbench.optim import BatchedUnsupportedError
 from workbench.store import RunStore
 from workbench.train import ConfigError, TrainConfig, train, train_batched
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops: 1 thread is fastest
 
 
 def _rel(a: dict, b: dict) -> float:
