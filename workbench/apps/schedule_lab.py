@@ -537,8 +537,9 @@ class ScheduleLab(AppBase):
             self.clear_message()
         self.plot.object = schedules_figure(chosen, x_axis=self.x_axis, tokens_per_step=self.tokens_per_step,
                                             log_y=self.log_y, boundaries=self.show_boundaries, preview=preview)
+        # object dtype: Bokeh serialises pandas' new string dtype in this table as NaN
         self.chosen_table.value = pd.DataFrame(
-            {"label": [lbl for lbl, _ in chosen], "spec": [json.dumps(d) for d in self.chosen]})
+            {"label": [lbl for lbl, _ in chosen], "spec": [json.dumps(d) for d in self.chosen]}, dtype=object)
         self._refresh_predictions()
 
     def _refresh_predictions(self) -> None:
