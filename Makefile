@@ -14,8 +14,12 @@ test:
 lint:
 	@py=$$(bash scripts/setup.sh all) && $$py -m ruff check workbench tests bench
 
-bench:
-	@py=$$(bash scripts/setup.sh all) && for b in bench/*_bench.py; do echo "== $$b"; $$py $$b --small || exit 1; done
+bench:  # quick CPU sizes; run a bench without arguments for its full size (GPU ones on a GPU)
+	@py=$$(bash scripts/setup.sh all) && set -e && \
+	$$py bench/store_bench.py --small && $$py bench/schedules_bench.py && \
+	$$py bench/batched_bench.py --small && $$py bench/sweep_bench.py --small && \
+	$$py bench/fit_bench.py --loop-starts 200 && \
+	$$py bench/dashboard_bench.py --runs 8 --points 20000 --minutes 0.5
 
 reference:
 	@py=$$(bash scripts/setup.sh) && $$py -m workbench.reference --regenerate

@@ -117,7 +117,7 @@ class FitData:
 
     @classmethod
     def from_store(cls, store: object, mapping: Mapping[str, str], *, target: str = "L", sweep: str | None = None,
-                   status: str | None = "done") -> FitData:
+                   status: str | None = "finished") -> FitData:
         """One point per run of the store: ``mapping`` maps law names to ``cfg.<key>`` (config values) or
         metric names (the run's last value), e.g. ``{"x": "cfg.weight_decay", "t": "steps_to_grok"}``."""
         runs = store.runs(sweep=sweep, status=status, expand_config=True)
