@@ -264,12 +264,17 @@ def run_sweep(spec: SweepSpec | Mapping | str | os.PathLike, executor: str = "ba
     ex = make_executor(executor, **opts)
     sid = store.create_sweep(spec.name, {"spec": spec.to_dict(), "executor": executor,
                                          "executor_options": _plain_opts(opts)}, sweep_id=sweep_id)
+    return _run(store, sid, spec, ex, progress)
+
+
+def _run(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> str:
+    """Drive a registered sweep to its end with executor ``ex`` (closed afterwards), then record its status."""
     try:
-        _drive(store, sid, spec, ex, progress)
+        _drive(store, sweep_id, spec, ex, progress)
     finally:
         ex.close()
-    _finish(store, sid)
-    return sid
+    _finish(store, sweep_id)
+    return sweep_id
 
 
 def _plain_opts(opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -288,12 +293,7 @@ def resume_sweep(sweep_id: str, store: RunStore | str | os.PathLike | None = Non
         else dict(executor_options)
     ex = make_executor(ex_name, **opts)
     store.set_sweep_status(sweep_id, "running")
-    try:
-        _drive(store, sweep_id, spec, ex, progress)
-    finally:
-        ex.close()
-    _finish(store, sweep_id)
-    return sweep_id
+    return _run(store, sweep_id, spec, ex, progress)
 
 
 def sweep_status(sweep_id: str, store: RunStore | str | os.PathLike | None = None) -> dict[str, Any]:
