@@ -133,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         if writer is not None and writer.poll() is None:
             writer.kill()
         os.killpg(srv.pid, 15)
-        srv.wait(10)
+        try:
+            srv.wait(10)
+        except subprocess.TimeoutExpired:  # a server busy in a callback ignores SIGTERM for a while
+            os.killpg(srv.pid, 9)
+            srv.wait(10)
         log.close()
     lat, missed = [], 0
     for rid in ids:

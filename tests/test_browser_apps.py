@@ -1,6 +1,9 @@
 """The schedule lab, law fitter and sweep board pages in headless Chromium against `workbench serve`:
 each loads without console errors, a widget change changes the figure, a malformed CSV upload shows
-its message (law fitter), an export click downloads a valid PNG; screenshots go to docs/screenshots."""
+its message (law fitter), a schedule-aware law fitted on uploaded loss curves draws measured and
+predicted curves (law fitter, Loss curves tab), the sweep board fits a 1500 px and a 1280 px wide
+viewport without a horizontal scrollbar, an export click downloads a valid PNG; screenshots go to
+docs/screenshots (laws.png shows the Loss curves tab)."""
 
 from __future__ import annotations
 
@@ -130,6 +133,46 @@ def test_law_fitter_page(served, page, tmp_path):
     after = wait_change(page, before, timeout=60_000)
     assert "power_law" in after
     export_png(page, tmp_path)
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
+def test_law_fitter_schedule_law_page(served, page, tmp_path):
+    from test_apps_law_fitter import curves_csv, syn_lr
+
+    errors = open_page(page, served.url + "/laws")
+    page.get_by_text("Loss curves (schedule-aware)").click()
+    bad = tmp_path / "bad_curves.csv"
+    bad.write_text("step,loss\n10,3.0\n20,2.9\n")
+    page.locator(".wb-curve-upload input[type='file']").set_input_files(str(bad))
+    page.wait_for_selector("text=missing ['lr']", timeout=20_000)  # the message is in the page
+    good = tmp_path / "curves.csv"
+    good.write_bytes(curves_csv({"cosine": syn_lr("cosine", min_ratio=0.1), "constant": syn_lr("constant"),
+                                 "wsd": syn_lr("wsd", decay_fraction=0.2, min_ratio=0.1)}))
+    page.locator(".wb-curve-upload input[type='file']").set_input_files(str(good))
+    page.wait_for_selector("text=3 curve(s)", timeout=20_000)
+    points = page.locator(".bk-input-group").filter(has_text="Points per curve in the fit").locator("input").first
+    points.fill("20")
+    points.press("Enter")
+    before = plot_signature(page)
+    page.locator(".wb-fit-curves button").click()
+    page.wait_for_selector("text=Fitting multi_power", timeout=20_000)  # status while the thread runs
+    page.wait_for_selector("text=Fitted multi_power", timeout=180_000)
+    after = wait_change(page, before)
+    for name in ("cosine", "constant", "wsd"):
+        assert f"{name} (held out): predicted" in after or f"{name} (fitted on): predicted" in after
+    assert "wsd (held out): measured" in after
+    # a schedule nobody trained, typed in from the registry
+    page.get_by_text("Predict an untrained schedule").click()
+    total = page.locator(".bk-input-group").filter(has_text="total_steps").locator("input").last
+    total.fill("1500")
+    total.press("Enter")
+    page.wait_for_timeout(500)
+    before = plot_signature(page)
+    page.get_by_role("button", name="Add schedule to predict").click()
+    after = wait_change(page, before, timeout=60_000)
+    assert "(not trained): predicted" in after
+    page.wait_for_selector("text=not trained", timeout=20_000)  # its row in the metrics table
+    page.wait_for_timeout(1000)
     shot(page, "laws")
     assert not [e for e in errors if "favicon" not in e], errors
 
@@ -144,4 +187,19 @@ def test_sweep_board_page(served, page, tmp_path):
     assert after != before and '"log"' in after
     export_png(page, tmp_path)
     shot(page, "sweeps")
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("width", [1500, 1280])
+def test_sweep_board_fits_the_viewport(served, page, width):
+    """No horizontal scrollbar: the document is no wider than the viewport (controls wrap, tables and
+    figures stretch)."""
+    errors = console_errors(page)
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.goto(served.url + "/sweeps")
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector("text=demo", timeout=20_000)
+    page.wait_for_timeout(1500)
+    sw, cw = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert cw == width and sw <= width, (sw, width)
     assert not errors, errors

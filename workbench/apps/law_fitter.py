@@ -6,7 +6,17 @@ them: overlay with bootstrap bands, residuals, parameter table with intervals, h
 AIC ranking (``workbench.fit.compare``), extrapolation to a target scale (``extrapolate``) and the
 crossover of two laws (``crossover``, Languini Kitchen).
 
-All fitting is ``workbench.fit``; the plotly figures are built here from ``FitResult.predict``
+The "Loss curves" tab fits the schedule-aware laws, which take a run's whole per-step LR as input
+(multi-power law, Luo et al. ICLR 2025 eq. 7; LR-annealing law, Tissue et al. 2024 eq. 1; both in
+``workbench.fit.schedule_laws``), on chosen training curves (runs of the store that logged ``lr`` and a
+loss, or CSVs with columns ``step, lr, loss`` and optionally ``curve``/``run``), then predicts every loaded
+curve, including those left out of the fit and schedules typed in from the schedule registry that nobody
+trained, against its measurement with per-curve R², mean and worst relative error
+(``workbench.fit.curve_metrics``; figure: ``workbench.figures.fits.schedule_law_figure``). Only the observed
+points are thinned for the fit (``fit_points`` per curve); the LR series always keeps every step, since
+both laws sum over all steps. The fit runs in a background thread with its elapsed time shown.
+
+All fitting is ``workbench.fit``; the scaling-law overlay is built here from ``FitResult.predict``
 because ``workbench.figures.fits`` had no multi-law overlay when this app was written. A malformed
 CSV, an unknown column or a failing fit shows its message in the page.
 """
@@ -16,6 +26,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +119,131 @@ def parse_map(text: str) -> dict[str, str]:
     return parse_mapping(text)
 
 
+# ----------------------------------------------------------------------------- loss curves
+Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""One loss curve: observed steps, observed losses, and the absolute LR of every step 0..last step."""
+
+LOSS_METRICS = ("train_loss", "loss", "val_loss", "test_loss")
+LR_HEAD = ("ramp from 0", "hold first value")
+
+
+def per_step_lr(steps: np.ndarray, lr: np.ndarray, *, head: str = "ramp from 0") -> np.ndarray:
+    """The LR of every step 0..max(steps) from LRs logged at ``steps``: linear interpolation between logged
+    steps (exact when every step is logged). Before the first logged step the LR either rises linearly
+    from 0 (``head="ramp from 0"``: the usual warmup, e.g. the multi-power-law CSVs start logging after a
+    2160-step warmup) or holds the first logged value."""
+    if head not in LR_HEAD:
+        raise CSVError(f"lr_head: must be one of {LR_HEAD}, got {head!r}")
+    steps = np.asarray(steps, np.int64)
+    lr = np.asarray(lr, float)
+    grid = np.arange(int(steps.max()) + 1)
+    out = np.interp(grid, steps, lr)
+    first = int(steps.min())
+    if head == "ramp from 0" and first > 0:
+        out[:first] = lr[np.argmin(steps)] * grid[:first] / first
+    return out
+
+
+def _check_curve(name: str, steps: np.ndarray, loss: np.ndarray, lr: np.ndarray) -> None:
+    if len(steps) < 2:
+        raise CSVError(f"curve {name!r}: needs at least 2 logged steps with both lr and loss, has {len(steps)}")
+    if np.any(steps < 0):
+        raise CSVError(f"step: curve {name!r} has negative steps (min {int(steps.min())}); steps must be >= 0")
+    if not np.all(np.isfinite(loss)) or np.any(loss <= 0):
+        raise CSVError(f"loss: curve {name!r} has values that are not finite and > 0 (min {np.nanmin(loss):g})")
+    if not np.all(np.isfinite(lr)) or np.any(lr[1:] <= 0) or lr[0] < 0:
+        raise CSVError(f"lr: curve {name!r} must have a finite LR > 0 at every step after step 0 (the laws "
+                       f"take powers of the LR); min is {np.nanmin(lr):g}")
+
+
+def curves_from_frame(df: pd.DataFrame, *, name: str = "curve", head: str = "ramp from 0") -> dict[str, Curve]:
+    """Loss curves from a long table with columns ``step``, ``lr``, ``loss`` (or ``train_loss``) and, for
+    several curves in one table, ``curve`` or ``run`` (one curve called ``name`` without). Rows missing
+    lr or loss are skipped; a step logged twice keeps its last row."""
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    lcol = next((cols[c] for c in ("loss", "train_loss") if c in cols), None)
+    missing = [c for c, v in (("step", cols.get("step")), ("lr", cols.get("lr")), ("loss", lcol)) if v is None]
+    if missing:
+        raise CSVError(f"curves: a loss-curve CSV needs columns step, lr, loss (and curve or run for several "
+                       f"curves); missing {missing}, found {list(df.columns)[:12]}")
+    gcol = cols.get("curve", cols.get("run"))
+    d = pd.DataFrame({"step": pd.to_numeric(df[cols["step"]], errors="coerce"),
+                      "lr": pd.to_numeric(df[cols["lr"]], errors="coerce"),
+                      "loss": pd.to_numeric(df[lcol], errors="coerce"),
+                      "curve": df[gcol].astype(str) if gcol is not None else name})
+    d = d.dropna(subset=["step", "lr", "loss"])
+    if d.empty:
+        raise CSVError("curves: no row has numeric step, lr and loss")
+    if not np.allclose(d["step"], d["step"].round()):
+        raise CSVError("step: must be whole optimizer steps")
+    out: dict[str, Curve] = {}
+    for cname, g in d.groupby("curve", sort=False):
+        g = g.assign(step=g["step"].astype(np.int64)).drop_duplicates("step", keep="last").sort_values("step")
+        steps, loss = g["step"].to_numpy(np.int64), g["loss"].to_numpy(float)
+        if len(steps) < 2:
+            raise CSVError(f"curve {cname!r}: needs at least 2 logged steps with both lr and loss, has {len(steps)}")
+        lr = per_step_lr(steps, g["lr"].to_numpy(float), head=head)
+        _check_curve(str(cname), steps, loss, lr)
+        out[str(cname)] = (steps, loss, lr)
+    return out
+
+
+def is_curve_csv(path: Path) -> bool:
+    """Whether a CSV's header has the columns of a loss-curve file (step, lr and loss)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            head = {c.strip().lower() for c in next(csv.reader(f), [])}
+    except (OSError, UnicodeDecodeError):
+        return False
+    return {"step", "lr"} <= head and bool(head & {"loss", "train_loss"})
+
+
+def store_curve_runs(store: Any) -> dict[str, str]:
+    """Label -> run id of every run of the store that logged ``lr`` (label: run name, id added when the
+    name is not unique)."""
+    runs = store.runs()
+    out: dict[str, str] = {}
+    if runs.empty:
+        return out
+    dup = runs["name"].duplicated(keep=False)
+    for (_, r), d in zip(runs.iterrows(), dup):
+        if "lr" in store.metric_names(r["id"]):
+            out[f"{r['name']} ({r['id'][:8]})" if d or not r["name"] else str(r["name"])] = r["id"]
+    return out
+
+
+def curves_from_store(store: Any, runs: dict[str, str], *, loss: str = "train_loss",
+                      head: str = "ramp from 0") -> dict[str, Curve]:
+    """The ``loss`` curve and per-step LR (interpolated between logged steps, see :func:`per_step_lr`) of
+    runs of the store (label -> run id)."""
+    if not runs:
+        raise CSVError("runs: choose at least one run of the store that logged lr")
+    if loss not in LOSS_METRICS:
+        raise CSVError(f"curve_loss: must be one of {LOSS_METRICS}, got {loss!r}")
+    df = store.metrics(list(runs.values()), ["lr", loss], wide=True)
+    out: dict[str, Curve] = {}
+    by_id = {v: k for k, v in runs.items()}
+    for rid, label in by_id.items():
+        g = df[df["run"] == rid] if len(df) else df
+        if g.empty or "lr" not in g or loss not in g:
+            raise CSVError(f"runs: run {label!r} has no logged 'lr' and {loss!r} (choose another loss metric)")
+        g = g.dropna(subset=["lr", loss]).drop_duplicates("step", keep="last").sort_values("step")
+        steps = g["step"].to_numpy(np.int64)
+        if len(steps) < 2:
+            raise CSVError(f"curve {label!r}: needs at least 2 logged steps with both lr and {loss}, has {len(steps)}")
+        lr = per_step_lr(steps, g["lr"].to_numpy(float), head=head)
+        _check_curve(label, steps, g[loss].to_numpy(float), lr)
+        out[label] = (steps, g[loss].to_numpy(float), lr)
+    return out
+
+
+def thin_index(n: int, k: int) -> np.ndarray:
+    """Indices of at most ``k`` points spread evenly over ``n`` (first and last kept)."""
+    if n <= k:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
+
 # ----------------------------------------------------------------------------- figures
 def overlay_figure(results: dict[str, Any], df_x: np.ndarray, y: np.ndarray, x_name: str, *,
                    bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, log: bool = True) -> go.Figure:
@@ -157,6 +294,29 @@ class LawFitter(AppBase):
     target_scale = param.Number(default=None, allow_None=True, doc="Extrapolate to this value of x_var")
     drop_highest = param.Integer(default=0, bounds=(0, None), doc="Drop the k highest targets (Chinchilla replication: 5)")
 
+    # loss curves (schedule-aware laws)
+    mode = param.Selector(default="points", objects=["points", "curves"], doc="Active tab: scaling laws or loss curves")
+    curve_law = param.Selector(default="multi_power", objects=["multi_power", "lr_annealing"],
+                               doc="Schedule-aware law (Luo et al. 2025 multi-power; Tissue et al. 2024 annealing)")
+    curve_method = param.Selector(default="paper", objects=["paper", "optimum"],
+                                  doc="paper: the law's published procedure (multi-power: L-BFGS on a 4-parameter "
+                                      "form, then AdamW, early-stopped); optimum: batched L-BFGS from data-driven "
+                                      "starts to the least Huber objective")
+    curve_files = param.ListSelector(default=[], objects=[], doc="Loss-curve CSVs (step, lr, loss[, curve])")
+    curve_runs = param.ListSelector(default=[], objects=[], doc="Runs of the store that logged lr")
+    curve_loss = param.Selector(default="train_loss", objects=list(LOSS_METRICS), doc="Loss metric of store runs")
+    lr_head = param.Selector(default="ramp from 0", objects=list(LR_HEAD), doc="LR before the first logged step")
+    fit_on = param.ListSelector(default=[], objects=[], doc="Loaded curves the law is fitted on (others held out)")
+    fit_points = param.Integer(default=24, bounds=(5, 2000),
+                                doc="Observed points per training curve in the fit (cost ~ points x LR steps)")
+    eval_points = param.Integer(default=200, bounds=(10, 5000), doc="Points per curve for metrics and lines")
+    skip_frac = param.Number(default=0.1, bounds=(0, 0.9),
+                             doc="Leave out the first share of each curve (warmup, early transient)")
+    typed_schedule = param.Selector(default=None, objects=[], allow_None=True, doc="Registry schedule to predict")
+    typed_peak_lr = param.Number(default=3e-4, bounds=(0, None), inclusive_bounds=(False, True),
+                                 doc="Peak LR of the typed schedule (absolute LR = peak x multiplier)")
+    curve_log_y = param.Boolean(default=False, doc="log y on the loss-curve figure")
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.df = pd.DataFrame()
@@ -182,6 +342,47 @@ class LawFitter(AppBase):
             self.param.sweep.objects = self.store.sweeps()["id"].tolist()
         except Exception:  # noqa: BLE001 - the store is optional here
             pass
+        # loss curves (schedule-aware laws)
+        self.curves: dict[str, Curve] = {}
+        self.typed: dict[str, np.ndarray] = {}
+        self.curve_result: Any = None
+        self.curve_fitted_on: list[str] = []
+        self._curve_thread: threading.Thread | None = None
+        self._curve_t0: float | None = None
+        self._curve_tick: Any = None
+        self.typed_widgets: dict[str, pn.widgets.Widget] = {}
+        self._typed_specs: dict[str, Any] = {}
+        self.typed_form = pn.Column(sizing_mode="stretch_width")
+        from workbench.figures.fits import schedule_law_figure
+
+        self._curve_fig = schedule_law_figure({})
+        self.curve_plot = pn.pane.Plotly(self._curve_fig, sizing_mode="stretch_width", height=580)
+        self.curve_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=220,
+                                                sizing_mode="stretch_width", layout="fit_columns")
+        self.curve_params = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=250,
+                                                 width=360, sizing_mode="fixed", layout="fit_columns")
+        self.curve_status = pn.pane.Markdown("Load curves, choose the ones to fit on, then **Fit law on curves**.",
+                                             sizing_mode="stretch_width", css_classes=["wb-curve-status"])
+        self.curve_list = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.curve_fit_btn = pn.widgets.Button(label="Fit law on curves", color="primary",
+                                               css_classes=["wb-fit-curves"])
+        self.curve_fit_btn.on_click(lambda *_: self.fit_curves())
+        self.param.curve_files.objects = [k for k, p in self._files.items() if is_curve_csv(p)]
+        try:
+            self._runs_by_label = store_curve_runs(self.store)
+        except Exception:  # noqa: BLE001 - the store is optional here
+            self._runs_by_label = {}
+        self.param.curve_runs.objects = list(self._runs_by_label)
+        try:
+            from workbench.apps.schedule_lab import form_schedules
+
+            names = form_schedules()
+        except Exception:  # noqa: BLE001 - typed schedules are optional
+            names = []
+        self.param.typed_schedule.objects = names
+        if names:
+            self.typed_schedule = "wsd" if "wsd" in names else names[0]
+        self._build_typed_form()
         if self.dataset is None and self._files:
             pref = [k for k in self._files if k.endswith("svg_extracted_data.csv")]
             self.dataset = pref[0] if pref else next(iter(self._files))
@@ -204,7 +405,8 @@ class LawFitter(AppBase):
         self.df = read_csv(src)
         self.results = {}
         self.preview.value = self.df.head(200)
-        self.show_info(f"Loaded {len(self.df)} rows, columns: {', '.join(map(str, self.df.columns[:20]))}.")
+        self.show_info(f"Loaded {len(self.df)} rows, columns: {', '.join(map(str, self.df.columns[:20]))}."
+                       + self._detect_curves(self.df, Path(src).stem if not isinstance(src, bytes) else "upload"))
         return self.df
 
     @guarded
@@ -219,7 +421,21 @@ class LawFitter(AppBase):
         if len(num) >= 2:  # start from the simplest law: target = last numeric column, x = the first
             self.param.update(mapping=f"x={num[0]},L={num[-1]}", x_var="x",
                               laws=["power_law"] if "power_law" in self.param.laws.objects else self.laws)
-        self.show_info(f"Loaded {filename}: {len(self.df)} rows. Map its columns, then Fit.")
+        self.show_info(f"Loaded {filename}: {len(self.df)} rows. Map its columns, then Fit."
+                       + self._detect_curves(self.df, Path(filename).stem))
+
+    def _detect_curves(self, df: pd.DataFrame, name: str) -> str:
+        """Also load a table with the columns of loss curves (step, lr, loss) into the Loss curves tab;
+        returns a note for the message."""
+        cols = {str(c).strip().lower() for c in df.columns}
+        if not ({"step", "lr"} <= cols and cols & {"loss", "train_loss"}):
+            return ""
+        try:
+            curves = curves_from_frame(df, name=name, head=self.lr_head)
+        except CSVError as e:
+            return f" Not usable as loss curves: {e}"
+        self._set_curves(curves, name)
+        return f" Also loaded as {len(curves)} loss curve(s): see the **Loss curves** tab."
 
     @guarded
     def load_sweep(self, sweep: str | None = None) -> None:
@@ -265,7 +481,7 @@ class LawFitter(AppBase):
             law = get_law(name)
             if "lrs" in law.inputs:
                 raise ValueError(f"laws: {name!r} needs whole loss curves with their LR schedule; "
-                                 "use the schedule lab to fit and apply it")
+                                 "use the 'Loss curves' tab")
             target = law.target
             m = {k: v for k, v in mapping.items() if k in law.inputs}
             tcol = mapping.get(target, mapping.get("L", mapping.get("y")))
@@ -353,15 +569,293 @@ class LawFitter(AppBase):
         self.extra.object = "\n".join(lines)
 
     def figure(self) -> go.Figure:
-        return self._fig
+        return self._curve_fig if self.mode == "curves" else self._fig
 
     def data(self) -> pd.DataFrame | None:
+        if self.mode == "curves":
+            t = self.curve_table.value
+            return t if len(t) else None
         return None if self.df.empty else self.df
 
     def fit_json(self) -> str | None:
+        if self.mode == "curves":
+            return None if self.curve_result is None else self.curve_result.to_json()
         if not self.results:
             return None
         return next(iter(self.results.values())).to_json()
+
+    # -------------------------------------------------------------- loss curves: data
+    def _set_curves(self, curves: dict[str, Curve], origin: str) -> None:
+        self.curves = dict(curves)
+        self.curve_result = None
+        self.curve_fitted_on = []
+        names = list(self.curves)
+        self.param.fit_on.objects = names
+        # default: fit on all but the last curve, which is then predicted as an unseen schedule
+        self.fit_on = names[:-1] if len(names) > 1 else names
+        self.typed_peak_lr = float(max(np.max(c[2]) for c in self.curves.values()))  # the runs' peak LR
+        self.curve_list.object = (f"**{len(names)} curve(s)** from {origin}: "
+                                  + ", ".join(f"{n} ({int(c[0][-1]) + 1} steps)" for n, c in self.curves.items()))
+        self.show_info(f"Loaded {len(names)} loss curve(s) from {origin}. Choose the curves to fit on, then Fit.")
+
+    @guarded
+    def load_curve_files(self, files: list[str] | None = None) -> dict[str, Curve]:
+        """Loss curves from CSVs of the data folders (labels of ``curve_files``); a file without a
+        ``curve``/``run`` column is one curve named after the file."""
+        files = list(files if files is not None else self.curve_files)
+        if not files:
+            raise CSVError("curve_files: choose at least one loss-curve CSV (columns step, lr, loss)")
+        out: dict[str, Curve] = {}
+        for f in files:
+            if f not in self._files:
+                raise CSVError(f"curve_files: {f!r} is not a CSV of the data folders")
+            path = Path(self._files[f])
+            for n, c in curves_from_frame(read_csv(path), name=f"{path.parent.name}/{path.stem}",
+                                          head=self.lr_head).items():
+                out[n if n not in out else f"{path.stem}:{n}"] = c
+        self._set_curves(out, f"{len(files)} file(s)")
+        return out
+
+    @guarded
+    def load_curve_csv(self, data: bytes | str | Path, filename: str = "upload.csv") -> dict[str, Curve]:
+        """Loss curves from one CSV (uploaded bytes or a path): columns step, lr, loss[, curve or run]."""
+        curves = curves_from_frame(read_csv(data), name=Path(filename).stem, head=self.lr_head)
+        self._set_curves(curves, filename)
+        return curves
+
+    @guarded
+    def load_store_curves(self, labels: list[str] | None = None) -> dict[str, Curve]:
+        """Loss curves (``curve_loss``) and logged LR of runs of the store (labels of ``curve_runs``)."""
+        self._runs_by_label = store_curve_runs(self.store)
+        self.param.curve_runs.objects = list(self._runs_by_label)
+        labels = list(labels if labels is not None else self.curve_runs) or list(self._runs_by_label)
+        unknown = [x for x in labels if x not in self._runs_by_label]
+        if unknown:
+            raise CSVError(f"curve_runs: {unknown} are not runs of the store that logged lr")
+        curves = curves_from_store(self.store, {x: self._runs_by_label[x] for x in labels}, loss=self.curve_loss,
+                                   head=self.lr_head)
+        self._set_curves(curves, "the run store")
+        return curves
+
+    # -------------------------------------------------------------- loss curves: typed schedules
+    @param.depends("typed_schedule", watch=True)
+    def _build_typed_form(self) -> None:
+        from workbench.apps.schedule_lab import schedules_module, widget_for
+
+        self.typed_widgets, self._typed_specs = {}, {}
+        if not self.typed_schedule:
+            self.typed_form.objects = []
+            return
+        try:
+            specs = schedules_module().param_specs(self.typed_schedule)
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self.show_error(f"**{type(e).__name__}**: {e}")
+            return
+        for spec in specs:
+            w = widget_for(spec)
+            if w is not None:
+                self.typed_widgets[spec.name], self._typed_specs[spec.name] = w, spec
+        self.typed_form.objects = list(self.typed_widgets.values())
+
+    def set_typed_values(self, **values: Any) -> None:
+        """Set the typed schedule's form widgets by parameter name (as typing them in the page)."""
+        for k, v in values.items():
+            if k not in self.typed_widgets:
+                raise ValueError(f"{k}: not a parameter of schedule {self.typed_schedule!r}; "
+                                 f"choose from {sorted(self.typed_widgets)}")
+            w = self.typed_widgets[k]
+            w.value = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else (
+                str(v) if isinstance(w, pn.widgets.TextInput) and not isinstance(v, str) else v)
+
+    @guarded
+    def add_typed(self, *_: Any) -> str:
+        """Add the form's schedule (registry name, its parameters, total length, ``typed_peak_lr``) as a
+        curve to predict: nobody trained it, so it gets a prediction and no measurement."""
+        from workbench.apps.schedule_lab import schedules_module, widget_value
+
+        values = {k: widget_value(self._typed_specs[k], w) for k, w in self.typed_widgets.items()}
+        sched = schedules_module().build(self.typed_schedule, **values)
+        T = int(sched.total_steps)
+        if T < 10:
+            raise ValueError(f"total_steps: a predicted curve needs at least 10 steps, got {T}")
+        from workbench.fit import lr_array
+
+        lr = lr_array(sched, float(self.typed_peak_lr), T)
+        if not np.all(np.isfinite(lr)) or np.any(lr[1:] <= 0):
+            raise ValueError(f"{self.typed_schedule}: the LR must stay > 0 after step 0 (the laws take powers of "
+                             f"the LR; min is {lr[1:].min():g}); raise min_ratio / the final LR above 0")
+        keys = [k for k in ("decay_fraction", "decay_shape", "min_ratio", "warmup_steps") if k in values]
+        label = f"{self.typed_schedule} {T} ({', '.join(f'{k}={values[k]}' for k in keys[:3])})" if keys \
+            else f"{self.typed_schedule} {T}"
+        self.typed[label] = lr
+        if self.curve_result is not None:
+            self._show_curve_fit(self.curve_result)
+        self.show_info(f"Added {label}, peak LR {self.typed_peak_lr:g}: "
+                       + ("predicted below." if self.curve_result is not None else "predicted after the fit."))
+        return label
+
+    def clear_typed(self, *_: Any) -> None:
+        self.typed = {}
+        if self.curve_result is not None:
+            guarded(lambda s: s._show_curve_fit(s.curve_result))(self)
+
+    # -------------------------------------------------------------- loss curves: fit
+    def _kept(self, steps: np.ndarray) -> np.ndarray:
+        """Indices of the observed points past the first ``skip_frac`` of a curve."""
+        return np.nonzero(steps >= max(1, int(self.skip_frac * int(steps[-1]))))[0]
+
+    def curve_fit_data(self) -> tuple[Any, float]:
+        """The training data of the curve fit (``FitData.from_curves``: at most ``fit_points`` observed points
+        per curve, the whole per-step LR) and the largest LR in it (for the starting grid)."""
+        from workbench.fit import FitData
+
+        if not self.curves:
+            raise CSVError("curves: load loss curves first (data files, an upload or runs of the store)")
+        names = [n for n in self.fit_on if n in self.curves]
+        if not names:
+            raise CSVError(f"fit_on: choose at least one of the loaded curves {list(self.curves)[:8]}")
+        rows = []
+        for n in names:
+            steps, loss, lr = self.curves[n]
+            keep = self._kept(steps)
+            keep = keep[thin_index(len(keep), int(self.fit_points))]
+            if len(keep) < 2:
+                raise CSVError(f"skip_frac: leaves {len(keep)} point(s) of curve {n!r}; lower it")
+            rows.append((n, steps[keep], loss[keep], lr))
+        data = FitData.from_curves(rows)
+        law = self._curve_law()
+        if len(data) < law.n_params:
+            raise CSVError(f"fit_points: {len(data)} points in all, fewer than the {law.n_params} parameters of "
+                           f"{law.name!r}; raise fit_points or fit on more curves")
+        return data, float(max(np.max(r[3]) for r in rows))
+
+    def _curve_law(self) -> Any:
+        from workbench.fit import get_law
+
+        law = get_law(self.curve_law)
+        if "lrs" not in law.inputs:
+            raise ValueError(f"curve_law: {self.curve_law!r} does not take an LR schedule")
+        return law
+
+    def fit_curves(self, *_: Any, background: bool = True) -> Any:
+        """Fit ``curve_law`` on the ``fit_on`` curves with ``workbench.fit.fit``: ``curve_method="paper"`` uses
+        the law's own procedure (the multi-power law's two-stage fit, which reproduces the published
+        parameters; data-driven starts for the LR-annealing law), ``"optimum"`` batched L-BFGS from
+        ``schedule_law_starts`` to the least objective. Then predict every curve. In the page the fit runs in a thread and the
+        status line shows its elapsed time; ``background=False`` (tests, notebooks) returns the FitResult.
+        Bad input or a failed fit shows a message and returns None."""
+        if self._curve_thread is not None and self._curve_thread.is_alive():
+            self.show_error("**fit**: a loss-curve fit is already running; wait for it to finish")
+            return None
+        try:
+            law = self._curve_law()
+            data, peak = self.curve_fit_data()
+            starts = None
+            if self.curve_method == "optimum":
+                from workbench.fit.schedule_laws import schedule_law_starts
+
+                starts = schedule_law_starts(law, data.y, peak)
+        except Exception as e:  # noqa: BLE001 - bad input: a message in the page
+            self.show_error(f"**{type(e).__name__}**: {e}")
+            return None
+        self.clear_message()
+        n_curves = len(set(data.x["curve"].tolist()))
+        self._curve_t0 = time.perf_counter()
+        self._curve_what = f"{law.name} ({self.curve_method}) on {n_curves} curve(s), {len(data)} points"
+        self.curve_status.object = f"Fitting {self._curve_what}…"
+        if not background:
+            return self._run_curve_fit(law, data, starts)
+        self.curve_fit_btn.disabled = True
+        self.curve_plot.loading = True
+        self._curve_thread = threading.Thread(target=self._run_curve_fit, args=(law, data, starts), daemon=True,
+                                              name="law-fitter-curves")
+        self._curve_thread.start()
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None and self._curve_tick is None:
+            self._curve_tick = self.add_periodic(self._tick_curve_status, 500)
+        return None
+
+    def _tick_curve_status(self) -> None:
+        if self._curve_thread is not None and self._curve_thread.is_alive() and self._curve_t0 is not None:
+            self.curve_status.object = (f"Fitting {self._curve_what}… "
+                                        f"{time.perf_counter() - self._curve_t0:.0f} s")
+
+    def _run_curve_fit(self, law: Any, data: Any, starts: np.ndarray | None) -> Any:
+        from workbench.fit import fit
+
+        try:
+            res = fit(law, data) if starts is None else fit(law, data, starts=starts, n_polish=1)
+            self.curve_fitted_on = list(data.names)
+            self.curve_result = res
+            self._show_curve_fit(res)
+            self.curve_status.object = (f"Fitted {self._curve_what} in {res.seconds:.1f} s "
+                                        f"(training R² {res.r2:.5f}).")
+            return res
+        except Exception as e:  # noqa: BLE001 - shown in the page (the traceback goes to the log)
+            import traceback
+
+            traceback.print_exc()
+            self.show_error(f"**{type(e).__name__}**: {e}")
+            self.curve_status.object = f"Fit of {self._curve_what} failed."
+            return None
+        finally:
+            self.curve_fit_btn.disabled = False
+            self.curve_plot.loading = False
+
+    def curve_predictions(self, result: Any) -> dict[str, dict[str, Any]]:
+        """Per curve: measured points (past ``skip_frac``, at most ``eval_points``), the prediction at those
+        steps, the role (fit / heldout / typed) and, for measured curves, ``curve_metrics``."""
+        from workbench.fit import FitData, curve_metrics
+
+        rows, meta = [], []
+        for n, (steps, loss, lr) in self.curves.items():
+            keep = self._kept(steps)
+            keep = keep[thin_index(len(keep), int(self.eval_points))]
+            rows.append((n, steps[keep], loss[keep], lr))
+            meta.append((n, "fit" if n in self.curve_fitted_on else "heldout"))
+        for n, lr in self.typed.items():
+            T = len(lr)
+            st = np.unique(np.linspace(max(1, int(self.skip_frac * (T - 1))), T - 1,
+                                       min(int(self.eval_points), T)).round().astype(np.int64))
+            rows.append((n, st, np.ones(len(st)), lr))
+            meta.append((n, "typed"))
+        out: dict[str, dict[str, Any]] = {}
+        if not rows:
+            return out
+        data = FitData.from_curves(rows)
+        pred = np.asarray(result.predict(data), float)
+        for c, ((n, role), (_, st, y, _lr)) in enumerate(zip(meta, rows)):
+            p = pred[data.x["curve"] == c]
+            d: dict[str, Any] = {"role": role, "pred_step": st, "pred": p}
+            if role != "typed":
+                d.update(step=st, loss=y, fit_pred=p, metrics=curve_metrics(y, p))
+            out[n] = d
+        return out
+
+    def _show_curve_fit(self, result: Any) -> None:
+        from workbench.figures.fits import schedule_law_figure
+
+        curves = self.curve_predictions(result)
+        self._curve_fig = schedule_law_figure(curves, law=result.law.name, log_y=self.curve_log_y)
+        self.curve_plot.object = self._curve_fig
+        n_fit = {n: int(np.sum(result.x["curve"] == i)) for i, n in enumerate(self.curve_fitted_on)}
+        rows = []
+        for n, d in curves.items():
+            m = d.get("metrics", {})
+            rows.append({"curve": n, "role": {"fit": "fitted on", "heldout": "held out", "typed": "not trained"}[d["role"]],
+                         "fit points": n_fit.get(n, 0), "R²": m.get("r2", np.nan),
+                         "mean rel. err": m.get("mean_rel", np.nan), "worst rel. err": m.get("worst_rel", np.nan),
+                         "final step": int(d["pred_step"][-1]),
+                         "final loss": float(d["loss"][-1]) if "loss" in d else np.nan,
+                         "predicted final": float(d["pred"][-1])})
+        # object dtype: Bokeh serialises pandas' string dtype in Tabulator as NaN (see the schedule lab)
+        self.curve_table.value = pd.DataFrame(rows).astype({"curve": object, "role": object})
+        self.curve_params.value = pd.DataFrame([{"param": k, "value": v} for k, v in result.params.items()]
+                                               ).astype({"param": object})
+
+    @param.depends("curve_log_y", "eval_points", watch=True)
+    def _on_curve_view(self) -> None:
+        if self.curve_result is not None:
+            guarded(lambda s: s._show_curve_fit(s.curve_result))(self)
 
     # -------------------------------------------------------------- view
     def view(self) -> pn.viewable.Viewable:
@@ -389,6 +883,56 @@ class LawFitter(AppBase):
         main = pn.Column(self.plot, pn.pane.Markdown("**Ranking** (held-out error, AIC)"), self.compare_table,
                          pn.pane.Markdown("**Parameters**"), self.params_table, self.extra,
                          pn.pane.Markdown("**Data**"), self.preview, self._export(), sizing_mode="stretch_width")
+        points = pn.Row(controls, main, sizing_mode="stretch_width")
+        tabs = pn.Tabs(("Scaling laws", points), ("Loss curves (schedule-aware)", self.curves_view()),
+                       dynamic=False, sizing_mode="stretch_width")
+        tabs.active = 1 if self.mode == "curves" else 0
+        tabs.param.watch(lambda e: setattr(self, "mode", "curves" if e.new == 1 else "points"), "active")
+        return tabs
+
+    def curves_view(self) -> pn.viewable.Viewable:
+        """The Loss curves tab: curves from files / an upload / the store, the schedule-aware law, typed
+        schedules to predict, and measured vs predicted curves with per-curve metrics."""
+        load_files = pn.widgets.Button(label="Load files")
+        load_files.on_click(lambda *_: self.load_curve_files())
+        load_runs = pn.widgets.Button(label="Load runs")
+        load_runs.on_click(lambda *_: self.load_store_curves())
+        upload = pn.widgets.FileInput(accept=".csv", multiple=False, css_classes=["wb-curve-upload"])
+        upload.param.watch(lambda e: e.new is not None and self.load_curve_csv(e.new, upload.filename or "upload.csv"),
+                           "value")
+        add_typed = pn.widgets.Button(label="Add schedule to predict")
+        add_typed.on_click(self.add_typed)
+        clear_typed = pn.widgets.Button(label="Clear")
+        clear_typed.on_click(self.clear_typed)
+        data_box = pn.Column(
+            pn.pane.Markdown("**Loss curves** (step, lr, loss[, curve])"),
+            pn.widgets.MultiChoice.from_param(self.param.curve_files, label="Data files"), load_files,
+            pn.pane.Markdown("or upload a CSV:"), upload,
+            pn.widgets.MultiChoice.from_param(self.param.curve_runs, label="or runs of the store (all if empty)"),
+            pn.Row(pn.widgets.Select.from_param(self.param.curve_loss, label="Loss metric", width=160), load_runs),
+            pn.widgets.Select.from_param(self.param.lr_head, label="LR before the first logged step"),
+            sizing_mode="stretch_width")
+        fit_box = pn.Column(
+            pn.pane.Markdown("**Fit**"),
+            pn.widgets.Select.from_param(self.param.curve_law, label="Law"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.curve_method, button_type="light"),
+            pn.widgets.MultiChoice.from_param(self.param.fit_on, label="Fit on (the others are held out)"),
+            pn.widgets.IntInput.from_param(self.param.fit_points, label="Points per curve in the fit"),
+            pn.widgets.FloatInput.from_param(self.param.skip_frac, label="Skip first share of each curve", step=0.05),
+            self.curve_fit_btn, sizing_mode="stretch_width")
+        typed_box = pn.Card(
+            pn.widgets.Select.from_param(self.param.typed_schedule, label="Schedule"), self.typed_form,
+            pn.widgets.FloatInput.from_param(self.param.typed_peak_lr, label="Peak LR", step=1e-4),
+            pn.Row(add_typed, clear_typed), title="Predict an untrained schedule", collapsed=True,
+            sizing_mode="stretch_width")
+        controls = pn.Column(data_box, pn.layout.Divider(), fit_box, typed_box, width=330, sizing_mode="fixed")
+        main = pn.Column(self.curve_status, self.curve_list, self.curve_plot,
+                         pn.Row(pn.widgets.Checkbox.from_param(self.param.curve_log_y, label="log y"),
+                                pn.widgets.IntInput.from_param(self.param.eval_points, label="Points per curve shown",
+                                                               width=180)),
+                         pn.pane.Markdown("**Per-curve metrics** (R², mean and worst relative error)"),
+                         self.curve_table, pn.pane.Markdown("**Fitted parameters**"), self.curve_params,
+                         self._export(), sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")
 
     def _export(self) -> pn.viewable.Viewable:

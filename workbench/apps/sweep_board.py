@@ -31,6 +31,7 @@ import pandas as pd
 import panel as pn
 import param
 import plotly.graph_objects as go
+from bokeh.models.widgets.tables import NumberFormatter
 
 from workbench.apps.base import AppBase, guarded
 
@@ -290,7 +291,9 @@ class SweepBoard(AppBase):
                                                   sizing_mode="stretch_width")
         self.progress = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=200,
                                              sizing_mode="stretch_width",
-                                             formatters={"progress": {"type": "progress", "max": 1}})
+                                             formatters={"progress": {"type": "progress", "max": 1},
+                                                         "steps/s": NumberFormatter(format="0,0.0"),
+                                                         "eta_s": NumberFormatter(format="0,0")})
         self.progress_md = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.results = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=260,
                                             sizing_mode="stretch_width", pagination="local", page_size=50)
@@ -532,20 +535,23 @@ class SweepBoard(AppBase):
         )
         to_yaml = pn.widgets.Button(label="Form → YAML")
         to_yaml.on_click(self.apply_form)
-        refresh = pn.widgets.Button(label="Refresh")
+        refresh = pn.widgets.Button(label="Refresh", width=90, align="end")
         refresh.on_click(lambda *_: (self.refresh_sweeps(), self.refresh_progress(), self.refresh_results()))
         define = pn.Column(
             pn.Tabs(("YAML", editor), ("Form", pn.Column(form, to_yaml))),
             pn.Row(validate, launch, pn.widgets.Select.from_param(self.param.executor, label="Executor", width=110)),
             self.members_table, width=420, sizing_mode="fixed")
-        controls = pn.Row(
-            pn.widgets.Select.from_param(self.param.sweep, label="Sweep"),
-            pn.widgets.Select.from_param(self.param.metric, label="Metric"),
-            pn.widgets.Select.from_param(self.param.x_param, label="x"),
-            pn.widgets.Select.from_param(self.param.group_by, label="Lines by"),
-            pn.widgets.Checkbox.from_param(self.param.log_x, label="log x"),
-            pn.widgets.Checkbox.from_param(self.param.log_y, label="log y"),
-            refresh, sizing_mode="stretch_width")
+        # a wrapping flex row of fixed-width widgets: the four selects at Panel's default width (300 px)
+        # in a plain Row made the page ~1900 px wide (issue 6); here they wrap below ~1300 px of room
+        sel = {"width": 180, "sizing_mode": "fixed"}
+        controls = pn.FlexBox(
+            pn.widgets.Select.from_param(self.param.sweep, label="Sweep", **sel),
+            pn.widgets.Select.from_param(self.param.metric, label="Metric", **sel),
+            pn.widgets.Select.from_param(self.param.x_param, label="x", **sel),
+            pn.widgets.Select.from_param(self.param.group_by, label="Lines by", **sel),
+            pn.widgets.Checkbox.from_param(self.param.log_x, label="log x", width=60, align="end"),
+            pn.widgets.Checkbox.from_param(self.param.log_y, label="log y", width=60, align="end"),
+            refresh, flex_wrap="wrap", align_items="flex-end", sizing_mode="stretch_width")
         results = pn.Column(
             controls, self.progress_md, self.progress,
             pn.Tabs(("Metric vs hyperparameter", self.plot), ("Parallel coordinates", self.parcoords),

@@ -19,10 +19,12 @@ from workbench.fit.laws import (
            register_law,
            user_law,
 )
+from workbench.fit.learning_curves import CurveForecast, fit_curve, should_stop
 from workbench.fit.result import FitResult
 from workbench.fit.schedule_laws import curve_metrics, lr_array
 from workbench.fit.steplaw import fit_step_law, select_near_optimal
 
-__all__ = ["FitData", "FitDataError", "FitResult", "Law", "Param", "UnknownLawError", "available_laws",
-           "chinchilla_allocation", "compare", "crossover", "curve_metrics", "extrapolate", "fit", "fit_step_law",
-           "get_law", "lr_array", "parse_mapping", "register_law", "select_near_optimal", "user_law"]
+__all__ = ["CurveForecast", "FitData", "FitDataError", "FitResult", "Law", "Param", "UnknownLawError",
+           "available_laws", "chinchilla_allocation", "compare", "crossover", "curve_metrics", "extrapolate", "fit",
+           "fit_curve", "fit_step_law", "get_law", "lr_array", "parse_mapping", "register_law",
+           "select_near_optimal", "should_stop", "user_law"]

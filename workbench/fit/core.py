@@ -6,7 +6,9 @@ Why hand-written: the papers fit scaling laws with L-BFGS(-B) from every point o
 ``scipy.optimize.minimize`` calls spends almost all its time in per-call overhead; ``torch.optim.LBFGS``
 optimises one parameter set, not a batch. Here the two-loop L-BFGS recursion (Nocedal & Wright,
 Alg. 7.4) and a backtracking Armijo line search run on all rows at once, gradients come from torch
-autograd, converged rows drop out of the batch, and the best few rows are polished with
+autograd or, when the objective carries a ``value_and_grad`` attribute (closed-form gradient, e.g.
+Chinchilla), from one fused pass whose trial values are reused, rows are evaluated in cache-sized chunks,
+converged rows drop out of the batch, and the best few rows are polished with
 ``scipy.optimize.minimize(method="L-BFGS-B")`` (bounds honoured exactly) so the optimum is the one
 scipy finds.
 
@@ -45,12 +47,31 @@ class MinimizeResult:
     converged: np.ndarray
 
 
+CHUNK = 256  # rows per evaluation: keeps the [rows, points] temporaries in cache (~2x on 4 500 starts)
+
+
+def _value(fun: Objective, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        if len(x) <= CHUNK:
+            return fun(x, rows)
+        return torch.cat([fun(x[i:i + CHUNK], rows[i:i + CHUNK]) for i in range(0, len(x), CHUNK)])
+
+
 def _value_and_grad(fun: Objective, x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x = x.detach().requires_grad_(True)
-    f = fun(x, rows)
-    bad = ~torch.isfinite(f)
-    fs = torch.where(bad, torch.zeros_like(f), f)
-    (g,) = torch.autograd.grad(fs.sum(), x)
+    if len(x) > CHUNK:
+        parts = [_value_and_grad(fun, x[i:i + CHUNK], rows[i:i + CHUNK]) for i in range(0, len(x), CHUNK)]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    vg = getattr(fun, "value_and_grad", None)
+    if vg is not None:  # analytic gradient supplied with the objective: no autograd graph
+        with torch.no_grad():
+            f, g = vg(x.detach(), rows)
+        bad = ~torch.isfinite(f)
+    else:
+        x = x.detach().requires_grad_(True)
+        f = fun(x, rows)
+        bad = ~torch.isfinite(f)
+        fs = torch.where(bad, torch.zeros_like(f), f)
+        (g,) = torch.autograd.grad(fs.sum(), x)
     g = torch.where(torch.isfinite(g), g, torch.zeros_like(g))
     f = torch.where(bad, torch.full_like(f, float("inf")), f.detach())
     g = torch.where(bad[:, None], torch.zeros_like(g), g)
@@ -84,6 +105,7 @@ def batched_lbfgs(fun: Objective, x0: np.ndarray | torch.Tensor, *, lower: np.nd
         hi = None
     x = _clamp(x, lo, hi)
     all_rows = torch.arange(S)
+    fused = getattr(fun, "value_and_grad", None) is not None
     f, g = _value_and_grad(fun, x, all_rows)
     sh = torch.zeros(history, S, P, dtype=DTYPE)
     yh = torch.zeros(history, S, P, dtype=DTYPE)
@@ -126,15 +148,24 @@ def batched_lbfgs(fun: Objective, x0: np.ndarray | torch.Tensor, *, lower: np.nd
         # backtracking Armijo line search, all rows at once
         t = torch.ones(idx.numel(), dtype=DTYPE)
         ok = torch.zeros(idx.numel(), dtype=torch.bool)
+        if fused:  # value and gradient of every trial: the accepted point needs no second evaluation
+            fn = fa.clone()
+            gn = ga.clone()
         with torch.no_grad():
             for _ in range(max_ls):
                 cand = _clamp(xa + t[:, None] * d, lo, hi)
                 todo = torch.nonzero(~ok).flatten()
-                fc = fun(cand[todo], idx[todo])
-                fc = torch.where(torch.isfinite(fc), fc, torch.full_like(fc, float("inf")))
+                if fused:
+                    fc, gc = _value_and_grad(fun, cand[todo], idx[todo])
+                else:
+                    fc = _value(fun, cand[todo], idx[todo])
+                    fc = torch.where(torch.isfinite(fc), fc, torch.full_like(fc, float("inf")))
                 acc = fc <= fa[todo] + 1e-4 * t[todo] * gd[todo]
                 newly = todo[acc]
                 ok[newly] = True
+                if fused:
+                    fn[newly] = fc[acc]
+                    gn[newly] = gc[acc]
                 if ok.all():
                     break
                 # safeguarded quadratic interpolation of the step (Nocedal & Wright, Sec. 3.5)
@@ -145,7 +176,8 @@ def batched_lbfgs(fun: Objective, x0: np.ndarray | torch.Tensor, *, lower: np.nd
                 t[rej] = torch.minimum(torch.maximum(tq, 0.1 * tr), 0.5 * tr)
         cand = _clamp(xa + t[:, None] * d, lo, hi)
         xn = torch.where(ok[:, None], cand, xa)
-        fn, gn = _value_and_grad(fun, xn, idx)
+        if not fused:
+            fn, gn = _value_and_grad(fun, xn, idx)
         s = xn - xa
         yv = gn - ga
         syn = (s * yv).sum(-1)
@@ -190,14 +222,17 @@ def multistart(fun: Objective, starts: np.ndarray, *, lower: np.ndarray | None =
     """Batched L-BFGS from all ``starts`` (every row uses data row 0 unless ``rows`` is given), then
     polish the ``n_polish`` best distinct end points with scipy L-BFGS-B; return (best x, best f, raw)."""
     starts = np.asarray(starts, dtype=np.float64)
-    if rows is None:
-        def f_rows(th: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-            return fun(th, torch.zeros_like(r))
-    else:
-        rmap = torch.as_tensor(np.asarray(rows))
+    rmap = None if rows is None else torch.as_tensor(np.asarray(rows))
 
-        def f_rows(th: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-            return fun(th, rmap[r])
+    def _map(r: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(r) if rmap is None else rmap[r]
+
+    def f_rows(th: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return fun(th, _map(r))
+
+    vg = getattr(fun, "value_and_grad", None)
+    if vg is not None:
+        f_rows.value_and_grad = lambda th, r: vg(th, _map(r))  # type: ignore[attr-defined]
     res = batched_lbfgs(f_rows, starts, lower=lower, upper=upper, max_iter=max_iter)
     order = np.argsort(np.where(np.isfinite(res.fun), res.fun, np.inf))
     bounds = None

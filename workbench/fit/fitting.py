@@ -45,6 +45,24 @@ def objective(law: Law, data: FitData, *, loss: str = "huber", delta: float = 1e
             rho = rho * W[rows]
         return rho.sum(-1)
 
+    log_vjp = law.extra.get("log_vjp")
+    if log_vjp is not None and loss in ("huber", "ls_log"):
+        def value_and_grad(th: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """Objective and gradient in one pass: ∇ = −Jᵀψ(r) with ψ = ρ' (clip(r, ±δ) for Huber)."""
+            lp, vjp = log_vjp(th, T)
+            r = logy[None, :] - lp
+            if loss == "huber":
+                a = r.abs()
+                rho = torch.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+                psi = r.clamp(-delta, delta)
+            else:
+                rho, psi = 0.5 * r * r, r
+            if W is not None:
+                w = W[rows]
+                rho, psi = rho * w, psi * w
+            return rho.sum(-1), -vjp(psi)
+
+        fun.value_and_grad = value_and_grad  # type: ignore[attr-defined]
     return fun
 
 
@@ -70,6 +88,9 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
 
     ``holdout``: boolean mask (or indices) of points left out of the fit and predicted afterwards
     (held-out mean / worst relative error, R²). ``bootstrap``: number of resamples (points or whole curves).
+    With no ``starts`` / ``n_starts`` given, a law that names its paper's own procedure
+    (``law.extra["procedure"]``, e.g. the multi-power law's two-stage fit) is fitted with it, and a law
+    with data-driven starts (``law.extra["data_starts"]``) starts from those instead of its fixed grid.
     """
     law = get_law(law)
     if isinstance(data, Mapping):
@@ -89,10 +110,19 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
         test, data = data.subset(np.nonzero(mask)[0]), data.subset(np.nonzero(~mask)[0])
     data.validate(law, log_target=loss in ("huber", "ls_log"))
     fun = objective(law, data, loss=loss, delta=delta)
-    S0 = law.starts(limit=n_starts, seed=seed) if starts is None else np.atleast_2d(np.asarray(starts, float))
-    if S0.shape[1] != law.n_params:
-        raise FitDataError(f"starts: need {law.n_params} columns ({law.param_names}), got {S0.shape[1]}")
-    theta, fval, raw = multistart(fun, S0, lower=law.lower, upper=law.upper, n_polish=n_polish, max_iter=max_iter)
+    procedure = law.extra.get("procedure")
+    if procedure is not None and starts is None and n_starts is None and loss == law.loss:
+        # the law's own published procedure (e.g. the multi-power law's two-stage fit)
+        theta, fval, n_used = procedure(data, delta=delta)
+        S0 = np.empty((n_used, law.n_params))
+    else:
+        if starts is None and n_starts is None and "data_starts" in law.extra:
+            starts = law.extra["data_starts"](data)
+        S0 = law.starts(limit=n_starts, seed=seed) if starts is None else np.atleast_2d(np.asarray(starts, float))
+        if S0.shape[1] != law.n_params:
+            raise FitDataError(f"starts: need {law.n_params} columns ({law.param_names}), got {S0.shape[1]}")
+        theta, fval, raw = multistart(fun, S0, lower=law.lower, upper=law.upper, n_polish=n_polish,
+                                      max_iter=max_iter)
     boot = None
     if bootstrap:
         rng = np.random.default_rng(seed)

@@ -186,6 +186,25 @@ def _chin_log(th: torch.Tensor, X: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return m + torch.log(torch.exp(u1 - m) + torch.exp(u2 - m) + torch.exp(u3 - m))
 
 
+def _chin_log_vjp(th: torch.Tensor, X: Mapping[str, torch.Tensor]):
+    """log L and v -> Jᵀv in closed form: d LSE/du_k is the softmax weight w_k, so the gradient w.r.t.
+    (a, b, e, alpha, beta) is (w1, w2, w3, -w1 log N, -w2 log D); no autograd graph (fit speed)."""
+    lN, lD = torch.log(X["N"]), torch.log(X["D"])
+    u1 = th[:, 0:1] - th[:, 3:4] * lN
+    u2 = th[:, 1:2] - th[:, 4:5] * lD
+    u3 = th[:, 2:3]
+    m = torch.maximum(torch.maximum(u1, u2), u3)
+    e1, e2, e3 = torch.exp(u1 - m), torch.exp(u2 - m), torch.exp(u3 - m)
+    s = e1 + e2 + e3
+
+    def vjp(v: torch.Tensor) -> torch.Tensor:
+        v = v / s
+        v1, v2 = v * e1, v * e2
+        return torch.stack([v1.sum(-1), v2.sum(-1), (v * e3).sum(-1), -(v1 @ lN), -(v2 @ lD)], -1)
+
+    return m + torch.log(s), vjp
+
+
 register_law(Law(
     name="chinchilla",
     formula="L = E + A / N^alpha + B / D^beta  (fitted as log L = LSE(a - alpha log N, b - beta log D, e))",
@@ -196,7 +215,7 @@ register_law(Law(
             Param("alpha", -np.inf, np.inf, (0.0, 0.5, 1.0, 1.5, 2.0)),
             Param("beta", -np.inf, np.inf, (0.0, 0.5, 1.0, 1.5, 2.0))),
     inputs=("N", "D"), positive=("N", "D"),
-    fn=lambda th, X: torch.exp(_chin_log(th, X)), log_fn=_chin_log,
+    fn=lambda th, X: torch.exp(_chin_log(th, X)), log_fn=_chin_log, extra={"log_vjp": _chin_log_vjp},
     reported=lambda t: {"A": np.exp(t[0]), "B": np.exp(t[1]), "E": np.exp(t[2]), "alpha": t[3], "beta": t[4]},
     unreport=lambda p: np.array([np.log(p["A"]), np.log(p["B"]), np.log(p["E"]), p["alpha"], p["beta"]]),
     reference="Hoffmann et al. 2022 eq. (2), Sec. D.2; Besiroglu et al. 2024 (replication)",

@@ -284,8 +284,11 @@ def power(total_steps, a, b, batch_size, tokens_per_step, max_lr, decay_steps, d
     """Power scheduler (Shen et al. 2024, "Power Scheduler: a batch size and token number agnostic
     learning rate scheduler"): ``eta(n) = min(eta_max, beta * a * n**b)`` for n tokens seen, with a
     linear warmup to ``eta(n_W)`` and a final decay (WSD shapes) from ``eta(n_{T-D})``. Multiplier
-    relative to ``max_lr``: use ``peak = max_lr``. Defaults a = 4.6, b = -0.51, eta_max = 0.02 are
-    recalled values (papers.md); check the paper before relying on them."""
+    relative to ``max_lr``: use ``peak = max_lr``. The authors' training library (IBM dolomite-engine,
+    ``PowerScheduler``) has the same shape: multiplier ``min(1, (a / eta_max) * n**b)`` after a linear
+    warmup that ends at the power curve's value, a and b being configuration values. Defaults a = 4.6,
+    b = -0.51, eta_max = 0.02 are the values recalled in papers.md (not checked against the paper's
+    text, which was not available here); pass the ones your setup was tuned with."""
     _check_exp_floor("power", decay_shape, min_ratio)
     D = _decay_len("power", total_steps, w["warmup_steps"], decay_steps, decay_fraction)
     S = total_steps - D
