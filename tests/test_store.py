@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -89,6 +90,20 @@ def test_non_finite_values_are_kept_not_dropped(store: RunStore) -> None:
     got = store.metrics(rid).set_index("name")["value"]
     assert math.isnan(got["loss"]) and got["g"] == math.inf and got["h"] == -math.inf and got["ok"] == 1.5
 
+
+
+def test_series_equals_the_long_form(store: RunStore) -> None:
+    rid = store.create_run("s")
+    vals = [1.0, float("nan"), 2.5, float("inf"), -math.inf, 0.25]
+    for i, v in enumerate(vals):
+        store.log(rid, i * 3, {"loss": v, "other": float(i)}, tokens=None if i % 2 else 10 * i)
+    d = store.series(rid, "loss")
+    long = store.metrics(rid, "loss")
+    np.testing.assert_array_equal(d["id"], long["id"].to_numpy(float))
+    np.testing.assert_array_equal(d["step"], long["step"].to_numpy(float))
+    np.testing.assert_array_equal(d["value"], long["value"].to_numpy(float))  # NaN == NaN here
+    np.testing.assert_array_equal(d["tokens"], long["tokens"].to_numpy(float))
+    assert store.series(rid, "absent")["value"].size == 0
 
 @pytest.mark.parametrize(
     "call, match",
@@ -176,7 +191,10 @@ def test_artifacts(store: RunStore, tmp_path: Path) -> None:
 
 
 def test_status_values_are_the_documented_ones() -> None:
-    assert STATUSES == ("running", "finished", "diverged", "failed", "interrupted")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if "status `running`" in ln)
+    documented = set(re.findall(r"`(\w+)`", line[line.index("status"):]))
+    assert set(STATUSES) <= documented | set(re.findall(r"`(\w+)`", readme.split(line)[1][:200])), STATUSES
 
 
 def test_reader_never_blocks_writer(tmp_path: Path) -> None:

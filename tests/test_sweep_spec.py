@@ -107,3 +107,60 @@ def test_max_members_budget():
     s = SweepSpec.from_dict({"name": "x", "axes": {"lr": [1, 2, 3]}, "seeds": [0, 1], "budget": {"max_members": 5}})
     with pytest.raises(SweepSpecError, match="budget.max_members"):
         s.members()
+
+
+# ---------------------------------------------------------------------------------------- pruning
+BAYES = {"name": "bo", "strategy": "bayes", "budget": {"trials": 4},
+         "base": {"task": "modular", "task_params": {"p": 11}, "model": "mlp", "steps": 100, "log_every": 5},
+         "axes": {"lr": {"log_uniform": [1e-4, 1e-1]}}, "objective": {"metric": "train_loss", "mode": "min"}}
+
+
+@pytest.mark.parametrize("pruning", [True, {"at_fraction": 0.3, "threshold": 0.1, "min_points": 5,
+                                             "families": ["pow3", "ilog2"]}])
+def test_pruning_round_trips_through_dict_and_yaml(pruning, tmp_path):
+    s = SweepSpec.from_dict({**BAYES, "pruning": pruning}).validate()
+    assert s.pruning is not None and set(s.pruning) == {"at_fraction", "threshold", "min_points", "families"}
+    if pruning is not True:
+        assert s.pruning == pruning
+    assert SweepSpec.from_dict(s.to_dict()) == s
+    s.to_yaml(tmp_path / "bo.yaml")
+    back = SweepSpec.from_yaml(tmp_path / "bo.yaml")
+    assert back == s and back.pruning == s.pruning
+    assert SweepSpec.from_dict({**BAYES, "pruning": False}).pruning is None
+    assert "pruning" not in SweepSpec.from_dict(BAYES).to_dict()
+
+
+def test_pruning_step_keeps_the_fraction_of_the_run():
+    s = SweepSpec.from_dict({**BAYES, "pruning": {"at_fraction": 0.25}})
+    assert [s.pruning_step(n) for n in (100, 10, 3, 1)] == [25, 2, 1, 1]
+
+
+@pytest.mark.parametrize("pruning, field", [
+    ("yes", "pruning"),
+    ({"at_fraction": 1.0}, "pruning.at_fraction"),
+    ({"at_fraction": 0}, "pruning.at_fraction"),
+    ({"threshold": 1.5}, "pruning.threshold"),
+    ({"threshold": "low"}, "pruning.threshold"),
+    ({"min_points": 3}, "pruning.min_points"),
+    ({"min_points": 8.5}, "pruning.min_points"),
+    ({"families": []}, "pruning.families"),
+    ({"families": ["pow3", "cubic"]}, "pruning.families"),
+    ({"patience": 3}, "pruning"),
+])
+def test_bad_pruning_names_the_field_and_range(pruning, field):
+    with pytest.raises(SweepSpecError, match=field.replace(".", r"\.")):
+        SweepSpec.from_dict({**BAYES, "pruning": pruning})
+
+
+def test_pruning_needs_bayes_and_enough_logged_points():
+    with pytest.raises(SweepSpecError, match="pruning: needs strategy 'bayes'"):
+        SweepSpec.from_dict({"name": "g", "axes": {"lr": [1e-3]}, "pruning": True})
+    # pausing at step 50 with log_every 10 leaves 4 values (10..40) < min_points 8: could never prune
+    s = SweepSpec.from_dict({**BAYES, "base": {**BAYES["base"], "log_every": 10}, "pruning": True})
+    with pytest.raises(SweepSpecError, match="pruning.at_fraction.*4 logged values"):
+        s.validate()
+    # a test_* objective is logged every eval_every steps
+    s = SweepSpec.from_dict({**BAYES, "objective": {"metric": "test_loss"}, "pruning": True})
+    with pytest.raises(SweepSpecError, match="eval_every=100"):
+        s.validate()
+    SweepSpec.from_dict({**BAYES, "pruning": {"min_points": 4}, "base": {**BAYES["base"], "log_every": 10}}).validate()

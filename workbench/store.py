@@ -36,11 +36,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from workbench import __version__
 
-STATUSES = ("running", "finished", "diverged", "failed", "interrupted")
+# "pruned": stopped early by a sweep because its learning-curve forecast was hopeless (never resumed)
+STATUSES = ("running", "finished", "diverged", "failed", "interrupted", "pruned")
 DEFAULT_PATH = Path("runs") / "workbench.db"
 
 _SCHEMA = """
@@ -461,6 +463,22 @@ class RunStore:
             params += nm
         df = self._metric_df(" AND ".join(where), params)
         return to_wide(df) if wide else df
+
+    def series(self, run_id: str, name: str) -> dict[str, np.ndarray]:
+        """One metric of one run as float arrays ``id, step, tokens, wall, value`` in commit order (NaN for
+        missing tokens; flagged values decoded). The fast path for plotting long curves: numeric columns
+        only, read through the (run, name, step) index, no DataFrame of repeated strings."""
+        self._require(run_id)
+        rows = self._query("SELECT id, step, COALESCE(tokens, 'nan'), wall, COALESCE(value, flag) FROM metrics "
+                           "WHERE run = ? AND name = ? ORDER BY id", (run_id, name))
+        cols = ("id", "step", "tokens", "wall", "value")
+        if not rows:
+            return {c: np.empty(0) for c in cols}
+        try:
+            a = np.array(rows, dtype=np.float64)
+        except (TypeError, ValueError):  # a flag ('nan', 'inf', '-inf') where value is NULL
+            a = np.array([[_DECODE.get(v, v) if isinstance(v, str) else v for v in r] for r in rows], np.float64)
+        return {c: a[:, i] for i, c in enumerate(cols)}
 
     def sweep_metrics(self, sweep: str, names: str | Sequence[str] | None = None, *, wide: bool = False) -> pd.DataFrame:
         ids = self.runs(sweep=sweep)["id"].tolist()

@@ -20,6 +20,12 @@ A member whose loss becomes NaN / inf is frozen on the device at once (gradient 
 marked ``diverged`` in the store at the next sync; the others go on. Checkpoints are written every
 ``checkpoint_every`` steps (tmp file + ``os.replace``), recorded as store artifacts, and
 :func:`resume` continues from the last one at the exact step.
+
+``until=k`` (``train`` / ``train_batched`` / ``resume``) pauses a run at step k *without* changing its
+``steps``: it writes a checkpoint at k and leaves the run ``interrupted``, so :func:`resume` finishes it
+exactly as if it had never stopped (the schedule still sees the full horizon; training a shorter run
+would change cosine and the like). The sweep runner uses it to prune trials from their learning curves.
+A stack member marked ``pruned`` is left out when its stack resumes.
 """
 
 from __future__ import annotations
@@ -534,8 +540,9 @@ class _Runner:
     """Drives an engine: logging, host syncs, store writes, checkpoints, divergence, progress bar."""
 
     def __init__(self, engine: _Engine, store, run_ids: list[str | None], progress: bool = False,
-                 return_params: bool = False) -> None:
+                 return_params: bool = False, until: int | None = None) -> None:
         self.e, self.store, self.run_ids = engine, store, run_ids
+        self.until = _check_until(until)
         self.return_params = return_params
         self.writers = [store.writer(r, every_seconds=0.25) if store is not None else None for r in run_ids]
         self.pending: list[tuple[int, dict[str, torch.Tensor]]] = []
@@ -631,8 +638,10 @@ class _Runner:
         e, c = self.e, self.e.cfg
         t0 = time.time()
         status = "finished"
+        end = c.steps if self.until is None else min(c.steps, self.until)
+        paused = False
         try:
-            while e.step < c.steps and not self.stop:
+            while e.step < end and not self.stop:
                 s = e.step
                 if c.checkpoint_every and s > 0 and s % c.checkpoint_every == 0 and s != self.resumed_at:
                     self.checkpoint()
@@ -648,13 +657,17 @@ class _Runner:
                 if out is not None or extra:
                     self.pending.append((s, {**(out or {}), **extra}))
                     self.sync()
-            fin = {**e.final_train_metrics(), **e.eval_metrics()}       # metrics of the final parameters
-            if c.progress_every:
-                fin.update(e.progress())
-            self.pending.append((e.step, fin))
-            self.sync(force=True)
-            if c.checkpoint_every and e.step % c.checkpoint_every == 0 and e.step > 0:
+            paused = e.step < c.steps and not self.stop
+            if paused:                    # until=k: checkpoint at k, no final metrics, stay resumable
                 self.checkpoint()
+            else:
+                fin = {**e.final_train_metrics(), **e.eval_metrics()}       # metrics of the final parameters
+                if c.progress_every:
+                    fin.update(e.progress())
+                self.pending.append((e.step, fin))
+                self.sync(force=True)
+                if c.checkpoint_every and e.step % c.checkpoint_every == 0 and e.step > 0:
+                    self.checkpoint()
         except KeyboardInterrupt:
             status = "interrupted"
             self.sync(force=True)
@@ -676,14 +689,41 @@ class _Runner:
                     self.store.set_status(rid, "interrupted")
         results = []
         for i, rid in enumerate(self.run_ids):
-            st = "diverged" if self.dead[i] else "finished"
-            if self.store is not None and st == "finished":
-                self.store.set_status(rid, "finished")
+            st = "diverged" if self.dead[i] else ("interrupted" if paused else "finished")
+            if self.store is not None and st != "diverged":
+                self.store.set_status(rid, st)
             prm = None
             if self.return_params:
                 prm = {n: (p[i] if e.batched else p).detach().cpu().clone() for n, p in e.params.items()}
             results.append(RunResult(rid, st, dict(self.final[i]), e.step, e.cfgs[i].to_dict(), time.time() - t0, prm))
         return results
+
+
+def _check_until(until: int | None) -> int | None:
+    if until is None:
+        return None
+    if isinstance(until, bool) or not isinstance(until, int) or until < 1:
+        raise ConfigError(f"until: must be an integer >= 1 (the step to pause at) or None, got {until!r}")
+    return until
+
+
+def _select_members(sd: dict, keep: list[int]) -> dict:
+    """The state of a batched checkpoint restricted to members ``keep`` (every per-member tensor has the
+    member dim first: parameters, optimizer moments, gradient-filter state, the alive mask)."""
+    n = len(sd["configs"])
+    idx = torch.as_tensor(keep, dtype=torch.long)
+
+    def sel(v: Any) -> Any:
+        if torch.is_tensor(v):
+            return v[idx] if v.dim() >= 1 and v.shape[0] == n else v
+        if isinstance(v, dict):
+            return {k: sel(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(sel(x) for x in v)
+        return v
+
+    return {**sd, "params": sel(sd["params"]), "opt": sel(sd["opt"]), "filter": sel(sd["filter"]),
+            "alive": sd["alive"][idx], "configs": [sd["configs"][i] for i in keep]}
 
 
 def _store_config(cfg: TrainConfig, engine: _Engine) -> dict:
@@ -693,22 +733,26 @@ def _store_config(cfg: TrainConfig, engine: _Engine) -> dict:
 
 
 def train(cfg: TrainConfig | dict, store=None, *, name: str | None = None, sweep: str | None = None,
-          run_id: str | None = None, progress: bool = False, return_params: bool = False) -> RunResult:
-    """Train one run (plain module, library optimizer); stream metrics into ``store`` if given."""
+          run_id: str | None = None, progress: bool = False, return_params: bool = False,
+          until: int | None = None) -> RunResult:
+    """Train one run (plain module, library optimizer); stream metrics into ``store`` if given.
+    ``until=k``: pause at step k (checkpoint, status ``interrupted``; see the module docstring)."""
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    _check_until(until)
     engine = _Engine([cfg], batched=False)
     rid = None
     if store is not None:
         rid = store.create_run(name or f"{cfg.task}-s{cfg.seed}", task=cfg.task, config=cfg.to_dict(), sweep=sweep,
                                device=str(engine.device), run_id=run_id)
-    return _Runner(engine, store, [rid], progress=progress, return_params=return_params).run()[0]
+    return _Runner(engine, store, [rid], progress=progress, return_params=return_params, until=until).run()[0]
 
 
 def train_batched(cfgs: Sequence[TrainConfig | dict], store=None, *, sweep: str | None = None,
                   names: Sequence[str] | None = None, progress: bool = False,
-                  return_params: bool = False) -> list[RunResult]:
-    """Train N members as one batched model; one store run per member."""
+                  return_params: bool = False, until: int | None = None) -> list[RunResult]:
+    """Train N members as one batched model; one store run per member (``until``: as in :func:`train`)."""
     cfgs = [c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c) for c in cfgs]
+    _check_until(until)
     _check_batchable(cfgs)
     engine = _Engine(cfgs, batched=True)
     rids: list[str | None] = [None] * len(cfgs)
@@ -716,13 +760,16 @@ def train_batched(cfgs: Sequence[TrainConfig | dict], store=None, *, sweep: str 
         rids = [store.create_run((names[i] if names else None) or f"{c.task}-s{c.seed}-m{i}", task=c.task,
                                  config=c.to_dict(), sweep=sweep, device=str(engine.device))
                 for i, c in enumerate(cfgs)]
-    return _Runner(engine, store, rids, progress=progress, return_params=return_params).run()
+    return _Runner(engine, store, rids, progress=progress, return_params=return_params, until=until).run()
 
 
-def resume(run_id: str, store, *, progress: bool = False, return_params: bool = False) -> RunResult:
+def resume(run_id: str, store, *, progress: bool = False, return_params: bool = False,
+           until: int | None = None) -> RunResult:
     """Continue a killed / interrupted run from its last checkpoint at the exact step (with the
     optimizer, filter, schedule position and RNG state). A member of a batched stack resumes the
-    whole stack; the result of ``run_id`` is returned."""
+    whole stack except members marked ``pruned`` (unless ``run_id`` is one); the result of ``run_id``
+    is returned. ``until=k`` pauses again at step k."""
+    _check_until(until)
     rec = store.get_run(run_id)
     cks = store.artifacts(run_id, kind="checkpoint")
     ck = None
@@ -730,7 +777,8 @@ def resume(run_id: str, store, *, progress: bool = False, return_params: bool = 
         if Path(row["path"]).exists():
             ck = row
             break
-    members = list(ck["meta"].get("members", [run_id])) if ck is not None else [run_id]
+    stack = list(ck["meta"].get("members", [run_id])) if ck is not None else [run_id]
+    members = [r for r in stack if r == run_id or store.get_run(r)["status"] != "pruned"]
     cfgs = [TrainConfig.from_dict({k: v for k, v in store.get_run(r)["config"].items()
                                    if k in {f.name for f in dataclasses.fields(TrainConfig)}}) for r in members]
     batched = len(members) > 1 or (ck is not None and bool(torch.load(ck["path"], map_location="cpu",
@@ -738,6 +786,8 @@ def resume(run_id: str, store, *, progress: bool = False, return_params: bool = 
     engine = _Engine(cfgs, batched=batched)
     if ck is not None:
         sd = torch.load(ck["path"], map_location=engine.device, weights_only=False)
+        if len(members) < len(stack):
+            sd = _select_members(sd, [stack.index(r) for r in members])
         engine.load_state_dict(sd)
     for r in members:
         if store.get_run(r)["status"] != "diverged":
@@ -745,7 +795,7 @@ def resume(run_id: str, store, *, progress: bool = False, return_params: bool = 
     # rows logged after the checkpoint are logged again by the resumed run: drop them, never duplicate
     store.delete_metrics(members, from_step=engine.step)
     del rec
-    runner = _Runner(engine, store, members, progress=progress, return_params=return_params)
+    runner = _Runner(engine, store, members, progress=progress, return_params=return_params, until=until)
     runner.resumed_at = engine.step
     results = runner.run()
     return results[members.index(run_id)]

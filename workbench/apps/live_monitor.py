@@ -86,6 +86,7 @@ class Series:
     state: EmaState = field(default_factory=EmaState)
     source: ColumnDataSource | None = None
     shown: int = 0
+    smoothed_with: float | None = None  # the smoothing weight ``smooth`` was computed with
 
 
 class LiveMonitor(AppBase):
@@ -96,7 +97,7 @@ class LiveMonitor(AppBase):
     sweep = param.Selector(default=ALL, objects=[ALL], doc="Only runs of this sweep")
     task = param.Selector(default=ALL, objects=[ALL], doc="Only runs of this task")
     status = param.ListSelector(default=["running", "finished"],
-                                objects=["running", "finished", "diverged", "failed", "interrupted"])
+                                objects=["running", "finished", "diverged", "failed", "interrupted", "pruned"])
     hp_key = param.Selector(default=ALL, objects=[ALL], doc="Filter by this hyperparameter (config key)")
     hp_values = param.ListSelector(default=[], objects=[], doc="... keeping these values")
     runs = param.ListSelector(default=[], objects=[], doc="Runs shown")
@@ -132,7 +133,11 @@ class LiveMonitor(AppBase):
         self._started = False
         self._building = False
         try:
-            self.refresh_runs(initial=True)
+            self._building = True  # choosing the initial runs must not trigger a rebuild of its own
+            try:
+                self.refresh_runs(initial=True)
+            finally:
+                self._building = False
             self.rebuild()
         except Exception as e:
             self.show_error(f"**{type(e).__name__}**: {e}")
@@ -192,24 +197,27 @@ class LiveMonitor(AppBase):
         need = [(r, n) for r in run_ids for n in names if (r, n) not in self._series]
         if not need:
             return
-        runs = sorted({r for r, _ in need})
-        df = self.store.metrics(runs, sorted({n for _, n in need}))
-        self._cursor = max(self._cursor, self.store.cursor()) if not self._cursor else self._cursor
-        for (r, n), g in df.groupby(["run", "name"], sort=False):
-            if (r, n) in self._series or n not in names:
-                continue
-            self._series[(r, n)] = self._new_series(r, n, g)
-        for r, n in need:  # metrics not written yet: empty series, filled by the tail
-            if (r, n) not in self._series:
-                self._series[(r, n)] = self._new_series(r, n, df.iloc[:0])
+        if not self._cursor:  # rows committed after this are streamed by the tail (none lost: last_id)
+            self._cursor = self.store.cursor()
+        for r, n in need:  # numeric arrays per series (RunStore.series), not one big DataFrame
+            self._series[(r, n)] = self._new_series(r, n, self.store.series(r, n))
 
-    def _new_series(self, r: str, n: str, g: pd.DataFrame) -> Series:
-        s = Series(r, n, _Grow(g["step"].to_numpy(float)), _Grow(g["tokens"].to_numpy(float)),
-                   _Grow(g["wall"].to_numpy(float)), _Grow(g["value"].to_numpy(float)),
-                   int(g["id"].max()) if len(g) else 0)
-        sm, s.state = ema(s.value.a, self.smoothing, return_state=True) if self.smoothing else (s.value.a, EmaState())
-        s.smooth = _Grow(sm)
+    def _new_series(self, r: str, n: str, d: dict[str, np.ndarray]) -> Series:
+        s = Series(r, n, _Grow(d["step"]), _Grow(d["tokens"]), _Grow(d["wall"]), _Grow(d["value"]),
+                   int(d["id"].max()) if len(d["id"]) else 0)
+        self._smooth(s)
         return s
+
+    def _smooth(self, s: Series) -> None:
+        """(Re)compute the series' EMA when the smoothing weight changed since it was last computed."""
+        if s.smoothed_with == self.smoothing:
+            return
+        if self.smoothing:
+            sm, s.state = ema(s.value.a, self.smoothing, return_state=True)
+        else:
+            sm, s.state = s.value.a, EmaState()
+        s.smooth = _Grow(sm)
+        s.smoothed_with = self.smoothing
 
     def _x(self, s: Series, sl: slice | np.ndarray = slice(None)) -> np.ndarray:
         if self.x_axis == "step":
@@ -263,10 +271,8 @@ class LiveMonitor(AppBase):
         for s in self._series.values():
             s.source = None
             s.shown = 0
-        if self.smoothing:
-            for s in self._series.values():
-                sm, s.state = ema(s.value.a, self.smoothing, return_state=True)
-                s.smooth = _Grow(sm)
+        for s in self._series.values():
+            self._smooth(s)
         if not self.runs:
             self.plots.objects = [pn.pane.Markdown("No runs match the filters yet. Runs appear here as they "
                                                    "start (`workbench run ...`, or a sweep).")]

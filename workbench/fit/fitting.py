@@ -83,7 +83,7 @@ def _boot_weights(data: FitData, n: int, by: str, rng: np.random.Generator) -> n
 def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, delta: float = 1e-3,
         starts: np.ndarray | None = None, n_starts: int | None = None, n_polish: int = 3,
         bootstrap: int = 0, bootstrap_by: str = "points", holdout: np.ndarray | None = None,
-        level: float = 0.95, seed: int = 0, max_iter: int = 200) -> FitResult:
+        level: float = 0.95, seed: int = 0, max_iter: int = 200, keep: float = 0.1) -> FitResult:
     """Fit ``law`` to ``data`` and return a :class:`FitResult`.
 
     ``holdout``: boolean mask (or indices) of points left out of the fit and predicted afterwards
@@ -91,6 +91,8 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
     With no ``starts`` / ``n_starts`` given, a law that names its paper's own procedure
     (``law.extra["procedure"]``, e.g. the multi-power law's two-stage fit) is fitted with it, and a law
     with data-driven starts (``law.extra["data_starts"]``) starts from those instead of its fixed grid.
+    ``keep``: share of a large grid that continues after a short screening run (``core.multistart``);
+    ``keep=1`` runs every start to convergence.
     """
     law = get_law(law)
     if isinstance(data, Mapping):
@@ -122,7 +124,7 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
         if S0.shape[1] != law.n_params:
             raise FitDataError(f"starts: need {law.n_params} columns ({law.param_names}), got {S0.shape[1]}")
         theta, fval, raw = multistart(fun, S0, lower=law.lower, upper=law.upper, n_polish=n_polish,
-                                      max_iter=max_iter)
+                                      max_iter=max_iter, keep=keep)
     boot = None
     if bootstrap:
         rng = np.random.default_rng(seed)

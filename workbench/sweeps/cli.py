@@ -68,6 +68,10 @@ def cli_main(argv: list[str]) -> int:
             if a.dry_run:
                 n = spec.n_members()
                 print(f"sweep {spec.name}: {spec.strategy}, {n} member(s), valid")
+                if spec.pruning is not None:
+                    pr = spec.pruning
+                    print(f"  pruning: pause at {pr['at_fraction']:g} of each run, stop a trial when "
+                          f"P(better than the best completed) < {pr['threshold']:g}")
                 if spec.strategy != "bayes":
                     for m in spec.members():
                         print(f"  m{m.index:04d} seed={m.seed} {json.dumps(m.params, sort_keys=True)}")

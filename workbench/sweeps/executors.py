@@ -3,7 +3,8 @@
 Every executor takes a list of :class:`Job` (a member to start, or an interrupted member to resume
 from its checkpoint) and runs each through the engine (``workbench.train.train`` /
 ``train_batched`` / ``resume``), which writes runs and metrics to the run store. No training loop
-lives here.
+lives here. A job with ``until=k`` pauses its member at step k (the engine's ``until``: a checkpoint,
+status ``interrupted``), so the sweep can decide from the curve so far whether to finish it (pruning).
 
 * :class:`BatchedExecutor` (``batched``): members whose configs differ only in fields the engine's
   batched loop can vary per member (LR, schedule, weight decay, seed, optimizer hyperparameters...)
@@ -18,7 +19,7 @@ lives here.
   GPU. ``store_mode="direct"``: each task opens the store path (one machine or a shared file
   system); ``"ship"``: each task trains into a private temporary store and ships its run back as a
   Parquet export (``RunStore.export``), which the driver imports — for clusters without a shared
-  file system.
+  file system. Pausing (``until``) needs ``direct``: a shipped trial's checkpoints stay on its worker.
 
 The memory packing of :class:`BatchedExecutor` is a rough estimate (16 bytes per parameter for the
 weights, gradients and two Adam moments, plus activations ~ batch x positions x widest layer x 64
@@ -58,6 +59,7 @@ class Job:
     action: str = "new"
     index: int = 0
     covers: list[str] = field(default_factory=list)   # resume: every run id of the stack it continues
+    until: int | None = None                            # pause at this step (None: train to the end)
 
 
 @dataclass
@@ -127,12 +129,14 @@ def run_one(store: Any, job: Job, sweep: str | None) -> Outcome:
     try:
         if job.action == "resume":
             st = _status(store, job.run_id)
-            if st in ("finished", "diverged", "failed"):      # resumed already as part of its stack
+            if st in ("finished", "diverged", "failed", "pruned"):      # resumed already as part of its stack
                 return Outcome(job.run_id, st, {})
-            res = engine.resume(job.run_id, store)  # drops rows logged after its checkpoint
+            if job.until is not None and st == "interrupted" and last_checkpoint(store, job.run_id)[0] >= job.until:
+                return Outcome(job.run_id, st, {})                       # paused there already with its stack
+            res = engine.resume(job.run_id, store, until=job.until)  # drops rows logged after its checkpoint
         else:
             cfg = engine.TrainConfig.from_dict(job.config)
-            res = engine.train(cfg, store, name=job.name, sweep=sweep, run_id=job.run_id)
+            res = engine.train(cfg, store, name=job.name, sweep=sweep, run_id=job.run_id, until=job.until)
         return _outcome(res, job.run_id)
     except Exception as e:  # noqa: BLE001
         return _record_failure(store, job, sweep, e)
@@ -205,11 +209,11 @@ def member_bytes(cfg: dict[str, Any]) -> int:
 
 def pack(jobs: Sequence[Job], max_group: int | None = None, memory_fraction: float = 0.5,
          device: str = "cpu") -> list[list[Job]]:
-    """Group ``new`` jobs by :func:`batch_key`, then split each group into chunks that fit in
-    ``memory_fraction`` of the free memory (and at most ``max_group`` members)."""
+    """Group ``new`` jobs by :func:`batch_key` (and pause step ``until``), then split each group into
+    chunks that fit in ``memory_fraction`` of the free memory (and at most ``max_group`` members)."""
     groups: dict[str, list[Job]] = {}
     for j in jobs:
-        groups.setdefault(batch_key(j.config), []).append(j)
+        groups.setdefault(f"{batch_key(j.config)}|{j.until}", []).append(j)
     out = []
     free = _free_bytes(device) * memory_fraction
     for g in groups.values():
@@ -286,6 +290,8 @@ def _train_batched(engine: Any, cfgs: list, store: Any, sweep: str | None, group
         kw["run_ids"] = [j.run_id for j in group]
     if "names" in params:
         kw["names"] = [j.name for j in group]
+    if group[0].until is not None:
+        kw["until"] = group[0].until
     return engine.train_batched(cfgs, store, **kw)
 
 
@@ -410,9 +416,9 @@ class RayExecutor(Executor):
             if not direct and j.action == "resume":
                 # a shipped trial's checkpoints lived on a worker: start the member again from scratch
                 store.delete_run(j.run_id)
-                j = Job(j.run_id, j.config, j.name, "new", j.index)
+                j = Job(j.run_id, j.config, j.name, "new", j.index, until=j.until)
             if not direct and j.action == "new" and str(j.config.get("device", "auto")) == "auto" and self.gpus == 0:
-                j = Job(j.run_id, {**j.config, "device": "cpu"}, j.name, j.action, j.index)
+                j = Job(j.run_id, {**j.config, "device": "cpu"}, j.name, j.action, j.index, until=j.until)
             refs[task.remote(str(store.path) if direct else None, j, sweep, threads)] = j
         outs: list[Outcome] = []
         pending = list(refs)

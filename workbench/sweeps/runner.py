@@ -8,22 +8,36 @@
   skipped, ``interrupted`` ones resume from their checkpoints (``workbench.train.resume``), and
   members never started run from scratch. Each member has a fixed run id (``<sweep>-m<index>``), so
   a member can never be run twice.
-* :func:`sweep_status` counts members by status.
+* :func:`sweep_status` counts members by status (``pruned`` members count as done).
 
 The Bayesian strategy uses Optuna's TPE sampler (``optuna.samplers.TPESampler``, seeded with
 ``sampler_seed``) through its ask / tell interface: each round asks ``budget.parallel`` trials
 (default: as many as fit one batched group), runs every trial with every seed, and tells Optuna the
 median (over seeds) of the objective's last value. On resume, completed trials are replayed into a
-fresh study with ``study.add_trial``. Pruning from a learning-curve extrapolation (Domhan et al.
-2015) is meant to stop a trial whose forecast final objective is worse than the best so far. Not available yet: ``pruning: true`` is refused by validation until ``workbench.fit`` offers that
-extrapolation (pruning from a forecast nobody can compute would silently do nothing).
+fresh study with ``study.add_trial``.
+
+Pruning (``pruning:`` in the spec; Domhan et al. 2015, Sec. 3.3). Each round, once at least one trial
+has completed, every member of the round's trials is trained to ``at_fraction`` of its steps and paused
+there (the engine's ``until``: a checkpoint, status ``interrupted``; the run keeps its full ``steps``, so
+its schedule is unchanged). For each trial the per-step median over its seeds of the objective's curve
+is reported to a RUNNING Optuna trial and :class:`workbench.sweeps.pruning.ExtrapolationPruner` decides:
+prune when the forecast gives P(final median better than the best completed trial's) < ``threshold`` —
+the median over seeds because that is the value the trial would be told (one fit per trial, and less
+noise than any single seed). The decision is stored first (a ``sweep_prune_decision`` artifact with
+the probability), then the pruned trial's members are marked ``pruned`` (never resumed; a batched stack
+continues without them) and the survivors resume from their checkpoints to the end. Pruned trials are
+told to Optuna as ``TrialState.PRUNED`` with their last median value as intermediate value. A round
+started before any trial completed runs to the end without pausing. :func:`resume_sweep` replays the
+stored decisions, finishes paused or interrupted survivors and decides trials paused but not yet decided.
+Executors: ``batched`` and ``local``; ``ray`` only with ``store_mode='direct'`` (a shipped trial's
+checkpoints stay on its worker, so it cannot be paused and resumed).
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +47,9 @@ from workbench.store import RunStore
 from workbench.sweeps.executors import EXECUTORS, Executor, ExecutorError, Job, Outcome, make_executor
 from workbench.sweeps.spec import Member, SweepSpec, SweepSpecError
 
-DONE = ("finished", "diverged", "failed")
+DONE = ("finished", "diverged", "failed", "pruned")
 MEMBER_KIND = "sweep_member"
+DECISION_KIND = "sweep_prune_decision"
 
 
 class SweepBusyError(ValueError):
@@ -125,7 +140,16 @@ def _member_runs(store: RunStore, sweep_id: str) -> dict[str, tuple[str, str]]:
     return {n: (i, s) for n, i, s in zip(runs["name"], runs["id"], runs["status"])}
 
 
-def _jobs(store: RunStore, sweep_id: str, spec: SweepSpec, members: list[Member]) -> tuple[list[Job], int]:
+def _member_steps(cfg: Mapping[str, Any]) -> int:
+    from workbench.train import TrainConfig
+
+    return int(cfg.get("steps", TrainConfig.steps))
+
+
+def _jobs(store: RunStore, sweep_id: str, spec: SweepSpec, members: list[Member],
+          pause: bool = False) -> tuple[list[Job], int]:
+    """Jobs that take ``members`` to their end, or with ``pause`` to their pruning step (members paused
+    there already are left alone). Returns the jobs and the number of members already done."""
     from workbench.sweeps.executors import last_checkpoint
 
     runs = store.runs(sweep=sweep_id)
@@ -138,16 +162,19 @@ def _jobs(store: RunStore, sweep_id: str, spec: SweepSpec, members: list[Member]
     for m in members:
         name = member_name(spec, m.index)
         rid, st = by_name.get(name, (member_run_id(sweep_id, m.index), None))
+        until = spec.pruning_step(_member_steps(m.config)) if pause else None
         if st in DONE:
             done += 1
         elif st == "interrupted":
             if rid in covered:
                 continue
-            _, stack = last_checkpoint(store, rid)
+            at, stack = last_checkpoint(store, rid)
+            if until is not None and at >= until:     # paused at its pruning step: waits for the decision
+                continue
             covered.update(stack)
-            jobs.append(Job(rid, m.config, name, "resume", m.index, covers=stack))
+            jobs.append(Job(rid, m.config, name, "resume", m.index, covers=stack, until=until))
         else:
-            jobs.append(Job(rid, m.config, name, "new", m.index))
+            jobs.append(Job(rid, m.config, name, "new", m.index, until=until))
     return jobs, done
 
 
@@ -185,16 +212,28 @@ def _final_objective(store: RunStore, run_id: str, spec: SweepSpec) -> float | N
     return v if v == v else None
 
 
-def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> None:
-    import optuna
+def _decisions(store: RunStore, sweep_id: str) -> dict[int, dict[str, Any]]:
+    """trial -> its stored pruning decision ``{trial, pruned, reason, prob, step, value}``."""
+    a = store.artifacts(kind=DECISION_KIND)
+    a = a[a["path"] == sweep_id]
+    return {int(m["trial"]): m for m in a["meta"]}
+
+
+def _median_curve(store: RunStore, run_ids: list[str], metric: str, until: int) -> dict[int, float]:
+    """step -> median over ``run_ids`` of ``metric`` at that step, for 0 < step <= until."""
+    m = store.metrics(run_ids, metric)
+    if m.empty:
+        return {}
+    m = m[(m["step"] > 0) & (m["step"] <= until)]
+    return {int(k): float(v) for k, v in m.groupby("step")["value"].median().items()}
+
+
+def _dists(spec: SweepSpec) -> dict[str, Any]:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-    from optuna.trial import TrialState, create_trial
 
     from workbench.sweeps.spec import _key
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction = "minimize" if spec.objective["mode"] == "min" else "maximize"
-    dists = {}
+    dists: dict[str, Any] = {}
     for a in spec.axes:
         if a.kind == "list":
             dists[a.name] = CategoricalDistribution([_key(v) for v in a.values])
@@ -202,6 +241,88 @@ def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, 
             dists[a.name] = IntDistribution(int(a.low), int(a.high))
         else:
             dists[a.name] = FloatDistribution(a.low, a.high, log=a.kind == "log_uniform")
+    return dists
+
+
+def _trial_params(spec: SweepSpec, g: pd.DataFrame) -> dict[str, Any]:
+    from workbench.sweeps.spec import _key
+
+    p0 = g["params"].iloc[0]
+    return {a.name: (_key(p0[a.name]) if a.kind == "list" else p0[a.name]) for a in spec.axes}
+
+
+def _study(store: RunStore, spec: SweepSpec, known: dict[int, pd.DataFrame], dec: dict[int, dict[str, Any]],
+           seed: int, skip: Collection[int] = ()) -> Any:
+    """A fresh TPE study with every trial of ``known`` but ``skip`` replayed: pruned trials as PRUNED,
+    trials with a finished member as COMPLETE (median over seeds of the final objective), others FAIL."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    direction = "minimize" if spec.objective["mode"] == "min" else "maximize"
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
+    dists = _dists(spec)
+    for t, g in sorted(known.items()):
+        if t in skip:
+            continue
+        params = _trial_params(spec, g)
+        d = dec.get(t, {})
+        if d.get("pruned"):
+            iv = {int(d["step"]): float(d["value"])} if d.get("value") is not None else None
+            study.add_trial(create_trial(params=params, distributions=dists, state=TrialState.PRUNED,
+                                         intermediate_values=iv))
+            continue
+        vals = [_final_objective(store, r, spec) for r, st in zip(g["run_id"], g["status"]) if st == "finished"]
+        vals = [v for v in vals if v is not None]
+        state = TrialState.COMPLETE if vals else TrialState.FAIL
+        study.add_trial(create_trial(params=params, distributions=dists, state=state,
+                                     value=statistics.median(vals) if vals else None))
+    return study
+
+
+def _decide(store: RunStore, sweep_id: str, spec: SweepSpec, study: Any, t: int, g: pd.DataFrame) -> dict[str, Any]:
+    """The pruning decision of trial ``t`` (all its members paused or done), stored before it is applied."""
+    from optuna.trial import TrialState, create_trial
+
+    from workbench.sweeps.pruning import ExtrapolationPruner
+
+    pr = spec.pruning
+    paused = [r for r, st in zip(g["run_id"], g["status"]) if st == "interrupted"]
+    steps = _member_steps(g["config"].iloc[0])
+    at = spec.pruning_step(steps)
+    d: dict[str, Any] = {"trial": t, "pruned": False, "prob": None, "step": None, "value": None}
+    if not paused:
+        d["reason"] = "no member left to finish"
+    elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        d["reason"] = "no completed trial yet"
+    else:
+        curve = _median_curve(store, paused, spec.objective["metric"], at)
+        pruner = ExtrapolationPruner(pr["threshold"], final_step=steps, min_points=pr["min_points"],
+                                     families=pr["families"], seed=spec.sampler_seed)
+        frozen = create_trial(state=TrialState.RUNNING, params=_trial_params(spec, g), distributions=_dists(spec),
+                              intermediate_values=curve)
+        d["pruned"] = bool(pruner.prune(study, frozen))
+        d["prob"] = pruner.last_probability
+        d["best"] = float(study.best_value)
+        if curve:
+            d["step"], d["value"] = max(curve), curve[max(curve)]
+        prob = "n/a" if d["prob"] is None else f"{d['prob']:.3g}"
+        d["reason"] = (f"P(better than {study.best_value:.4g} at step {steps}) = {prob} "
+                       f"{'<' if d['pruned'] else '>='} {pr['threshold']:g}")
+    store.add_artifact(None, DECISION_KIND, sweep_id, meta=d)
+    return d
+
+
+def _apply_decisions(store: RunStore, members_df: pd.DataFrame, dec: dict[int, dict[str, Any]]) -> None:
+    """Mark the members of pruned trials ``pruned`` (also after a crash between decision and marking)."""
+    for t, rid, st in zip(members_df["trial"], members_df["run_id"], members_df["status"]):
+        if dec.get(int(t), {}).get("pruned") and st == "interrupted":
+            store.set_status(rid, "pruned")
+
+
+def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     n_seeds = len(spec.seeds)
     trials = int(spec.budget["trials"])
     parallel = int(spec.budget.get("parallel", max(1, int(spec.resources.get("max_group", 8)) // n_seeds)))
@@ -210,26 +331,30 @@ def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, 
         while True:
             members_df = sweep_members(sweep_id, store)
             known = {} if members_df.empty else {int(t): g for t, g in members_df.groupby("trial")}
-            # finish any started trial first (resume), then replay finished trials into the study
             members = [Member(int(r["index"]), r["params"], int(r["seed"]), r["config"], int(r["trial"]))
                        for _, r in members_df.iterrows()]
+            dec = _decisions(store, sweep_id) if spec.pruning is not None else {}
+            if spec.pruning is not None:
+                _apply_decisions(store, members_df, dec)
+                undecided = [m for m in members if m.trial not in dec]
+                if undecided:
+                    jobs, _ = _jobs(store, sweep_id, spec, undecided, pause=True)
+                    if jobs:                          # train the undecided trials to their pruning step
+                        ex.run(jobs, store, sweep_id)
+                        continue
+                    ts = sorted({m.trial for m in undecided})
+                    study = _study(store, spec, known, dec, spec.sampler_seed, skip=set(ts))
+                    for t in ts:
+                        _decide(store, sweep_id, spec, study, t, known[t])
+                    continue
+            # finish any started trial first (resume), then replay finished trials into the study
             jobs, done = _jobs(store, sweep_id, spec, members)
             bar.n = done
             bar.refresh()
             if jobs:
                 ex.run(jobs, store, sweep_id, on_done=lambda o, js=jobs: _progress_step(o, bar, js))
                 continue
-            study = optuna.create_study(direction=direction,
-                                        sampler=optuna.samplers.TPESampler(seed=spec.sampler_seed + len(known)))
-            for _t, g in sorted(known.items()):
-                vals = [_final_objective(store, r, spec) for r, st in zip(g["run_id"], g["status"])
-                        if st == "finished"]
-                vals = [v for v in vals if v is not None]
-                params = {a.name: (_key(g["params"].iloc[0][a.name]) if a.kind == "list" else g["params"].iloc[0][a.name])
-                          for a in spec.axes}
-                state = TrialState.COMPLETE if vals else TrialState.FAIL
-                study.add_trial(create_trial(params=params, distributions=dists, state=state,
-                                             value=statistics.median(vals) if vals else None))
+            study = _study(store, spec, known, dec, spec.sampler_seed + len(known))
             if len(known) >= trials:
                 break
             new = []
@@ -238,6 +363,12 @@ def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, 
                 params = {a.name: a.suggest(tr) for a in spec.axes}
                 for j, s in enumerate(spec.seeds):
                     new.append(Member(k * n_seeds + j, params, s, spec.config_for(params, s), trial=k))
+            if spec.pruning is not None and not study.get_trials(deepcopy=False,
+                                                                 states=(optuna.trial.TrialState.COMPLETE,)):
+                for k in sorted({m.trial for m in new}):   # nothing to compare with: run them to the end
+                    store.add_artifact(None, DECISION_KIND, sweep_id,
+                                       meta={"trial": k, "pruned": False, "prob": None, "step": None, "value": None,
+                                             "reason": "no completed trial yet"})
             _write_members(store, sweep_id, new)
     finally:
         bar.close()
@@ -262,6 +393,7 @@ def run_sweep(spec: SweepSpec | Mapping | str | os.PathLike, executor: str = "ba
     store = _as_store(store)
     opts = _executor_options(spec, executor, executor_options)
     ex = make_executor(executor, **opts)
+    _check_pausable(spec, ex)
     sid = store.create_sweep(spec.name, {"spec": spec.to_dict(), "executor": executor,
                                          "executor_options": _plain_opts(opts)}, sweep_id=sweep_id)
     return _run(store, sid, spec, ex, progress)
@@ -275,6 +407,14 @@ def _run(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress
         ex.close()
     _finish(store, sweep_id)
     return sweep_id
+
+
+def _check_pausable(spec: SweepSpec, ex: Executor) -> None:
+    if spec.pruning is not None and getattr(ex, "store_mode", "direct") != "direct":
+        ex.close()
+        raise ExecutorError("executor: ray with store_mode 'ship' cannot pause and resume trials, which pruning "
+                            "needs (a shipped trial's checkpoints stay on its worker); use store_mode='direct' "
+                            "on a shared file system, the batched or local executor, or pruning: false")
 
 
 def _plain_opts(opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -292,6 +432,7 @@ def resume_sweep(sweep_id: str, store: RunStore | str | os.PathLike | None = Non
     opts = {**rec["spec"].get("executor_options", {}), **executor_options} if executor in (None, ex_name) \
         else dict(executor_options)
     ex = make_executor(ex_name, **opts)
+    _check_pausable(spec, ex)
     store.set_sweep_status(sweep_id, "running")
     return _run(store, sweep_id, spec, ex, progress)
 

@@ -22,6 +22,7 @@ Optuna search spaces::
     budget: {trials: 20}            # random / bayes: configurations to try (each run with every seed)
     objective: {metric: test_loss, mode: min}
     target: {metric: test_acc, value: 0.99, mode: max}           # AlgoPerf time-to-target
+    pruning: {at_fraction: 0.5, threshold: 0.05}                 # bayes only; or `pruning: true`
 
 Axis forms: a list (``[a, b]`` or ``{values: [...]}``), a grid over a range (``{grid: [lo, hi, n]}``,
 ``{log_grid: [lo, hi, n]}``, expanded to a list), and for the random / bayes strategies
@@ -30,6 +31,13 @@ Axis forms: a list (``[a, b]`` or ``{values: [...]}``), a grid over a range (``{
 Strategies: ``grid`` (the product of list axes times seeds), ``random`` (``budget.trials`` draws with
 a seeded ``numpy`` generator; list axes are sampled uniformly) and ``bayes`` (Optuna's TPE sampler,
 Bergstra et al. 2011, through ``optuna`` rather than hand-written; see :mod:`workbench.sweeps.runner`).
+
+Pruning (bayes only): each trial is paused at ``at_fraction`` of its steps and stopped for good when the
+learning-curve forecast of its objective says P(final value better than the best completed trial) <
+``threshold`` (Domhan et al. 2015's predictive termination; :mod:`workbench.sweeps.pruning`). Keys:
+``at_fraction`` in (0, 1) (default 0.5), ``threshold`` in (0, 1) (0.05), ``min_points`` >= 4 logged values
+before the pause (8), ``families`` (curve families of :mod:`workbench.fit.learning_curves`, default
+:data:`workbench.sweeps.pruning.PRUNER_FAMILIES`). ``pruning: true`` takes every default.
 
 Validation happens in :meth:`SweepSpec.validate` *before anything runs*: the shape of every field,
 schedule and optimizer names against their registries, and — when the engine is importable — every
@@ -232,7 +240,7 @@ class SweepSpec:
     target: dict[str, Any] | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     sampler_seed: int = 0
-    pruning: bool = False
+    pruning: dict[str, Any] | None = None      # normalised by _pruning(): every key present, or None
     workload: str | None = None
     submission: str | None = None
 
@@ -301,9 +309,10 @@ class SweepSpec:
         sampler_seed = d.get("sampler_seed", 0)
         if not isinstance(sampler_seed, int) or isinstance(sampler_seed, bool):
             raise SweepSpecError(f"sampler_seed: must be an integer, got {sampler_seed!r}")
-        pruning = d.get("pruning", False)
-        if not isinstance(pruning, bool):
-            raise SweepSpecError(f"pruning: must be true or false, got {pruning!r}")
+        pruning = _pruning(d.get("pruning"))
+        if pruning is not None and strategy != "bayes":
+            raise SweepSpecError(f"pruning: needs strategy 'bayes' (trials proposed and stopped one by one), "
+                                 f"got strategy {strategy!r}; set pruning: false")
         names = [a.name for a in axes]
         for lk in linked:
             if lk.param == lk.scale_with:
@@ -338,8 +347,8 @@ class SweepSpec:
             out["resources"] = dict(self.resources)
         if self.sampler_seed:
             out["sampler_seed"] = self.sampler_seed
-        if self.pruning:
-            out["pruning"] = True
+        if self.pruning is not None:
+            out["pruning"] = copy.deepcopy(self.pruning)
         for k in ("workload", "submission"):
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
@@ -415,6 +424,12 @@ class SweepSpec:
             raise SweepSpecError(f"budget.max_members: the sweep has {len(out)} members, more than the budget of {cap}")
         return out
 
+    def pruning_step(self, steps: int) -> int:
+        """The step a member of ``steps`` steps is paused at for the pruning decision."""
+        if self.pruning is None:
+            raise SweepSpecError("pruning: off for this sweep")
+        return max(1, int(math.floor(self.pruning["at_fraction"] * steps)))
+
     def n_members(self) -> int:
         if self.strategy == "bayes":
             return int(self.budget["trials"]) * len(self.seeds)
@@ -426,10 +441,6 @@ class SweepSpec:
     def validate(self, *, engine: bool = True) -> SweepSpec:
         """Check names against the registries and (``engine=True``, when ``workbench.train`` exists)
         every member config through ``TrainConfig.from_dict``, before anything runs. Returns self."""
-        if self.pruning:
-            raise SweepSpecError("pruning: not available yet; it needs a learning-curve extrapolation "
-                                 "(Domhan et al. 2015) in workbench.fit, which this version does not have. "
-                                 "Set pruning: false")
         for a in self.axes:
             if a.name == "schedule":
                 for v in a.values or []:
@@ -457,14 +468,66 @@ class SweepSpec:
             if TrainConfig is not None:
                 for p, c in zip(points, cfgs):
                     try:
-                        TrainConfig.from_dict(c)
+                        tc = TrainConfig.from_dict(c)
                     except ValueError as e:
                         where = ", ".join(f"{k}={_key(v)}" for k, v in p.items()) or "base"
                         raise SweepSpecError(f"member ({where}): {e}") from None
+                    if self.pruning is not None:
+                        self._check_pruning_points(tc.steps, tc.eval_every, tc.log_every)
         return self
+
+    def _check_pruning_points(self, steps: int, eval_every: int, log_every: int) -> None:
+        """Pruning must see ``min_points`` logged objective values before the pause, else it could never
+        prune and would silently do nothing."""
+        metric = self.objective["metric"]
+        every, field_ = (eval_every, "eval_every") if metric.startswith("test_") else (log_every, "log_every")
+        at = self.pruning_step(steps)
+        n = (at - 1) // every
+        if n < self.pruning["min_points"]:
+            raise SweepSpecError(
+                f"pruning.at_fraction: pausing at step {at} of {steps} leaves {n} logged values of "
+                f"{metric!r} ({field_}={every}), fewer than pruning.min_points={self.pruning['min_points']}; "
+                f"raise at_fraction or lower {field_} or min_points")
 
 
 # ---------------------------------------------------------------------------------------- helpers
+PRUNING_KEYS = ("at_fraction", "threshold", "min_points", "families")
+
+
+def _pruning(v: Any) -> dict[str, Any] | None:
+    """Normalise the ``pruning`` field: false / None -> None; true or a mapping -> every key filled in."""
+    if v is None or v is False:
+        return None
+    if v is True:
+        v = {}
+    if not isinstance(v, Mapping):
+        raise SweepSpecError(f"pruning: must be true, false or a mapping {{{', '.join(PRUNING_KEYS)}}}, got {v!r}")
+    bad = set(v) - set(PRUNING_KEYS)
+    if bad:
+        raise SweepSpecError(f"pruning: unknown key {sorted(bad)[0]!r}; allowed: {', '.join(PRUNING_KEYS)}")
+    from workbench.fit.learning_curves import FAMILIES
+    from workbench.sweeps.pruning import PRUNER_FAMILIES
+
+    out = {"at_fraction": v.get("at_fraction", 0.5), "threshold": v.get("threshold", 0.05),
+           "min_points": v.get("min_points", 8), "families": v.get("families", list(PRUNER_FAMILIES))}
+    for k in ("at_fraction", "threshold"):
+        _number(f"pruning.{k}", out[k])
+        if not 0 < out[k] < 1:
+            raise SweepSpecError(f"pruning.{k}: must lie in the open interval (0, 1), got {out[k]!r}")
+        out[k] = float(out[k])
+    mp = out["min_points"]
+    if isinstance(mp, bool) or not isinstance(mp, int) or mp < 4:
+        raise SweepSpecError(f"pruning.min_points: must be an integer >= 4, got {mp!r}")
+    fams = out["families"]
+    if isinstance(fams, str):
+        fams = [fams]
+    if not isinstance(fams, (list, tuple)) or not fams or not all(f in FAMILIES for f in fams):
+        raise SweepSpecError(f"pruning.families: must be a non-empty list of curve families from "
+                             f"{', '.join(FAMILIES)}; got {out['families']!r}")
+    out["families"] = list(dict.fromkeys(fams))
+    return out
+
+
 def _number(where: str, v: Any) -> None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
         raise SweepSpecError(f"{where}: must be a finite number, got {v!r}")
