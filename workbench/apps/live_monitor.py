@@ -12,6 +12,10 @@ behind. Grouping colours runs by a hyperparameter; with bands, each group is one
 min/max band across its runs (:func:`workbench.curves.band_on_grid`, recomputed at most once a
 second). Widget changes rebuild the figures from the server-side buffers.
 
+Figures draw on a 2-D canvas by default (``backend``): with every line decimated to ``max_points``, canvas
+keeps up, while WebGL on a machine without a GPU (software rendering, as in headless Chromium) delayed
+each new point by about a second (bench/dashboard_bench.py, 8 runs: p50 1.10 s with webgl, 0.19 s canvas).
+
 Live plotting uses Bokeh (append-only streaming); export goes through the plotly builder
 :func:`workbench.figures.curves.curves_figure` and :class:`workbench.apps.export.ExportPanel`.
 Each ColumnDataSource is named ``wb-src|<run>|<metric>`` so tests and the dashboard bench can
@@ -115,6 +119,9 @@ class LiveMonitor(AppBase):
     max_points = param.Integer(default=1500, bounds=(50, 20000), doc="Points per displayed line")
     max_runs = param.Integer(default=64, bounds=(1, 512), doc="Runs selected by default")
     period_ms = param.Integer(default=300, bounds=(100, 5000))
+    backend = param.Selector(default="canvas", objects=["canvas", "webgl"],
+                             doc="Bokeh output backend. Lines are decimated to max_points, so canvas is fast; "
+                                 "webgl without a GPU (software rendering) made a 8-run live page 5x slower")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -235,7 +242,7 @@ class LiveMonitor(AppBase):
 
     # ------------------------------------------------------------------ figures
     @param.depends("runs", "metrics", "x_axis", "log_x", "log_y", "smoothing", "overlay", "color_by", "bands",
-                   "max_points", watch=True)
+                   "max_points", "backend", watch=True)
     def _on_change(self) -> None:
         if not self._building:
             self.rebuild()
@@ -293,7 +300,7 @@ class LiveMonitor(AppBase):
         return {r: m.get(r) for r in self.runs}
 
     def _figure(self, panel: str, members: list[str], keys: dict, cmap: dict) -> Any:
-        f = figure(title=panel, height=300, width=560, output_backend="webgl",
+        f = figure(title=panel, height=300, width=560, output_backend=self.backend,
                    x_axis_type="log" if self.log_x else "linear", y_axis_type="log" if self.log_y else "linear",
                    tools="pan,wheel_zoom,box_zoom,reset,save", x_axis_label={"wall": "wall time (s)"}.get(
                        self.x_axis, self.x_axis))
