@@ -5,8 +5,8 @@ live monitor, opens it in Chromium, and starts ANOTHER PROCESS that appends one 
 every ``--interval`` seconds (one transaction per step, printing the commit time). In the page,
 ``workbench.apps.live_monitor.PROBE_JS`` records, once per animation frame, when each run's newest
 step is in its Bokeh source (i.e. drawn in the next paint). Latency = time seen in the page - commit
-time (same machine, same clock). The browser's JS heap (``performance.memory``, precise) is sampled
-every ``--sample`` seconds to show whether memory stays flat.
+time (same machine, same clock). The browser's live JS heap (``performance.memory`` right after a forced
+garbage collection) is sampled every ``--sample`` seconds to show whether memory stays flat.
 
     python bench/dashboard_bench.py                    # goal setting: 64 runs x 1e5 points, 5 minutes
     python bench/dashboard_bench.py --runs 8 --points 20000 --minutes 0.5   # quick
@@ -47,6 +47,10 @@ WRITER = textwrap.dedent("""
         step += 1
         time.sleep(interval)
 """)
+
+
+# live JS heap: collect garbage first (Chromium started with --expose-gc), so samples are comparable
+HEAP_JS = "() => { if (window.gc) window.gc(); return performance.memory.usedJSHeapSize; }"
 
 
 def fill(path: Path, runs: int, points: int) -> list[str]:
@@ -97,9 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     writer = None
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
+        # wait until the server listens; a GET of a page would build a (slow, 64-run) session per retry
+        for _ in range(600):
             try:
-                urllib.request.urlopen(url + "/", timeout=2)
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                urllib.request.urlopen(url + "/static/extensions/panel/css/loading.css", timeout=5)
                 break
             except Exception:
                 time.sleep(0.3)
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=chromium, headless=True,
                                   args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                                        "--enable-precise-memory-info"])
+                                        "--enable-precise-memory-info", "--js-flags=--expose-gc"])
             page = b.new_page(viewport={"width": 1500, "height": 1000})
             t = time.time()
             page.goto(url + "/monitor", wait_until="networkidle", timeout=600_000)
@@ -121,13 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             heap = []
             t_start = time.time()
             while writer.poll() is None:
-                heap.append((time.time() - t_start, page.evaluate("performance.memory.usedJSHeapSize") / 2**20))
+                heap.append((time.time() - t_start, page.evaluate(HEAP_JS) / 2**20))
                 page.wait_for_timeout(int(a.sample * 1000))
             commits = [(int(s), float(tc)) for line in writer.stdout if line.startswith("COMMIT")
                        for _, s, tc in [line.split()]]
             page.wait_for_timeout(3000)
-            heap.append((time.time() - t_start, page.evaluate("performance.memory.usedJSHeapSize") / 2**20))
-            seen = page.evaluate("window.__wb.log")
+            heap.append((time.time() - t_start, page.evaluate(HEAP_JS) / 2**20))
+            seen = page.evaluate("window.__wb.dump()")
             b.close()
     finally:
         if writer is not None and writer.poll() is None:
@@ -161,6 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'t (s)':>8}{'heap (MiB)':>12}{'ratio to first':>16}")
     for ts, mb in heap:
         print(f"{ts:>8.0f}{mb:>12.1f}{mb / heap[0][1]:>16.2f}")
+    t_, m_ = np.array(heap).T
+    # samples still catch messages in flight (spikes); the retained heap is the floor: the minimum of
+    # each 30 s window after a 30 s warm-up, and its linear trend
+    wins = [(w, m_[(t_ >= w) & (t_ < w + 30)].min()) for w in range(30, int(t_.max()) - 29, 30)]
+    if len(wins) >= 2:
+        w_t, w_m = np.array(wins).T
+        slope = np.polyfit((w_t + 15) / 60, w_m, 1)[0]
+        data_mb = len(commits) * a.runs * 4 * 8 / 2**20 / a.minutes  # the appended points (4 float64 columns)
+        print(f"heap floor per 30 s window (MiB): {' '.join(f'{v:.1f}' for v in w_m)}")
+        print(f"heap floor trend {slope:+.2f} MiB/min; the appended points themselves add {data_mb:.2f} MiB/min")
     return 0
 
 

@@ -472,18 +472,37 @@ class LiveMonitor(AppBase):
 PROBE_JS = """
 () => {
   if (window.__wb) return true;
+  const CAP = 5000;  // records kept per source, in a preallocated ring: the probe itself does not grow
   window.__wb = {log: {}};
+  const record = () => {
+    const rec = {max: -1, n: 0, buf: new Float64Array(3 * CAP)};
+    Object.defineProperty(rec, 'seen', {enumerable: false, get() {
+      const out = [], k0 = Math.max(0, this.n - CAP);
+      for (let k = k0; k < this.n; k++) {
+        const i = 3 * (k % CAP);
+        out.push([this.buf[i], this.buf[i + 1], this.buf[i + 2]]);
+      }
+      return out;
+    }});
+    return rec;
+  };
+  window.__wb.dump = () => {
+    const out = {};
+    for (const [n, rec] of Object.entries(window.__wb.log)) out[n] = {max: rec.max, seen: rec.seen};
+    return out;
+  };
   const scan = () => {
     for (const doc of (window.Bokeh && window.Bokeh.documents) || []) {
       for (const m of doc.all_models) {
         const n = m.name;
         if (!n || !n.startsWith('wb-src|') || !m.data || !m.data.step) continue;
         const st = m.data.step, len = st.length, last = len ? st[len - 1] : -1;
-        const rec = window.__wb.log[n] || (window.__wb.log[n] = {max: -1, seen: []});
+        const rec = window.__wb.log[n] || (window.__wb.log[n] = record());
         if (last > rec.max) {
           rec.max = last;
-          rec.seen.push([Date.now() / 1000, last, len]);
-          if (rec.seen.length > 5000) rec.seen.splice(0, rec.seen.length - 5000);
+          const i = 3 * (rec.n % CAP);
+          rec.buf[i] = Date.now() / 1000; rec.buf[i + 1] = last; rec.buf[i + 2] = len;
+          rec.n += 1;
         }
       }
     }
@@ -494,5 +513,6 @@ PROBE_JS = """
 }
 """
 """JavaScript for tests and ``bench/dashboard_bench.py``: installs a per-frame scan of the page's Bokeh
-sources ``wb-src|<run>|<metric>`` that records ``[time (s), last step, points]`` in
-``window.__wb.log[name].seen`` each time a new step is drawn (just before the frame is painted)."""
+sources ``wb-src|<run>|<metric>`` that records ``[time (s), last step, points]`` each time a new step is
+drawn (just before the frame is painted): ``window.__wb.log[name].seen`` (the last 5 000, kept in a
+preallocated ring so the probe does not grow the heap it helps measure), ``window.__wb.dump()`` for all."""
