@@ -177,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         data_mb = len(commits) * a.runs * 4 * 8 / 2**20 / a.minutes  # the appended points (4 float64 columns)
         print(f"heap floor per 30 s window (MiB): {' '.join(f'{v:.1f}' for v in w_m)}")
         print(f"heap floor trend {slope:+.2f} MiB/min; the appended points themselves add {data_mb:.2f} MiB/min")
+    # the monitor re-decimates a series once it has grown by a quarter, so the heap is a sawtooth: compare
+    # its lowest point in the first and in the last 100 s (each holds at least one re-decimation)
+    first, last = m_[(t_ >= 30) & (t_ < 130)], m_[t_ >= t_.max() - 100]
+    if len(first) and len(last):
+        print(f"heap minimum, first 100 s (after 30 s) vs last 100 s: {first.min():.1f} vs {last.min():.1f} MiB "
+              f"(ratio {last.min() / first.min():.2f})")
     return 0
 
 

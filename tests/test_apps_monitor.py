@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from workbench.apps.export import ExportFailed, ExportPanel
-from workbench.apps.live_monitor import LiveMonitor
+from workbench.apps.live_monitor import REDECIMATE, LiveMonitor
 from workbench.curves import ema
 from workbench.store import RunStore
 
@@ -71,8 +71,16 @@ def test_long_series_redecimated_and_spike_kept(filled) -> None:
             w.log(st, {"train_loss": 100.0 if st == 4321 else 1.0})
     app.tick()
     src = app._series[(ids[0], "train_loss")].source
-    assert len(src.data["x"]) <= 2 * app.max_points
+    assert len(src.data["x"]) <= REDECIMATE * app.max_points
     assert max(src.data["y"]) == 100.0 and src.data["step"][-1] == 4999
+    # streamed a step at a time, the points held by the browser stay bounded (memory stays flat)
+    sizes = []
+    for st in range(5000, 5400):
+        s.log(ids[0], st, {"train_loss": 1.0})
+        app.tick()
+        sizes.append(len(app._series[(ids[0], "train_loss")].source.data["x"]))
+    assert max(sizes) <= REDECIMATE * app.max_points and min(sizes) <= app.max_points
+    assert app._series[(ids[0], "train_loss")].source.data["step"][-1] == 5399
 
 
 def test_widgets_change_what_is_drawn(filled) -> None:

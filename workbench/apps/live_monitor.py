@@ -6,7 +6,10 @@ committed after the last one seen, from any process), appends them to per-(run, 
 kept on the server, and sends only the new points to the browser with Bokeh
 ``ColumnDataSource.stream(..., rollover=...)`` — figures are not re-sent. Each displayed series is
 decimated with :func:`workbench.curves.minmax_indices` (spikes kept) to ``max_points``; when
-streaming has doubled it, that one series is re-decimated. Smoothing is the debiased EMA of
+streaming has grown it by a quarter (``REDECIMATE``), that one series is re-decimated, so the points
+held by the browser, and its memory, stay bounded: BokehJS keeps a few hundred bytes per drawn point
+(data, screen coordinates, hit-test index; a bare Bokeh page streaming 64 lines grew ~5 MiB/min), and with
+re-decimation at 2x the heap still climbed over a 5-minute bench (bench/dashboard_bench.py). Smoothing is the debiased EMA of
 :func:`workbench.curves.ema`, continued incrementally on new points; the raw curve is drawn faint
 behind. Grouping colours runs by a hyperparameter; with bands, each group is one mean line and a
 min/max band across its runs (:func:`workbench.curves.band_on_grid`, recomputed at most once a
@@ -388,7 +391,7 @@ class LiveMonitor(AppBase):
             self._bands_dirty = True
             if s.source is None:
                 continue
-            if s.shown + len(g) > 2 * self.max_points:
+            if s.shown + len(g) > REDECIMATE * self.max_points:
                 s.source.data = self._display(s)
                 s.shown = len(s.source.data["x"])
             else:
@@ -468,6 +471,9 @@ class LiveMonitor(AppBase):
         return pn.Row(controls, pn.Column(self.info, self.plots, self.export, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")
 
+
+REDECIMATE = 1.25
+"""A displayed series is re-decimated to ``max_points`` once streaming has grown it past this factor."""
 
 PROBE_JS = """
 () => {
