@@ -116,6 +116,28 @@ def test_should_stop_a_hopeless_curve_and_keep_a_promising_one(one_torch_thread)
     assert fg.prob_better(0.5, 300.0) > 0.95 > 0.05 > fb.prob_better(0.5, 300.0)
 
 
+def test_bound_censors_forecasts_at_the_best_reachable_value(one_torch_thread) -> None:
+    # a loss falling steeply at the end of its observed part: unbounded families extrapolate below 0
+    steps = np.arange(1.0, 41.0)
+    y = 0.8 - 0.02 * steps + 0.002 * np.random.default_rng(1).standard_normal(40)
+    fams = ("pow3", "ilog2")
+    free = fit_curve(steps, y, families=fams, n_boot=16)
+    at = np.array([200.0, 400.0])
+    assert free.quantile(0.05, at).min() < 0  # the case the bound is for
+    fc = fit_curve(steps, y, families=fams, n_boot=16, bound=0.0)
+    lo, hi = fc.band(at, 0.9)
+    assert lo.min() >= 0 and fc.predict(at).min() >= 0 and fc.sample(at, 500).min() >= 0
+    assert fc.cdf(-1e-9, [400.0])[0] == 0.0
+    # above the bound nothing changes: the same mixture, censored only below 0
+    for target in (0.05, 0.2):
+        assert fc.prob_better(target, 400.0) == pytest.approx(free.prob_better(target, 400.0), abs=1e-12)
+    np.testing.assert_allclose(hi, np.maximum(free.band(at, 0.9)[1], 0.0))
+    back = CurveForecast.from_dict(json.loads(json.dumps(fc.to_dict())))
+    assert back.bound == 0.0 and np.array_equal(back.band(at, 0.9)[0], lo)
+    with pytest.raises(FitDataError, match="bound"):
+        fit_curve(steps, y, families=fams, bound=0.5)  # observed values below a loss bound
+
+
 def test_json_round_trip(one_torch_thread) -> None:
     steps, y = _noisy_pow_curve(5)
     fc = fit_curve(steps[:50], y[:50], families=("pow3", "ilog2"), n_boot=8)

@@ -318,6 +318,19 @@ class CurveForecast:
         return self.y_ref + self._sign * self.y_scale * z
 
     @property
+    def bound(self) -> float | None:
+        """The best value the metric can reach (0 for a loss, 1 for an accuracy), if given to fit_curve."""
+        b = self.meta.get("bound")
+        return None if b is None else float(b)
+
+    def _clip(self, y: np.ndarray) -> np.ndarray:
+        """Censor at ``bound``: predictive mass beyond the best reachable value sits on it."""
+        b = self.bound
+        if b is None:
+            return y
+        return np.minimum(y, b) if self.maximize else np.maximum(y, b)
+
+    @property
     def weights(self) -> dict[str, float]:
         return {k: float(v["weight"]) for k, v in self.fits.items()}
 
@@ -325,11 +338,12 @@ class CurveForecast:
         """Point prediction of one family (its least-squares fit) at ``steps``."""
         if name not in self.fits:
             raise FitDataError(f"family: {name!r} is not in this forecast; fitted: {sorted(self.fits)}")
-        return self._y(FAMILIES[name](self._x(steps), self.fits[name]["params"]))
+        return self._clip(self._y(FAMILIES[name](self._x(steps), self.fits[name]["params"])))
 
     def predict(self, steps: Any) -> np.ndarray:
         """Ensemble mean Σ_k w_k f_k(step; θ̂_k) at ``steps``."""
-        return sum(v["weight"] * self.predict_family(k, steps) for k, v in self.fits.items() if v["weight"] > 0)
+        return self._clip(sum(v["weight"] * self.predict_family(k, steps) for k, v in self.fits.items()
+                              if v["weight"] > 0))
 
     def _components(self, steps: Any, noise: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mixture components at ``steps``: means [C, m], sds [C, m] and weights [C] (raw units)."""
@@ -354,7 +368,11 @@ class CurveForecast:
         """P(y(at_step) ≤ value) under the predictive mixture."""
         mu, sd, w = self._components(at_step, noise)
         v = np.broadcast_to(np.asarray(value, float), mu.shape[1:])
-        return (w[:, None] * ndtr((v[None, :] - mu) / sd)).sum(0)
+        c = (w[:, None] * ndtr((v[None, :] - mu) / sd)).sum(0)
+        b = self.bound
+        if b is not None:  # censored at the bound
+            c = np.where(v >= b, 1.0, c) if self.maximize else np.where(v < b, 0.0, c)
+        return c
 
     def quantile(self, q: float, steps: Any, *, noise: bool = True) -> np.ndarray:
         """Predictive ``q``-quantile at each of ``steps`` (bisection on the mixture CDF)."""
@@ -367,7 +385,7 @@ class CurveForecast:
             mid = 0.5 * (lo + hi)
             c = (w[:, None] * ndtr((mid[None, :] - mu) / sd)).sum(0)
             lo, hi = np.where(c < q, mid, lo), np.where(c < q, hi, mid)
-        return 0.5 * (lo + hi)
+        return self._clip(0.5 * (lo + hi))
 
     def band(self, steps: Any, level: float = 0.9, *, noise: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Central ``level`` predictive interval (lower, upper) at ``steps``."""
@@ -384,7 +402,7 @@ class CurveForecast:
         mu, sd, w = self._components(steps, noise)
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(w), size=n, p=w)
-        return mu[pick] + rng.standard_normal((n, mu.shape[1])) * sd[pick]
+        return self._clip(mu[pick] + rng.standard_normal((n, mu.shape[1])) * sd[pick])
 
     def prob_better(self, target: float, at_step: float, *, noise: bool = True) -> float:
         """P(value at ``at_step`` is better than ``target``): P(y < target) for a loss, P(y > target) when
@@ -430,14 +448,23 @@ class CurveForecast:
 
 def fit_curve(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray, *,
               families: Iterable[str] = DEFAULT_FAMILIES, maximize: bool = False, n_boot: int = 64,
-              n_starts: int = 32, max_points: int = 300, backtest: bool = True, seed: int = 0) -> CurveForecast:
+              n_starts: int = 32, max_points: int = 300, backtest: bool = True, seed: int = 0,
+              bound: float | None = None) -> CurveForecast:
     """Fit every family in ``families`` to the start of a learning curve and combine them into a
     :class:`CurveForecast` (BIC weights with an effective sample size, block-bootstrap predictive
-    distribution; see the module docstring). ``maximize``: larger values are better (accuracy)."""
+    distribution; see the module docstring). ``maximize``: larger values are better (accuracy).
+    ``bound``: the best value the metric can reach (0 for a loss, 1 for an accuracy); the parametric
+    families know no such limit, so predictions, bands and samples are censored at it."""
     fams = list(dict.fromkeys(families))
     if not fams:
         raise FitDataError("families: give at least one family")
     s, y = _check_xy(steps, values, fams)
+    if bound is not None:
+        bad = np.any(y > bound) if maximize else np.any(y < bound)
+        if not np.isfinite(bound) or bad:
+            raise FitDataError(f"bound: must be finite and no observed value may be beyond it "
+                               f"({'max' if maximize else 'min'} observed {y.max() if maximize else y.min():g}, "
+                               f"bound {bound:g})")
     if n_boot < 0 or n_starts < 1 or max_points < 8:
         raise FitDataError(f"need n_boot >= 0, n_starts >= 1, max_points >= 8; got {n_boot}, {n_starts}, "
                            f"{max_points}")
@@ -488,7 +515,8 @@ def fit_curve(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.
             v["kappa"] = _backtest_kappa(f, xb, zb, resid[f], n_starts, seed)
     keep = np.unique(np.linspace(0, len(s) - 1, min(len(s), 2000)).round().astype(int))
     return CurveForecast(bool(maximize), x_scale, y0, scale, fits, s[keep], y[keep], float(n_eff),
-                         {"n_points": int(len(s)), "n_binned": int(n), "rho": rho, "n_boot": int(n_boot)})
+                         {"n_points": int(len(s)), "n_binned": int(n), "rho": rho, "n_boot": int(n_boot),
+                          "bound": None if bound is None else float(bound)})
 
 
 def should_stop(forecast: CurveForecast, best_so_far: float, at_step: float, threshold: float = 0.05) -> bool:
