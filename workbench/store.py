@@ -474,10 +474,7 @@ class RunStore:
         cols = ("id", "step", "tokens", "wall", "value")
         if not rows:
             return {c: np.empty(0) for c in cols}
-        try:
-            a = np.array(rows, dtype=np.float64)
-        except (TypeError, ValueError):  # a flag ('nan', 'inf', '-inf') where value is NULL
-            a = np.array([[_DECODE.get(v, v) if isinstance(v, str) else v for v in r] for r in rows], np.float64)
+        a = np.array(rows, dtype=np.float64)  # numpy parses the flags 'nan', 'inf', '-inf' (the _DECODE keys)
         return {c: a[:, i] for i, c in enumerate(cols)}
 
     def sweep_metrics(self, sweep: str, names: str | Sequence[str] | None = None, *, wide: bool = False) -> pd.DataFrame:

@@ -640,32 +640,24 @@ class LawFitter(AppBase):
     # -------------------------------------------------------------- loss curves: typed schedules
     @param.depends("typed_schedule", watch=True)
     def _build_typed_form(self) -> None:
-        from workbench.apps.schedule_lab import schedules_module, widget_for
+        from workbench.apps.schedule_lab import schedule_form
 
         self.typed_widgets, self._typed_specs = {}, {}
         if not self.typed_schedule:
             self.typed_form.objects = []
             return
         try:
-            specs = schedules_module().param_specs(self.typed_schedule)
+            self.typed_widgets, self._typed_specs = schedule_form(self.typed_schedule)
         except Exception as e:  # noqa: BLE001 - shown in the page
             self.show_error(f"**{type(e).__name__}**: {e}")
             return
-        for spec in specs:
-            w = widget_for(spec)
-            if w is not None:
-                self.typed_widgets[spec.name], self._typed_specs[spec.name] = w, spec
         self.typed_form.objects = list(self.typed_widgets.values())
 
     def set_typed_values(self, **values: Any) -> None:
         """Set the typed schedule's form widgets by parameter name (as typing them in the page)."""
-        for k, v in values.items():
-            if k not in self.typed_widgets:
-                raise ValueError(f"{k}: not a parameter of schedule {self.typed_schedule!r}; "
-                                 f"choose from {sorted(self.typed_widgets)}")
-            w = self.typed_widgets[k]
-            w.value = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else (
-                str(v) if isinstance(w, pn.widgets.TextInput) and not isinstance(v, str) else v)
+        from workbench.apps.schedule_lab import set_form_values
+
+        set_form_values(self.typed_widgets, values, self.typed_schedule)
 
     @guarded
     def add_typed(self, *_: Any) -> str:

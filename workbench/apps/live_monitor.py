@@ -8,10 +8,10 @@ kept on the server, and sends only the new points to the browser with Bokeh
 decimated with :func:`workbench.curves.minmax_indices` (spikes kept) to ``max_points``; when
 streaming has grown it by a quarter (``REDECIMATE``), that one series is re-decimated, so the points
 held by the browser, and its memory, stay bounded: BokehJS keeps a few hundred bytes per drawn point
-(data, screen coordinates, hit-test index; a bare Bokeh page streaming 64 lines grew ~5 MiB/min), and with
-re-decimation at 2x the heap still climbed over a 5-minute bench (bench/dashboard_bench.py). Smoothing is the debiased EMA of
-:func:`workbench.curves.ema`, continued incrementally on new points; the raw curve is drawn faint
-behind. Grouping colours runs by a hyperparameter; with bands, each group is one mean line and a
+(data, screen coordinates, hit-test index; a bare Bokeh page streaming 64 lines grew ~5 MiB/min), and
+with re-decimation at 2x the heap still climbed over a 5-minute bench (bench/dashboard_bench.py).
+Smoothing is the debiased EMA of :func:`workbench.curves.ema`, continued incrementally on new points;
+the raw curve is drawn faint behind. Grouping colours runs by a hyperparameter; with bands, each group is one mean line and a
 min/max band across its runs (:func:`workbench.curves.band_on_grid`, recomputed at most once a
 second). Widget changes rebuild the figures from the server-side buffers.
 

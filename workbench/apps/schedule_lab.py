@@ -128,6 +128,28 @@ def widget_value(spec: Any, widget: pn.widgets.Widget) -> Any:
     return v
 
 
+def schedule_form(name: str) -> tuple[dict[str, pn.widgets.Widget], dict[str, Any]]:
+    """The form of registry schedule ``name``: widgets and their ``ParamSpec`` by parameter name (nested
+    schedule parameters left out). Raises the schedule library's error for an unknown name."""
+    widgets, specs = {}, {}
+    for spec in schedules_module().param_specs(name):
+        w = widget_for(spec)
+        if w is not None:
+            widgets[spec.name], specs[spec.name] = w, spec
+    return widgets, specs
+
+
+def set_form_values(widgets: dict[str, pn.widgets.Widget], values: dict[str, Any], schedule: str) -> None:
+    """Set form widgets by parameter name, the same path as typing in the page (lists as comma-separated
+    text, numbers as text in optional fields)."""
+    for k, v in values.items():
+        if k not in widgets:
+            raise ValueError(f"{k}: not a parameter of schedule {schedule!r}; choose from {sorted(widgets)}")
+        w = widgets[k]
+        w.value = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else (
+            str(v) if isinstance(w, pn.widgets.TextInput) and not isinstance(v, str) else v)
+
+
 # ----------------------------------------------------------------------------- figures
 def schedules_figure(schedules: list[tuple[str, Any]], *, x_axis: str = "steps", tokens_per_step: float = 1.0,
                      log_y: bool = False, boundaries: bool = True, peak_lr: float | None = None,
@@ -284,16 +306,11 @@ class ScheduleLab(AppBase):
             self.form.objects = [pn.pane.Markdown("No schedules registered.")]
             return
         try:
-            specs = schedules_module().param_specs(self.schedule)
+            self.param_widgets, self._specs = schedule_form(self.schedule)
         except Exception as e:  # noqa: BLE001
             self.show_error(f"**{type(e).__name__}**: {e}")
             return
-        for s in specs:
-            w = widget_for(s)
-            if w is None:
-                continue
-            self.param_widgets[s.name] = w
-            self._specs[s.name] = s
+        for w in self.param_widgets.values():
             w.param.watch(lambda *_: self._refresh(), "value")
         self.form.objects = list(self.param_widgets.values())
         self._refresh()
@@ -305,13 +322,7 @@ class ScheduleLab(AppBase):
 
     def set_values(self, **values: Any) -> None:
         """Set form widgets by parameter name (the same path as typing in the page)."""
-        for k, v in values.items():
-            if k not in self.param_widgets:
-                raise ValueError(f"{k}: not a parameter of schedule {self.schedule!r}; "
-                                 f"choose from {sorted(self.param_widgets)}")
-            w = self.param_widgets[k]
-            w.value = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else (
-                str(v) if isinstance(w, pn.widgets.TextInput) and not isinstance(v, str) else v)
+        set_form_values(self.param_widgets, values, self.schedule)
 
     def current(self) -> Any:
         """The schedule the form describes (raises the schedule library's error if invalid)."""

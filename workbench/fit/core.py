@@ -220,6 +220,23 @@ def polish(fun: Objective, x0: np.ndarray, row: int, *, bounds: list[tuple[float
     return np.asarray(res.x), float(res.fun)
 
 
+def _on_rows(fun: Objective, rows: np.ndarray | None) -> Objective:
+    """``fun`` seen by a batch whose row i uses data row ``rows[i]`` (row 0 for all if ``rows`` is None),
+    keeping its fused ``value_and_grad`` if it has one."""
+    rmap = None if rows is None else torch.as_tensor(np.asarray(rows))
+
+    def _map(r: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(r) if rmap is None else rmap[r]
+
+    def f_rows(th: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        return fun(th, _map(r))
+
+    vg = getattr(fun, "value_and_grad", None)
+    if vg is not None:
+        f_rows.value_and_grad = lambda th, r: vg(th, _map(r))  # type: ignore[attr-defined]
+    return f_rows
+
+
 def multistart(fun: Objective, starts: np.ndarray, *, lower: np.ndarray | None = None,
                upper: np.ndarray | None = None, n_polish: int = 3, max_iter: int = 200,
                rows: np.ndarray | None = None, screen_iter: int = 20, keep: float = 0.1,
@@ -236,32 +253,12 @@ def multistart(fun: Objective, starts: np.ndarray, *, lower: np.ndarray | None =
     if not 0 < keep <= 1:
         raise ValueError(f"keep: must be in (0, 1], got {keep}")
     if keep < 1 and len(starts) > screen_min and screen_iter < max_iter:
-        rmap0 = None if rows is None else torch.as_tensor(np.asarray(rows))
-
-        def f_all(th: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-            return fun(th, torch.zeros_like(r) if rmap0 is None else rmap0[r])
-
-        vg0 = getattr(fun, "value_and_grad", None)
-        if vg0 is not None:
-            f_all.value_and_grad = lambda th, r: vg0(th, torch.zeros_like(r) if rmap0 is None  # type: ignore[attr-defined]
-                                                     else rmap0[r])
-        scr = batched_lbfgs(f_all, starts, lower=lower, upper=upper, max_iter=screen_iter)
+        scr = batched_lbfgs(_on_rows(fun, rows), starts, lower=lower, upper=upper, max_iter=screen_iter)
         n_keep = max(int(np.ceil(keep * len(starts))), screen_min // 10)
         sel = np.argsort(np.where(np.isfinite(scr.fun), scr.fun, np.inf))[:n_keep]
         return multistart(fun, scr.x[sel], lower=lower, upper=upper, n_polish=n_polish, max_iter=max_iter,
                           rows=None if rows is None else np.asarray(rows)[sel], keep=1.0)
-    rmap = None if rows is None else torch.as_tensor(np.asarray(rows))
-
-    def _map(r: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(r) if rmap is None else rmap[r]
-
-    def f_rows(th: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        return fun(th, _map(r))
-
-    vg = getattr(fun, "value_and_grad", None)
-    if vg is not None:
-        f_rows.value_and_grad = lambda th, r: vg(th, _map(r))  # type: ignore[attr-defined]
-    res = batched_lbfgs(f_rows, starts, lower=lower, upper=upper, max_iter=max_iter)
+    res = batched_lbfgs(_on_rows(fun, rows), starts, lower=lower, upper=upper, max_iter=max_iter)
     order = np.argsort(np.where(np.isfinite(res.fun), res.fun, np.inf))
     bounds = None
     if lower is not None or upper is not None:

@@ -52,9 +52,7 @@ def objective(law: Law, data: FitData, *, loss: str = "huber", delta: float = 1e
             lp, vjp = log_vjp(th, T)
             r = logy[None, :] - lp
             if loss == "huber":
-                a = r.abs()
-                rho = torch.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
-                psi = r.clamp(-delta, delta)
+                rho, psi = huber(r, delta), r.clamp(-delta, delta)
             else:
                 rho, psi = 0.5 * r * r, r
             if W is not None:
@@ -116,15 +114,15 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
     if procedure is not None and starts is None and n_starts is None and loss == law.loss:
         # the law's own published procedure (e.g. the multi-power law's two-stage fit)
         theta, fval, n_used = procedure(data, delta=delta)
-        S0 = np.empty((n_used, law.n_params))
     else:
         if starts is None and n_starts is None and "data_starts" in law.extra:
             starts = law.extra["data_starts"](data)
         S0 = law.starts(limit=n_starts, seed=seed) if starts is None else np.atleast_2d(np.asarray(starts, float))
         if S0.shape[1] != law.n_params:
             raise FitDataError(f"starts: need {law.n_params} columns ({law.param_names}), got {S0.shape[1]}")
-        theta, fval, raw = multistart(fun, S0, lower=law.lower, upper=law.upper, n_polish=n_polish,
+        theta, fval, _ = multistart(fun, S0, lower=law.lower, upper=law.upper, n_polish=n_polish,
                                       max_iter=max_iter, keep=keep)
+        n_used = len(S0)
     boot = None
     if bootstrap:
         rng = np.random.default_rng(seed)
@@ -135,7 +133,7 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
                             max_iter=max_iter)
         boot = res.x[np.isfinite(res.fun)]
     result = FitResult.build(law, theta, data, objective=fval, loss=loss, delta=delta, boot=boot, level=level,
-                             n_starts=len(S0), seconds=time.perf_counter() - t0)
+                             n_starts=n_used, seconds=time.perf_counter() - t0)
     if test is not None:
         result.heldout = result.evaluate(test)
     return result

@@ -249,9 +249,20 @@ def fit_multi_power(data: FitData, *, delta: float = 1e-3, steps: int = 200, lrs
     valley (β → 0.1, B → 750 at 25M) and predicts the unseen schedules worse. ``init``: skip stage 1 and
     start stage 2 from these seven values. ``data``: ``FitData.from_curves``. Returns a :class:`FitResult`.
     """
+    t0 = time.perf_counter()
+    best, best_f, n_starts = _two_stage_mpl(data, delta=delta, steps=steps, lrs=lrs, weight_decay=weight_decay,
+                                            patience=patience, init=init)
+    return FitResult.build(MULTI_POWER, best, data, objective=best_f, loss="huber", delta=delta, boot=None,
+                           level=0.95, n_starts=n_starts, seconds=time.perf_counter() - t0)
+
+
+def _two_stage_mpl(data: FitData, *, delta: float = 1e-3, steps: int = 200, lrs: tuple[float, float] = (5e-2, 5e-3),
+                   weight_decay: float = 0.01, patience: int = 20,
+                   init: Sequence[float] | None = None) -> tuple[np.ndarray, float, int]:
+    """:func:`fit_multi_power` without the FitResult: (best θ, its objective, number of stage-1 starts);
+    also the multi-power law's ``procedure`` for :func:`workbench.fit.fit`."""
     from workbench.fit.fitting import objective
 
-    t0 = time.perf_counter()
     law = MULTI_POWER
     if not delta > 0:
         raise FitDataError(f"delta: must be > 0, got {delta}")
@@ -264,7 +275,7 @@ def fit_multi_power(data: FitData, *, delta: float = 1e-3, steps: int = 200, lrs
     cums = [np.cumsum(lr) for lr in lr_list]
     S1 = np.array([cums[c][s] for c, s in zip(curve, step)])
     eta = np.array([lr_list[c][s] for c, s in zip(curve, step)])
-    peak = float(max(np.max(lr) for lr in lr_list))
+    peak = _peak(data)
     logy = torch.as_tensor(np.log(np.asarray(data.y, float)))
     n_starts = 1
     if init is None:
@@ -308,18 +319,12 @@ def fit_multi_power(data: FitData, *, delta: float = 1e-3, steps: int = 200, lrs
                 break
         f.backward()
         opt.step()
-    return FitResult.build(law, best, data, objective=best_f, loss="huber", delta=delta, boot=None, level=0.95,
-                           n_starts=n_starts, seconds=time.perf_counter() - t0)
+    return np.asarray(best, float), best_f, n_starts
 
 
 def _peak(data: object) -> float:
     return float(max(np.max(np.asarray(a, float)) for a in data.inputs["lrs"]))
 
 
-def _mpl_procedure(data: object, *, delta: float = 1e-3) -> tuple[np.ndarray, float, int]:
-    r = fit_multi_power(data, delta=delta)
-    return r.theta, r.objective, r.n_starts
-
-
-MULTI_POWER.extra["procedure"] = _mpl_procedure
+MULTI_POWER.extra["procedure"] = _two_stage_mpl
 LR_ANNEALING.extra["data_starts"] = lambda data: schedule_law_starts(LR_ANNEALING, data.y, _peak(data))

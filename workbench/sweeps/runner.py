@@ -279,6 +279,11 @@ def _study(store: RunStore, spec: SweepSpec, known: dict[int, pd.DataFrame], dec
     return study
 
 
+def _kept(trial: int, reason: str) -> dict[str, Any]:
+    """A decision that keeps trial ``trial`` (no forecast behind it, or before its fields are filled in)."""
+    return {"trial": trial, "pruned": False, "prob": None, "step": None, "value": None, "reason": reason}
+
+
 def _decide(store: RunStore, sweep_id: str, spec: SweepSpec, study: Any, t: int, g: pd.DataFrame) -> dict[str, Any]:
     """The pruning decision of trial ``t`` (all its members paused or done), stored before it is applied."""
     from optuna.trial import TrialState, create_trial
@@ -289,12 +294,12 @@ def _decide(store: RunStore, sweep_id: str, spec: SweepSpec, study: Any, t: int,
     paused = [r for r, st in zip(g["run_id"], g["status"]) if st == "interrupted"]
     steps = _member_steps(g["config"].iloc[0])
     at = spec.pruning_step(steps)
-    d: dict[str, Any] = {"trial": t, "pruned": False, "prob": None, "step": None, "value": None}
     if not paused:
-        d["reason"] = "no member left to finish"
+        d = _kept(t, "no member left to finish")
     elif not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        d["reason"] = "no completed trial yet"
+        d = _kept(t, "no completed trial yet")
     else:
+        d = _kept(t, "")
         curve = _median_curve(store, paused, spec.objective["metric"], at)
         pruner = ExtrapolationPruner(pr["threshold"], final_step=steps, min_points=pr["min_points"],
                                      families=pr["families"], seed=spec.sampler_seed)
@@ -366,9 +371,7 @@ def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, 
             if spec.pruning is not None and not study.get_trials(deepcopy=False,
                                                                  states=(optuna.trial.TrialState.COMPLETE,)):
                 for k in sorted({m.trial for m in new}):   # nothing to compare with: run them to the end
-                    store.add_artifact(None, DECISION_KIND, sweep_id,
-                                       meta={"trial": k, "pruned": False, "prob": None, "step": None, "value": None,
-                                             "reason": "no completed trial yet"})
+                    store.add_artifact(None, DECISION_KIND, sweep_id, meta=_kept(k, "no completed trial yet"))
             _write_members(store, sweep_id, new)
     finally:
         bar.close()
