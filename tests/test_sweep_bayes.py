@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from workbench.store import RunStore
-from workbench.sweeps import resume_sweep, run_sweep, sweep_results, sweep_status
+from workbench.sweeps import resume_sweep, run_sweep, sweep_pruning, sweep_results, sweep_status
 from workbench.sweeps.executors import ExecutorError
 from workbench.sweeps.runner import _decisions, sweep_members
 
@@ -62,7 +62,7 @@ def unpruned(tmp_path_factory):
     return store, sid
 
 
-def test_pruning_stops_hopeless_trials_and_keeps_the_best(unpruned, tmp_path, one_torch_thread):
+def test_pruning_stops_hopeless_trials_and_keeps_the_best(unpruned, tmp_path, one_torch_thread, capsys):
     plain_store, plain_sid = unpruned
     store = RunStore(tmp_path / "pruned.db")
     sid = run_sweep({**PRUNE, "pruning": PRUNING}, "batched", store, progress=False)
@@ -80,6 +80,19 @@ def test_pruning_stops_hopeless_trials_and_keeps_the_best(unpruned, tmp_path, on
     assert not dec[0]["pruned"] and not dec[1]["pruned"]          # nothing completed yet in the first round
     for t in pruned:
         assert dec[t]["prob"] < PRUNING["threshold"] and dec[t]["step"] < 30
+    # the public accessor shows the same decisions, one row per trial
+    table = sweep_pruning(sid, store)
+    assert table["trial"].tolist() == list(range(6))
+    assert sorted(table.loc[table["pruned"], "trial"]) == pruned
+    assert (table.loc[table["pruned"], "prob"] < PRUNING["threshold"]).all()
+    assert table.loc[[0, 1], "prob"].isna().all()                 # kept without a forecast
+    assert sweep_pruning(plain_sid, plain_store).empty             # a sweep without pruning has none
+    from workbench.sweeps.cli import cli_main
+
+    capsys.readouterr()
+    assert cli_main(["status", sid, "--store", str(tmp_path / "pruned.db")]) == 0
+    out = capsys.readouterr().out
+    assert out.count(" pruned at step ") == len(pruned) and out.count(": kept (") == 6 - len(pruned)
     # pruned members stopped at their pruning step (30 of 60): no row at or after it
     m = store.metrics(res.loc[res["status"] == "pruned", "run_id"].tolist(), "train_loss")
     assert m["step"].max() < 30

@@ -164,3 +164,16 @@ def test_pruning_needs_bayes_and_enough_logged_points():
     with pytest.raises(SweepSpecError, match="eval_every=100"):
         s.validate()
     SweepSpec.from_dict({**BAYES, "pruning": {"min_points": 4}, "base": {**BAYES["base"], "log_every": 10}}).validate()
+
+
+def test_yaml_reads_exponents_without_a_dot_as_numbers():
+    """PyYAML (YAML 1.1) would read ``1e-5`` as a string; specs written by hand use that form."""
+    text = ("name: bo\nstrategy: bayes\nbudget: {trials: 4}\nbase: {task: modular, model: mlp, steps: 100, "
+            "lr: 3e-3, weight_decay: 1E-2}\naxes: {lr: {log_uniform: [1e-5, 1e-1]}}\n"
+            "objective: {metric: train_loss, mode: min}\n")
+    s = SweepSpec.from_yaml(text).validate()
+    assert s.axes[0].low == 1e-5 and s.axes[0].high == 0.1
+    assert s.base["lr"] == 3e-3 and s.base["weight_decay"] == 0.01
+    from workbench import yamlio
+
+    assert yamlio.load("[1, 1.5, 2e3, '1e-3', yes, null, 0x10]") == [1, 1.5, 2000.0, "1e-3", True, None, 16]

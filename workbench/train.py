@@ -884,9 +884,9 @@ def cli_main(argv: list[str]) -> int:
         if ns.config:
             text = Path(ns.config).read_text()
             if ns.config.endswith((".yaml", ".yml")):
-                import yaml
+                from workbench import yamlio
 
-                base = yaml.safe_load(text) or {}
+                base = yamlio.load(text) or {}
             else:
                 import json
 

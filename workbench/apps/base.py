@@ -10,10 +10,15 @@ from typing import Any
 
 import panel as pn
 import param
+from bokeh.core.validation import silence
+from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 
 from workbench.store import RunStore, default_path
 
 pn.extension("plotly", "tabulator", notifications=True, sizing_mode="stretch_width")
+# The sidebars are fixed-width columns whose height follows their content, on purpose; Bokeh warns
+# (W-1005) about every such column at every page load, which buried real warnings in the server log.
+silence(FIXED_SIZING_MODE, True)
 
 
 class AppBase(pn.viewable.Viewer):

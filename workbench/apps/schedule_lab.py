@@ -348,11 +348,11 @@ class ScheduleLab(AppBase):
     @guarded
     def add_spec(self, text: str) -> None:
         """Add a schedule from a JSON or YAML spec (nested schedules: warmup, sequence, rewarm)."""
-        import yaml
+        from workbench import yamlio
 
         try:
-            d = yaml.safe_load(text)
-        except yaml.YAMLError as e:
+            d = yamlio.load(text)
+        except yamlio.YAMLError as e:
             raise ValueError(f"spec: not valid JSON/YAML ({e})") from None
         s = schedules_module().build(d)
         self.chosen = [*self.chosen, s.to_dict()]
@@ -434,11 +434,11 @@ class ScheduleLab(AppBase):
 
     def base(self) -> dict:
         """The base training config (YAML text of ``TrainConfig`` fields) as a dict."""
-        import yaml
+        from workbench import yamlio
 
         try:
-            d = yaml.safe_load(self.base_config or "") or {}
-        except yaml.YAMLError as e:
+            d = yamlio.load(self.base_config or "") or {}
+        except yamlio.YAMLError as e:
             raise ValueError(f"base_config: not valid YAML ({e})") from None
         if not isinstance(d, dict):
             raise ValueError("base_config: must be a YAML mapping of TrainConfig fields")

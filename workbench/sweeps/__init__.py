@@ -12,11 +12,12 @@ from workbench.sweeps.runner import (
     resume_sweep,
     run_sweep,
     sweep_members,
+    sweep_pruning,
     sweep_results,
     sweep_status,
 )
 from workbench.sweeps.spec import Axis, Linked, Member, SweepSpec, SweepSpecError
 
 __all__ = ["SweepSpec", "SweepSpecError", "Axis", "Linked", "Member", "run_sweep", "resume_sweep", "sweep_status",
-           "sweep_members", "sweep_results", "SweepBusyError", "EXECUTORS", "ExecutorError", "make_executor",
+           "sweep_members", "sweep_results", "sweep_pruning", "SweepBusyError", "EXECUTORS", "ExecutorError", "make_executor",
            "time_to_target", "performance_ratios", "performance_profile", "score", "compare"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from workbench.sweeps.executors import EXECUTORS
@@ -88,11 +89,16 @@ def cli_main(argv: list[str]) -> int:
             print(f"sweep {sid}: {st['status']} ({_counts(st)})")
         elif a.cmd == "status":
             st = runner.sweep_status(a.sweep_id, store)
+            dec = runner.sweep_pruning(a.sweep_id, store)
             if a.json:
+                st["pruning"] = json.loads(dec.to_json(orient="records"))
                 print(json.dumps(st))
             else:
                 print(f"sweep {st['id']} ({st['name']}): {st['status']}, {st['strategy']}, executor {st['executor']}, "
                       f"{st['done']}/{st['members']} done ({_counts(st)})")
+                for _, d in dec.iterrows():
+                    at = f" at step {int(d['step'])}" if d["pruned"] and math.isfinite(d["step"]) else ""
+                    print(f"  trial {d['trial']}: {'pruned' if d['pruned'] else 'kept'}{at} ({d['reason']})")
         elif a.cmd == "list":
             df = store.sweeps()
             if df.empty:

@@ -479,5 +479,23 @@ def sweep_results(sweep_id: str, store: RunStore | str | os.PathLike | None = No
     return df.drop(columns=["params", "config"])
 
 
-__all__ = ["run_sweep", "resume_sweep", "sweep_status", "sweep_members", "sweep_results", "member_run_id",
+PRUNING_COLUMNS = ["trial", "pruned", "prob", "best", "step", "value", "reason"]
+
+
+def sweep_pruning(sweep_id: str, store: RunStore | str | os.PathLike | None = None) -> pd.DataFrame:
+    """The pruning decisions of a Bayesian sweep, one row per decided trial: ``trial``, ``pruned``,
+    ``prob`` (forecast P(better than the best completed trial), NaN when no forecast was made), ``best``
+    (that best value), ``step`` / ``value`` (the last point of the median curve the forecast saw) and
+    ``reason``. Empty for a sweep without pruning or before its first decision."""
+    store = _as_store(store)
+    store.get_sweep(sweep_id)                       # unknown id -> UnknownRunError
+    rows = sorted(_decisions(store, sweep_id).values(), key=lambda d: int(d["trial"]))
+    df = pd.DataFrame([{k: d.get(k) for k in PRUNING_COLUMNS} for d in rows], columns=PRUNING_COLUMNS)
+    for k in ("prob", "best", "step", "value"):
+        df[k] = pd.to_numeric(df[k], errors="coerce").astype(float)
+    return df.astype({"trial": int, "pruned": bool})
+
+
+__all__ = ["run_sweep", "resume_sweep", "sweep_status", "sweep_members", "sweep_results", "sweep_pruning",
+           "member_run_id",
            "SweepBusyError", "SweepSpecError", "ExecutorError", "Outcome"]

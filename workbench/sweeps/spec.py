@@ -357,7 +357,7 @@ class SweepSpec:
     @classmethod
     def from_yaml(cls, text_or_path: str | Path) -> SweepSpec:
         """From a YAML file path or YAML text."""
-        import yaml
+        from workbench import yamlio
 
         p = Path(text_or_path) if not isinstance(text_or_path, Path) else text_or_path
         text = str(text_or_path)
@@ -369,8 +369,8 @@ class SweepSpec:
         except OSError as e:
             raise SweepSpecError(f"spec: cannot read {p}: {e}") from None
         try:
-            d = yaml.safe_load(text)
-        except yaml.YAMLError as e:
+            d = yamlio.load(text)
+        except yamlio.YAMLError as e:
             raise SweepSpecError(f"spec: not valid YAML ({e})") from None
         return cls.from_dict(d)
 
