@@ -118,6 +118,27 @@ def test_progress_of_a_running_member(store):
     assert summary["counts"] == {"running": 1}
 
 
+def test_progress_says_why_a_trial_was_pruned(store, one_torch_thread):
+    """A pruned Bayesian sweep: the progress table gains a ``why`` column with the forecast decision for
+    the pruned members (the same as ``sweep_pruning``) and nothing for the kept ones."""
+    from workbench.sweeps import run_sweep, sweep_pruning
+
+    spec = {"name": "bo-prune", "strategy": "bayes", "budget": {"trials": 4, "parallel": 2}, "seeds": [0],
+            "base": {"task": "modular", "task_params": {"p": 11, "frac": 0.5}, "model": "mlp",
+                     "model_params": {"hidden": [16]}, "steps": 60, "log_every": 2, "eval_every": 10,
+                     "device": "cpu"},
+            "axes": {"lr": {"log_uniform": [1e-5, 1e-1]}}, "objective": {"metric": "train_loss", "mode": "min"},
+            "pruning": {"at_fraction": 0.5, "threshold": 0.05, "families": ["pow3", "ilog2"]}}
+    sid = run_sweep(spec, "batched", store, progress=False)
+    df, summary = progress_table(store, sid)
+    dec = sweep_pruning(sid, store)
+    assert dec["pruned"].any(), "sampler_seed 0 proposes hopeless small-LR trials in the second round"
+    pruned = df["status"] == "pruned"
+    assert summary["counts"]["pruned"] == int(pruned.sum()) == int(dec["pruned"].sum())
+    assert df.loc[pruned, "why"].str.fullmatch(r"P\(beats [0-9.e+-]+\) = [0-9.e+-]+ at step \d+").all()
+    assert (df.loc[~pruned, "why"] == "").all()
+
+
 def test_yaml_validation_messages(tmp_path):
     app = SweepBoard(store_path=str(tmp_path / "runs.db"))
     assert app.sweep is None and "No sweeps" in app.progress_md.object

@@ -139,6 +139,17 @@ def results_table(store: Any, sweep: str, metrics: list[str] | None = RESULT_MET
     return out.reset_index(drop=True)
 
 
+def pruning_reasons(store: Any, sweep: str, run_ids: pd.Series) -> list[str]:
+    """For each run of a pruned Bayesian sweep, why its trial was pruned (the forecast decision of
+    ``workbench.sweeps.sweep_pruning``), or "" for a run that was kept."""
+    members = sweeps_api("sweep_members")(sweep, store)
+    dec = sweeps_api("sweep_pruning")(sweep, store)
+    trial_of = dict(zip(members["run_id"], members["trial"]))
+    why = {int(t): f"P(beats {best:.4g}) = {prob:.2g} at step {int(st)}"
+           for t, p, prob, best, st in zip(dec["trial"], dec["pruned"], dec["prob"], dec["best"], dec["step"]) if p}
+    return [why.get(int(trial_of[i]), "") if trial_of.get(i) is not None else "" for i in run_ids]
+
+
 def progress_table(store: Any, sweep: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per-member progress of a sweep from the store (status, last step / total steps, steps per
     second, ETA) and a summary (counts per status, expected members, overall ETA in seconds)."""
@@ -172,6 +183,8 @@ def progress_table(store: Any, sweep: str) -> tuple[pd.DataFrame, dict[str, Any]
         out.append({"id": r["id"], "name": r["name"], "status": r["status"], "step": step, "steps": total,
                     "progress": frac, "steps/s": rate, "eta_s": eta})
     df = pd.DataFrame(out)
+    if (df["status"] == "pruned").any():
+        df["why"] = pruning_reasons(store, sweep, df["id"])
     summary["counts"] = {k: int(v) for k, v in df["status"].value_counts().items()}
     if summary["expected"] and summary["expected"] > len(df):
         summary["counts"]["pending"] = summary["expected"] - len(df)
