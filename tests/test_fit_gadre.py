@@ -45,6 +45,12 @@ def _testbed(root: Path) -> pd.DataFrame:
     return df
 
 
+def _is_fit_run(df: pd.DataFrame) -> pd.Series:
+    """The five runs the loss law is fitted on: the small models at M = 20, the 11M model at M = 320."""
+    return ((df["model"].isin(SMALL) & (df["chinchilla_multiplier"] == 1.0))
+            | ((df["model"] == SMALL[0]) & (df["chinchilla_multiplier"] == 16.0)))
+
+
 def _row(df: pd.DataFrame, model: str, mult: float) -> pd.Series:
     rows = df[(df["model"] == model) & (df["chinchilla_multiplier"] == mult)]
     assert len(rows) == 1, (model, mult)
@@ -54,8 +60,7 @@ def _row(df: pd.DataFrame, model: str, mult: float) -> pd.Series:
 @pytest.mark.shared_data
 def test_gadre_reproduces_the_authors_held_out_errors(shared_data):
     df = _testbed(shared_data)
-    train = df[(df["model"].isin(SMALL) & (df["chinchilla_multiplier"] == 1.0))
-               | ((df["model"] == SMALL[0]) & (df["chinchilla_multiplier"] == 16.0))]
+    train = df[_is_fit_run(df)]
     assert len(train) == 5
     loss_law = fit("gadre", {"C": train["C"].to_numpy(), "M": train["M"].to_numpy(),
                              "L": train["loss_c4_val"].to_numpy()})
@@ -82,8 +87,7 @@ def test_gadre_loss_law_extrapolates_over_the_whole_testbed(shared_data):
     held-out runs at M >= 20. At M = 5 and 10 the law extrapolates below every fitted M (the
     paper is about over-training, M >= 20) and misses by up to 15 %, so those runs are left out."""
     df = _testbed(shared_data)
-    is_train = ((df["model"].isin(SMALL) & (df["chinchilla_multiplier"] == 1.0))
-                | ((df["model"] == SMALL[0]) & (df["chinchilla_multiplier"] == 16.0)))
+    is_train = _is_fit_run(df)
     train, test = df[is_train], df[~is_train]
     law = fit("gadre", {"C": train["C"].to_numpy(), "M": train["M"].to_numpy(),
                         "L": train["loss_c4_val"].to_numpy()})

@@ -147,7 +147,7 @@ def pruning_reasons(store: Any, sweep: str, run_ids: pd.Series) -> list[str]:
     trial_of = dict(zip(members["run_id"], members["trial"]))
     why = {int(t): f"P(beats {best:.4g}) = {prob:.2g} at step {int(st)}"
            for t, p, prob, best, st in zip(dec["trial"], dec["pruned"], dec["prob"], dec["best"], dec["step"]) if p}
-    return [why.get(int(trial_of[i]), "") if trial_of.get(i) is not None else "" for i in run_ids]
+    return [why.get(trial_of.get(i), "") for i in run_ids]
 
 
 def progress_table(store: Any, sweep: str) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -19,5 +19,5 @@ from workbench.sweeps.runner import (
 from workbench.sweeps.spec import Axis, Linked, Member, SweepSpec, SweepSpecError
 
 __all__ = ["SweepSpec", "SweepSpecError", "Axis", "Linked", "Member", "run_sweep", "resume_sweep", "sweep_status",
-           "sweep_members", "sweep_results", "sweep_pruning", "SweepBusyError", "EXECUTORS", "ExecutorError", "make_executor",
-           "time_to_target", "performance_ratios", "performance_profile", "score", "compare"]
+           "sweep_members", "sweep_results", "sweep_pruning", "SweepBusyError", "EXECUTORS", "ExecutorError",
+           "make_executor", "time_to_target", "performance_ratios", "performance_profile", "score", "compare"]

@@ -497,5 +497,4 @@ def sweep_pruning(sweep_id: str, store: RunStore | str | os.PathLike | None = No
 
 
 __all__ = ["run_sweep", "resume_sweep", "sweep_status", "sweep_members", "sweep_results", "sweep_pruning",
-           "member_run_id",
-           "SweepBusyError", "SweepSpecError", "ExecutorError", "Outcome"]
+           "member_run_id", "SweepBusyError", "SweepSpecError", "ExecutorError", "Outcome"]
