@@ -35,8 +35,10 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from workbench.errors import WorkbenchError
 
-class CurveError(ValueError):
+
+class CurveError(WorkbenchError):
     """Bad input to a curve function: names the field and the allowed range."""
 
 

@@ -13,10 +13,12 @@ from collections.abc import Iterator
 
 import torch
 
+from workbench.errors import WorkbenchError
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 
 
-class DeviceError(ValueError):
+class DeviceError(WorkbenchError):
     """A device or precision setting that cannot be used here."""
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from workbench.errors import WorkbenchError
+
 LOSSES = ("ce", "stablemax", "mse")
 LOSS_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-class LossError(ValueError):
+class LossError(WorkbenchError):
     """A bad loss configuration."""
 
 

@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.errors import WorkbenchError
 
-class ModelError(ValueError):
+
+class ModelError(WorkbenchError):
     """A bad model configuration: names the field and the allowed range."""
 
 

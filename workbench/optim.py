@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from workbench.errors import WorkbenchError
+
 TORCH_OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop", "adagrad": "Adagrad",
                     "adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam"}
 PYTORCH_OPTIMIZER = {"lion": "Lion", "adamp": "AdamP", "sgdp": "SGDP", "lamb": "Lamb", "diffgrad": "DiffGrad",
@@ -40,7 +42,7 @@ EXCLUDED = {"fromage", "nero"}   # non-commercial licences
 BATCHED_OPTIMIZERS = ("adamw", "adam", "sgd", "lion")
 
 
-class OptimizerError(ValueError):
+class OptimizerError(WorkbenchError):
     """A bad optimizer name or setting."""
 
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from workbench import __version__
+from workbench.errors import WorkbenchError
 
 # "pruned": stopped early by a sweep because its learning-curve forecast was hopeless (never resumed)
 STATUSES = ("running", "finished", "diverged", "failed", "interrupted", "pruned")
@@ -99,11 +100,11 @@ _RUN_COLS = ["id", "name", "sweep", "task", "config", "status", "device", "creat
              "finished", "version", "host", "pid", "error"]
 
 
-class StoreError(ValueError):
+class StoreError(WorkbenchError):
     """Bad input to the run store: names the field and what is allowed."""
 
 
-class UnknownRunError(KeyError):
+class UnknownRunError(WorkbenchError, KeyError):
     """A run id that the store does not hold."""
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable

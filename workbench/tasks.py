@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.errors import WorkbenchError
 
-class TaskError(ValueError):
+
+class TaskError(WorkbenchError):
     """A bad task configuration: names the field and the allowed values."""
 
 

@@ -47,6 +47,7 @@ from workbench import losses as L
 from workbench import metrics as M
 from workbench import tasks as T
 from workbench.device import autocast, configure_precision, pick_device
+from workbench.errors import WorkbenchError
 from workbench.models import build_model, model_config
 from workbench.optim import (
     BATCHED_OPTIMIZERS,
@@ -61,7 +62,7 @@ from workbench.optim import (
 )
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkbenchError):
     """A bad training configuration: names the field and the allowed range."""
 
 

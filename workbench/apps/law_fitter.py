@@ -39,6 +39,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.apps.base import AppBase, guarded
+from workbench.errors import WorkbenchError
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class CSVError(ValueError):
+class CSVError(WorkbenchError):
     """A CSV that cannot be read, or a mapping that does not fit it (names the column)."""
 
 

@@ -33,8 +33,10 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from workbench.errors import WorkbenchError
 
-class ExportError(ValueError):
+
+class ExportError(WorkbenchError):
     """Bad input to an export: names the field and what is allowed."""
 
 

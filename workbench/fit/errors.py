@@ -1,7 +1,10 @@
 """Errors of the fitting package (ValueError subclasses naming the field and the allowed range)."""
 
 
-class FitDataError(ValueError):
+from workbench.errors import WorkbenchError
+
+
+class FitDataError(WorkbenchError):
     """Bad input data or arguments for a fit (NaN, inf, non-positive values under a log, too few points...)."""
 
 

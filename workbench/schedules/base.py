@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench.errors import WorkbenchError
+
 __all__ = [
     "Schedule",
     "ScheduleError",
@@ -46,7 +48,7 @@ __all__ = [
 ArrayFn = Callable[[np.ndarray], np.ndarray]
 
 
-class ScheduleError(ValueError):
+class ScheduleError(WorkbenchError):
     """Base class of every schedule error (a ``ValueError``)."""
 
 

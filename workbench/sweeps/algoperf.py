@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workbench.errors import WorkbenchError
+
 TAU_MAX = 4.0
 
 
-class AlgoPerfError(ValueError):
+class AlgoPerfError(WorkbenchError):
     """Bad input to the AlgoPerf functions: names the argument and what is allowed."""
 
 

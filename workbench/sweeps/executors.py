@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import WorkbenchError
+
 EXECUTORS = ("batched", "local", "ray")
 
 # TrainConfig fields the batched loop may vary member by member (everything else must be equal).
@@ -45,7 +47,7 @@ PER_MEMBER_FIELDS = {"lr", "schedule", "weight_decay", "seed", "optimizer_params
                      "betas", "momentum", "eps"}
 
 
-class ExecutorError(ValueError):
+class ExecutorError(WorkbenchError):
     """A bad executor choice or option: names it and what is allowed."""
 
 

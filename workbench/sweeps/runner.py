@@ -43,6 +43,7 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.errors import WorkbenchError
 from workbench.store import RunStore
 from workbench.sweeps.executors import EXECUTORS, Executor, ExecutorError, Job, Outcome, make_executor
 from workbench.sweeps.spec import Member, SweepSpec, SweepSpecError
@@ -52,7 +53,7 @@ MEMBER_KIND = "sweep_member"
 DECISION_KIND = "sweep_prune_decision"
 
 
-class SweepBusyError(ValueError):
+class SweepBusyError(WorkbenchError):
     """The sweep is being run by a live process right now."""
 
 

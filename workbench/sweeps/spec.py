@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench.errors import WorkbenchError
+
 STRATEGIES = ("grid", "random", "bayes")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform")
 GRID_KINDS = ("grid", "log_grid")
@@ -67,7 +69,7 @@ TOP_KEYS = ("name", "strategy", "base", "axes", "linked", "seeds", "budget", "ob
             "resources", "sampler_seed", "pruning", "workload", "submission")
 
 
-class SweepSpecError(ValueError):
+class SweepSpecError(WorkbenchError):
     """A bad sweep spec: names the field and what is allowed."""
 
 
