@@ -7,19 +7,16 @@ loop runs K problems and its time is scaled to the full count; objectives are co
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
+from workbench.datasets import data_dir
 from workbench.fit import FitData, fit, get_law
 from workbench.fit.fitting import _boot_weights
-
-SHARED = Path(os.environ.get("WORKBENCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def main() -> None:
@@ -28,7 +25,7 @@ def main() -> None:
     ap.add_argument("--loop-boot", type=int, default=100)
     ap.add_argument("--boot", type=int, default=1000)
     a = ap.parse_args()
-    df = pd.read_csv(SHARED / "chinchilla-epoch" / "svg_extracted_data.csv")
+    df = pd.read_csv(data_dir("chinchilla-epoch") / "svg_extracted_data.csv")
     df = df[df["loss"] < np.sort(df["loss"].to_numpy())[-5]]
     N = df["Model Size"].to_numpy()
     D = df["Training FLOP"].to_numpy() / (6 * N)

@@ -25,6 +25,7 @@ def power_csv(n: int = 40, noise: float = 0.0) -> bytes:
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_SHARED_DATA", str(tmp_path / "none"))  # no data folder: start empty
+    monkeypatch.setattr("workbench.datasets.REPO_DATA", tmp_path / "none")
     return LawFitter(store_path=str(tmp_path / "runs.db"))
 
 
@@ -91,12 +92,12 @@ def test_no_data_is_a_message(app):
     assert "load a CSV" in app.message.object
 
 
-@pytest.mark.shared_data
-def test_chinchilla_preset_from_shared_data(shared_data, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_SHARED_DATA", str(shared_data))
+def test_opens_on_the_shipped_chinchilla_points(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_SHARED_DATA", str(tmp_path / "none"))  # a clone without ../shared
     app = LawFitter(store_path=str(tmp_path / "runs.db"))
-    key = next(k for k in app.param.dataset.objects if k.endswith("svg_extracted_data.csv"))
-    app.dataset = key
+    assert app.dataset == "data/chinchilla-epoch/svg_extracted_data.csv"
+    assert "data/gadre-overtraining/models_flat.csv" in app.param.dataset.objects
+    assert "data/mpl-loss-curves/csv_25/cosine_24000.csv" in app.param.curve_files.objects
     assert app.laws == ["chinchilla"] and len(app.df) == 245
     df = app.frame()
     assert np.allclose(df["D"], df["Training FLOP"] / (6 * df["Model Size"]))

@@ -1,4 +1,4 @@
-"""Law fitter: choose data (a CSV in a data folder such as ../shared/data or data/reference, an
+"""Law fitter: choose data (a CSV of the papers' data in data/ (``workbench.datasets``), an
 uploaded CSV, or the runs of a sweep in the store), map its columns to a law's inputs, fit several
 laws (``workbench.fit``: Chinchilla (Hoffmann et al. 2022), Kaplan et al. 2020, power law +
 constant (Hestness et al. 2017), Gadre et al. 2024, Step Law (Li et al. 2025), ...) and compare
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import threading
 import time
 from pathlib import Path
@@ -42,7 +41,6 @@ from workbench.apps.base import AppBase, guarded
 from workbench.errors import WorkbenchError
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-ROOT = Path(__file__).resolve().parents[2]
 
 # column mappings and derived columns for known files (everything else: pick the mapping by hand)
 PRESETS: dict[str, dict[str, Any]] = {
@@ -57,21 +55,22 @@ class CSVError(WorkbenchError):
     """A CSV that cannot be read, or a mapping that does not fit it (names the column)."""
 
 
-def data_dirs() -> list[Path]:
-    """Folders offered as data sources: $WORKBENCH_SHARED_DATA or ../shared/data, and data/reference."""
-    env = os.environ.get("WORKBENCH_SHARED_DATA")
-    cands = [Path(env)] if env else [ROOT.parent / "shared" / "data"]
-    cands.append(ROOT / "data" / "reference")
-    return [p for p in cands if p.is_dir()]
-
-
 def data_files() -> dict[str, Path]:
-    """Label -> path of every CSV under the data folders (files over 20 MB left out)."""
+    """Label -> path of every CSV in the data folders (``workbench.datasets``): the repository's ``data/``
+    first, then the sets of the shared data folder that do not ship with it (files over 20 MB left out)."""
+    from workbench.datasets import REPO_DATA, SHIPPED, shared_data_root
+
     out = {}
-    for d in data_dirs():
+    shared = shared_data_root()
+    for d, label in ((REPO_DATA, "data"), (shared, "shared")):
+        if d is None or not d.is_dir():
+            continue
         for p in sorted(d.rglob("*.csv")):
+            rel = p.relative_to(d)
+            if label == "shared" and rel.parts[0] in SHIPPED:
+                continue  # the repository's copy is listed
             if p.stat().st_size < 20e6:
-                out[f"{d.name}/{p.relative_to(d)}"] = p
+                out[f"{label}/{rel}"] = p
     return out
 
 
