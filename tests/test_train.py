@@ -132,3 +132,26 @@ def test_cli_run_and_config_file(tmp_path, capsys):
     assert cli_main(["--config", str(yml), "--store", str(db), "--no-progress", "--seeds", "2"]) == 0
     assert "finished" in capsys.readouterr().out
     assert cli_main(["grokking", "--frac", "1.5", "--store", str(db)]) == 2
+
+
+def test_grokking_cli_presets():
+    """`workbench run grokking` defaults to the CPU settings; `--preset nanda` gives the paper's; flags win."""
+    import argparse
+
+    from workbench.train import GROKKING_PRESETS, config_from_args
+
+    def ns(**kw):
+        return argparse.Namespace(**kw)
+
+    cpu = config_from_args("grokking", ns())
+    assert (cpu.model, cpu.task_params["p"], cpu.task_params["frac"], cpu.lr) == ("mlp", 97, 0.5, 3e-3)
+    assert cpu.weight_decay == 1.0 and cpu.stop_at_test_acc == 0.95
+    nanda = config_from_args("grokking", ns(preset="nanda"))
+    assert (nanda.model, nanda.task_params, nanda.lr, nanda.weight_decay) == ("nanda", {"p": 113, "frac": 0.3},
+                                                                             1e-3, 1.0)
+    assert list(nanda.optimizer_params["betas"]) == [0.9, 0.98]
+    over = config_from_args("grokking", ns(preset="nanda", p=23, steps=7))
+    assert over.task_params == {"p": 23, "frac": 0.3} and over.steps == 7
+    assert GROKKING_PRESETS["cpu"]["task_params"] == {"p": 97, "frac": 0.5}  # the table was not mutated
+    with pytest.raises(ValueError, match="--preset"):
+        config_from_args("lm", ns(preset="nanda"))
