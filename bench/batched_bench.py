@@ -1,9 +1,19 @@
 """Batched training throughput: N members of one batched model vs N sequential bare PyTorch runs.
 
-Model: the Nanda grokking transformer on a + b mod p, full batch, AdamW (the issue-4 setting).
-Full size (p = 113, d_model 128) on CUDA; ``--small`` (p = 23, d_model 32) for CPU.
-Per-step times come from the difference of two run lengths (setup cancels). Prints one table of
-step time, throughput (member-steps / s) and ratios, all measured in this one run.
+Model: Nanda et al. 2023's grokking transformer on a + b mod p, full batch, AdamW (the issue-4
+setting). Full size (p = 113, d_model 128) on CUDA; ``--small`` (p = 23, d_model 32) for CPU.
+
+Our loop runs with live metrics on: ``log_every`` 10, ``eval_every`` 100, streaming into a run store
+file. Its seconds per step come from the difference of two run lengths (the set-up cancels); the bare
+loop (:class:`bench.common.BareLoop`) is timed directly. The two are measured alternately ``--reps``
+times (:func:`bench.common.interleave`) and every ratio is printed as the median of the per-pair
+ratios with its min-max range. N sequential bare runs take N times one bare run's step time, so the
+speed-up at N is ``N * t_bare / t_batched``. Precision modes (columns): ``fp32`` (TF32 matmuls on
+CUDA), ``bf16`` (autocast) and ``compile`` (``torch.compile``); the last two only on CUDA.
+
+Achieved TFLOP/s count the forward + backward FLOPs of one member-step with
+``torch.utils.flop_counter`` (the optimizer's elementwise work is left out), and the fraction of peak
+is against the chip's dense bf16 tensor-core peak (:data:`PEAK_BF16_TFLOPS`).
 
     python bench/batched_bench.py --small          # CPU
     python bench/batched_bench.py                  # CUDA, N in {1, 8, 64, 256}
@@ -12,99 +22,118 @@ step time, throughput (member-steps / s) and ratios, all measured in this one ru
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
+import sys
+import tempfile
+from pathlib import Path
 
 import torch
 
-from workbench.device import describe, pick_device
-from workbench.models import build_model
-from workbench.tasks import modular
-from workbench.train import TrainConfig, train, train_batched
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:              # `python bench/x.py` puts bench/ first
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import (  # noqa: E402
+    BareLoop,
+    Ratio,
+    interleave,
+    md_table,
+    nanda_config,
+    spread,
+    step_time_by_difference,
+)
+from workbench.device import describe, pick_device  # noqa: E402
+from workbench.store import RunStore  # noqa: E402
+from workbench.train import TrainConfig, train, train_batched  # noqa: E402
+
+MODES = {"fp32": {}, "bf16": {"dtype": "bfloat16"}, "compile": {"compile": True}}
+MODE_LABELS = {"fp32": "fp32 + TF32", "bf16": "bf16 autocast", "compile": "torch.compile"}
+
+# Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from NVIDIA's datasheets: "NVIDIA H100 Tensor
+# Core GPU" (BF16 1,979 / 1,513 / 1,671 TFLOPS for SXM / PCIe / NVL, quoted with 2:4 sparsity, so half
+# dense), "NVIDIA H200 Tensor Core GPU" (1,979 SXM, 1,671 NVL, with sparsity), "NVIDIA A100" (312
+# dense), "NVIDIA L40S" (362 dense), "NVIDIA L4" (121 dense). Matched against torch's device name, the
+# more specific names first.
+PEAK_BF16_TFLOPS = [("H200 NVL", 835.5), ("H200", 989.5), ("H100 PCIe", 756.5), ("H100 NVL", 835.5),
+                    ("H100", 989.5), ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0)]
+PEAK_SOURCE = "NVIDIA datasheets (H100, H200, A100, L40S, L4), dense = half the quoted sparse figure"
 
 
-def _sync(dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+def peak_bf16_tflops(device_name: str) -> float | None:
+    """The dense bf16 peak (TFLOP/s) of a device by its name, or None when the table lacks it."""
+    for key, v in PEAK_BF16_TFLOPS:
+        if key.lower() in device_name.lower():
+            return v
+    return None
 
 
-def bare_step_time(cfg: TrainConfig, steps: int) -> float:
-    """A bare loop: model, AdamW, forward, CE, backward, step, zero_grad. Seconds per step."""
-    dev = pick_device(cfg.device)
-    ds = modular(**cfg.task_params).to(dev)
-    torch.manual_seed(0)
-    model = build_model("nanda", cfg.model_params, ds).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98))
-    x, y = ds.x_train, ds.y_train
+def ours_run(cfg: TrainConfig, n: int, store: RunStore | None):
+    """``run(steps)``: one call of our loop (``train`` at n = 1, else ``train_batched`` of seeds 0..n-1)."""
+    def run(steps: int):
+        cfgs = [cfg.replace(seed=i, steps=steps) for i in range(n)]
+        return train(cfgs[0], store) if n == 1 else train_batched(cfgs, store)
 
-    def run(n):
-        _sync(dev)
-        t = time.perf_counter()
-        for _ in range(n):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        _sync(dev)
-        return time.perf_counter() - t
-
-    run(5)
-    return min((run(2 * steps) - run(steps)) / steps for _ in range(2))
+    return run
 
 
-def ours_step_time(cfg: TrainConfig, n: int, steps: int) -> float:
-    def run(s):
-        cfgs = [cfg.replace(seed=i, steps=s) for i in range(n)]
-        t = time.perf_counter()
-        (train(cfgs[0]) if n == 1 and not batched else train_batched(cfgs))
-        _sync(pick_device(cfg.device))
-        return time.perf_counter() - t
-
-    batched = n > 1
-    run(5)
-    return min((run(2 * steps) - run(steps)) / steps for _ in range(2))
+def measure(cfg: TrainConfig, mode: str, n: int, *, steps: int, bare_steps: int, reps: int,
+            store: RunStore | None, bare: BareLoop) -> dict[str, list[float]]:
+    """Interleaved seconds per step: ``bare`` (one bare run) and ``ours`` (N members in our loop)."""
+    run = ours_run(cfg.replace(**MODES[mode]), n, store)
+    run(2)                                                   # warm-up: CUDA kernels, compile
+    bare.step_time(2)
+    return interleave({"bare": lambda: bare.step_time(bare_steps),
+                       "ours": lambda: step_time_by_difference(run, steps, bare.device)}, reps)
 
 
-def flops_per_step(cfg: TrainConfig, n_examples: int) -> float:
-    ds = modular(**cfg.task_params)
-    m = build_model("nanda", cfg.model_params, ds)
-    n_params = sum(p.numel() for p in m.parameters()) - m.W_E.numel()
-    return 6.0 * n_params * n_examples * 3      # 6 N D with D = tokens (3 per example)
+def cells(n: int, m: dict[str, list[float]], flops: float, peak: float | None) -> dict[str, str]:
+    """The table cells of one (N, mode) measurement."""
+    tb = statistics.median(m["ours"])
+    out = {"ours ms/step": spread(m["ours"], 1e3),
+           "bare ms/step": spread(m["bare"], 1e3),
+           "speed-up": str(Ratio.of(m["bare"], m["ours"], scale=n)),
+           "TFLOP/s": f"{flops * n / tb / 1e12:.3g}"}
+    if peak:
+        out["TFLOP/s"] += f" ({100 * flops * n / tb / 1e12 / peak:.2g} % of bf16 peak)"
+    if n == 1:
+        out["overhead"] = str(Ratio.of(m["ours"], m["bare"]))
+    return out
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="CPU size: p = 23, d_model 32")
-    ap.add_argument("--ns", default="1,8,64,256")
+    ap.add_argument("--ns", default=None, help="member counts (default 1,8,64,256; --small 1,8)")
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--reps", type=int, default=5, help="alternating measurements of each side (>= 5)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads (1 avoids oversubscription)")
-    ap.add_argument("--peak-tflops", type=float, default=989.0, help="chip peak (H100 SXM bf16 dense: 989)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     dev = pick_device("auto")
-    if a.small:
-        tp = {"p": 23, "frac": 0.3}
-        mp = {"d_model": 32, "n_heads": 4, "d_head": 8, "d_mlp": 128}
-    else:
-        tp, mp = {"p": 113, "frac": 0.3}, {}
-    steps = a.steps or (20 if a.small else 100)
-    cfg = TrainConfig(task="modular", task_params=tp, model_params=mp, optimizer_params={"betas": [0.9, 0.98]},
-                      weight_decay=1.0, steps=steps, log_every=100, eval_every=10_000, device=str(dev),
-                      tf32=dev.type == "cuda")
-    n_ex = modular(**tp).n_train
-    bare = bare_step_time(cfg, steps)
-    ours1 = ours_step_time(cfg, 1, steps)
-    print(f"device: {describe(dev)}; model: Nanda transformer {tp} {mp or 'full size'}; full batch {n_ex}")
-    print(f"overhead of our loop for one run (train() vs bare loop): {ours1 / bare:.3f}x "
-          f"({ours1 * 1e3:.2f} ms vs {bare * 1e3:.2f} ms per step)")
-    print(f"{'N':>5} {'batched ms/step':>16} {'seq. bare ms/step':>18} {'batched member-steps/s':>23} "
-          f"{'seq. member-steps/s':>20} {'speed-up':>9}" + ("  peak-FLOP frac" if dev.type == "cuda" else ""))
-    for n in [int(v) for v in a.ns.split(",")]:
-        tb = ours1 if n == 1 else ours_step_time(cfg, n, steps)
-        ts = n * bare
-        line = f"{n:>5} {tb * 1e3:>16.2f} {ts * 1e3:>18.2f} {n / tb:>23.1f} {n / ts:>20.1f} {ts / tb:>8.1f}x"
-        if dev.type == "cuda":
-            line += f"  {flops_per_step(cfg, n_ex) * n / tb / (a.peak_tflops * 1e12):>14.4f}"
-        print(line, flush=True)
+    cuda = dev.type == "cuda"
+    ns = [int(v) for v in (a.ns or ("1,8" if a.small else "1,8,64,256")).split(",")]
+    steps = a.steps or (10 if a.small else 40)
+    cfg = nanda_config(a.small, device=str(dev), tf32=cuda)
+    peak = peak_bf16_tflops(describe(dev)) if cuda else None
+    modes = list(MODES) if cuda else ["fp32"]
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        store = RunStore(Path(d) / "bench.db")
+        for mode in modes:
+            bare = BareLoop(cfg, mode)
+            flops = bare.flops_per_step()
+            for n in ns:
+                c = cells(n, measure(cfg, mode, n, steps=steps, bare_steps=2 * steps, reps=a.reps, store=store,
+                                     bare=bare), flops, peak)
+                rows.append([MODE_LABELS[mode], n, c["ours ms/step"], f"{n} x {c['bare ms/step']}", c["speed-up"],
+                             c["TFLOP/s"], c.get("overhead", "")])
+                print(md_table(["mode", "N", "ours ms/step", "N x bare ms/step", "speed-up", "TFLOP/s",
+                                "overhead at N=1"], rows[-1:]).splitlines()[-1], flush=True)
+        store.close()
+    print(f"\ndevice: {describe(dev)}; Nanda transformer {cfg.task_params} {cfg.model_params or '(full size)'}; "
+          f"medians (min-max) of {a.reps} interleaved measurements")
+    print(md_table(["mode", "N", "ours ms/step", "N x bare ms/step", "speed-up vs N sequential bare", "TFLOP/s",
+                    "our loop / bare at N=1"], rows))
 
 
 if __name__ == "__main__":

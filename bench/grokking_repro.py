@@ -34,21 +34,29 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from workbench.store import RunStore
-from workbench.train import TrainConfig, train, train_batched
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:              # `python bench/x.py` puts bench/ first
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import nanda_config  # noqa: E402
+from workbench.store import RunStore  # noqa: E402
+from workbench.train import TrainConfig, train, train_batched  # noqa: E402
 
 
-def _first(store, rid, name, thr):
+def first_step(store, rid, name, thr):
+    """The first logged step at which metric ``name`` of run ``rid`` is >= ``thr`` (None if never)."""
     m = store.metrics(rid, name)
     hit = m[m["value"] >= thr]
     return int(hit["step"].iloc[0]) if len(hit) else None
 
 
-def _max(store, rid, name) -> float:
+def max_value(store, rid, name) -> float:
     v = store.metrics(rid, name)["value"]
     return float(v.max()) if len(v) else float("nan")
 
@@ -64,15 +72,13 @@ def _table(header: list[str], rows: list[list]) -> None:
 
 def repro_a(steps: int, seeds: int) -> None:
     store = RunStore(":memory:")
-    base = TrainConfig(task="modular", task_params={"p": 113, "frac": 0.3}, model="nanda", optimizer="adamw",
-                       lr=1e-3, weight_decay=1.0, optimizer_params={"betas": [0.9, 0.98]}, steps=steps,
-                       log_every=100, eval_every=100, tf32=True)
+    base = nanda_config(steps=steps, log_every=100, eval_every=100, tf32=True)
     t = time.time()
     res = train_batched([base.replace(seed=s) for s in range(seeds)] +
                         [base.replace(seed=s, weight_decay=0.0) for s in range(seeds)], store)
     for r in res:
         print(f"wd={r.config['weight_decay']} seed={r.config['seed']}: test_acc={r.final['test_acc']:.4f} "
-              f"train_acc={r.final['train_acc']:.4f} first step test_acc>=0.99: {_first(store, r.run_id, 'test_acc', 0.99)}")
+              f"train_acc={r.final['train_acc']:.4f} first step test_acc>=0.99: {first_step(store, r.run_id, 'test_acc', 0.99)}")
     print(f"wall {time.time() - t:.1f}s")
 
 
@@ -96,9 +102,9 @@ def repro_b(steps: int, ortho_steps: int = 1000, stablemax_steps: int = 2000, de
         t = time.time()
         r = train(cfg, store, name=label)
         wall = time.time() - t
-        sc = _max(store, r.run_id, "sc_fraction") if cfg.loss == "ce" else float("nan")
-        max_test = _max(store, r.run_id, "test_acc")
-        first = _first(store, r.run_id, "test_acc", 0.9)
+        sc = max_value(store, r.run_id, "sc_fraction") if cfg.loss == "ce" else float("nan")
+        max_test = max_value(store, r.run_id, "test_acc")
+        first = first_step(store, r.run_id, "test_acc", 0.9)
         ok = (sc > 0.5 and max_test < 0.1) if label == "softmax CE fp32" else first is not None
         ok_all &= ok
         rows.append([label, r.step, f"{r.final['train_acc']:.4f}", f"{max_test:.4f}", f"{r.final['test_acc']:.4f}",
@@ -127,13 +133,13 @@ def repro_c(steps: int, wd: float = 0.002, device: str = "auto") -> bool:
     gf = train(base.replace(weight_decay=wd, grokfast={"kind": "ema", "alpha": 0.98, "lamb": 2.0}), store,
                name="grokfast EMA")
     t_gf = time.time() - t
-    s_gf = _first(store, gf.run_id, "test_acc", 0.95)
+    s_gf = first_step(store, gf.run_id, "test_acc", 0.95)
     rows, ok = [], False
     for r, label, wall in [(bl[0], "baseline, wd 0 (paper's baseline)", t_base),
                            (bl[1], f"baseline, L2 wd {wd} (no filter)", t_base),
                            (bl[2], "baseline, L2 wd 0.001 (no filter)", t_base),
                            (gf, f"Grokfast EMA a 0.98 l 2, L2 wd {wd}", t_gf)]:
-        s = _first(store, r.run_id, "test_acc", 0.95)
+        s = first_step(store, r.run_id, "test_acc", 0.95)
         if r is gf:
             ratio = "-"
         elif s_gf is None:
@@ -146,8 +152,8 @@ def repro_c(steps: int, wd: float = 0.002, device: str = "auto") -> bool:
                 ratio += " PASS" if ok else " FAIL"
             else:
                 ratio += " (info)"
-        rows.append([label, r.step, f"{_max(store, r.run_id, 'test_acc'):.4f}",
-                     s if s is not None else f"never (> {r.step})", f"{_max(store, r.run_id, 'sc_fraction'):.3f}",
+        rows.append([label, r.step, f"{max_value(store, r.run_id, 'test_acc'):.4f}",
+                     s if s is not None else f"never (> {r.step})", f"{max_value(store, r.run_id, 'sc_fraction'):.3f}",
                      ratio, f"{wall:.0f}"])
     print("(c) Grokfast: x * y mod 97, frac 0.5, MLP [200, 200] no bias, Adam lr 1e-3 betas (0.9, 0.98), batch "
           "512; goal: Grokfast steps / paper-baseline steps < 0.25 (a miss counts as > the budget)")
@@ -166,7 +172,7 @@ def repro_d(steps: int) -> None:
     wall = time.time() - t
     print(f"CPU MLP grokking (a + b mod 97, frac 0.5): test_acc={r.final['test_acc']:.4f} "
           f"train_acc={r.final['train_acc']:.4f} at step {r.step} in {wall:.1f}s "
-          f"(first step >= 95%: {_first(store, r.run_id, 'test_acc', 0.95)}) -> "
+          f"(first step >= 95%: {first_step(store, r.run_id, 'test_acc', 0.95)}) -> "
           f"{'PASS' if r.final['test_acc'] >= 0.95 and wall < 120 else 'FAIL'}")
 
 

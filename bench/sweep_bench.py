@@ -35,6 +35,34 @@ def spec(n_lr: int, n_wd: int, n_seeds: int, steps: int, device: str, p: int, hi
             "target": {"metric": "test_acc", "value": 0.99, "mode": "max"}}
 
 
+SCHEDULES = ["constant", "cosine", "linear", {"name": "wsd", "decay_frac": 0.2}]
+
+
+def schedule_spec(n_schedules: int, n_lr: int, n_seeds: int, steps: int, device: str, p: int, hidden: int) -> dict:
+    """A schedule sweep on the same task: ``n_schedules`` of :data:`SCHEDULES` x ``n_lr`` peak LRs x seeds,
+    weight decay 1 (4 x 4 x 4 = 64 members at full size)."""
+    import numpy as np
+
+    s = spec(n_lr, 1, n_seeds, steps, device, p, hidden)
+    s["name"] = "bench-schedules"
+    s["base"]["weight_decay"] = 1.0
+    del s["base"]["schedule"]
+    s["axes"] = {"schedule": SCHEDULES[:n_schedules], "lr": np.geomspace(3e-3, 1e-2, n_lr).round(6).tolist()}
+    return s
+
+
+def compare_results(store, a: str, b: str, metrics: tuple[str, ...] = ("train_loss", "test_loss")) -> float:
+    """The largest absolute difference of the final ``metrics`` between the same members (by index) of
+    sweeps ``a`` and ``b`` (NaN where a member has no value in one of them)."""
+    import numpy as np
+
+    from workbench.sweeps import sweep_results
+
+    ra = sweep_results(a, store, metrics=list(metrics)).set_index("index")
+    rb = sweep_results(b, store, metrics=list(metrics)).set_index("index").loc[ra.index]
+    return float(np.nanmax(np.abs(ra[list(metrics)].to_numpy(float) - rb[list(metrics)].to_numpy(float))))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true", help="CPU size (8 members, 600 steps)")
