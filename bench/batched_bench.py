@@ -47,7 +47,7 @@ from workbench.store import RunStore  # noqa: E402
 from workbench.train import TrainConfig, train, train_batched  # noqa: E402
 
 MODES = {"fp32": {}, "bf16": {"dtype": "bfloat16"}, "compile": {"compile": True}}
-MODE_LABELS = {"fp32": "fp32 + TF32", "bf16": "bf16 autocast", "compile": "torch.compile"}
+MODE_LABELS = {"fp32": "fp32 (TF32 on CUDA)", "bf16": "bf16 autocast", "compile": "torch.compile"}
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from NVIDIA's datasheets: "NVIDIA H100 Tensor
 # Core GPU" (BF16 1,979 / 1,513 / 1,671 TFLOPS for SXM / PCIe / NVL, quoted with 2:4 sparsity, so half

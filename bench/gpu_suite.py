@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import multiprocessing as mp
 import os
 import platform
@@ -81,8 +82,8 @@ PAPER_GROK_EPOCHS = 10_000      # Nanda et al. 2023: test accuracy near 100 % af
 FLUSH_FUNCTIONS = ("sync", "flush")      # the loop's designed metrics flush (one device -> host copy)
 
 # seconds per part (the sum plus start-up stays under 8 minutes)
-CAPS = {"1 fp32": 80, "1 bf16": 40, "1 compile": 45, "2": 25, "3 batch": 80, "3 single": 20, "4 stablemax": 28,
-        "4 control": 14, "5": 60, "6": 45}
+CAPS = {"1 fp32": 95, "1 bf16": 40, "1 compile": 40, "2": 20, "3 batch": 75, "3 single": 25, "4 stablemax": 25,
+        "4 control": 12, "5": 55, "6": 40}
 
 
 @dataclass
@@ -164,6 +165,9 @@ class Suite:
             sec.status = f"failed after {time.perf_counter() - t:.0f} s: {type(e).__name__}: {e}"
         self.sections.append(sec)
         print(sec.markdown(), flush=True)
+        if self.cuda:                 # hand the cached blocks back: the next part (or its workers) needs them
+            gc.collect()
+            torch.cuda.empty_cache()
         return sec
 
     def goal(self, goal: str, measured: str, met: bool | None) -> None:
@@ -244,6 +248,12 @@ class Suite:
         store = self.store("syncs")
         worst = 0.0
         with time_cap(CAPS["2"]):
+            control = count_syncs(deliberate_sync)      # the counter must see a sync we know of
+            sec.rows.append(["control: one .item()", ", ".join(control) or "(none)", sum(control.values()), "-", "-",
+                             "must be >= 1"])
+            if sum(control.values()) < 1:
+                raise RuntimeError(f"the sync counter saw {dict(control)} for one deliberate .item(); it cannot "
+                                   "count this torch's syncs")
             for label, n in (("single (N=1)", 1), (f"batched (N={z.sync_n})", z.sync_n)):
                 run = BB.ours_run(cfg, n, store)
                 run(2)
@@ -497,6 +507,11 @@ def sync_site(stack: list[traceback.FrameSummary]) -> str:
         if "torch" not in Path(fr.filename).parts and Path(fr.filename).name != "warnings.py":
             return f"{Path(fr.filename).name}:{fr.name}"
     return "?"
+
+
+def deliberate_sync() -> float:
+    """One synchronising call (a device scalar read on the host): the counter's positive control."""
+    return torch.ones((), device="cuda").item()
 
 
 def count_syncs(fn: Callable[..., object], *args: object) -> Counter:

@@ -130,8 +130,9 @@ def test_time_cap_interrupts_a_long_block_and_spares_a_short_one() -> None:
 def test_our_step_makes_no_host_sync_outside_the_flush_on_cuda() -> None:
     from bench.batched_bench import ours_run
     from bench.common import nanda_config
-    from bench.gpu_suite import FLUSH_FUNCTIONS
+    from bench.gpu_suite import FLUSH_FUNCTIONS, deliberate_sync
 
+    assert sum(count_syncs(deliberate_sync).values()) >= 1      # the counter sees a sync we know of
     for n in (1, 4):
         run = ours_run(nanda_config(True, device="cuda", log_every=10, eval_every=100), n, None)
         run(2)
