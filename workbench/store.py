@@ -20,10 +20,39 @@ Durability: ``journal_mode=WAL`` + ``synchronous=NORMAL`` keeps every committed 
 a process kill (only an OS crash or power loss can drop the last ones). Writers batch rows with
 :class:`MetricWriter` (every *k* rows or *t* seconds, one transaction). On open, runs still marked
 ``running`` whose writing process is gone are marked ``interrupted``.
+
+Schema versions and migrations
+------------------------------
+The schema version is SQLite's ``PRAGMA user_version``. Version 0 is the baseline ``_SCHEMA`` (the
+layout of the first releases, which never set ``user_version``); version *k* is the baseline plus
+the first *k* entries of :data:`MIGRATIONS`, and :data:`SCHEMA_VERSION` is ``len(MIGRATIONS)``.
+Opening a store:
+
+- newer than this code (``user_version > SCHEMA_VERSION``): refused with :class:`StoreVersionError`
+  ("written by workbench X (schema N), this is workbench Y (schema M)"), nothing touched;
+- older: the file is first copied (SQLite backup API, a consistent snapshot) to ``<db>.bak-v<N>``
+  (owner-only, never overwritten: ``.bak-v<N>.1``... if one exists), then the missing steps run in
+  order in ONE transaction together with the new ``user_version``, so a failed or killed migration
+  leaves the store exactly as it was;
+- new (no tables): baseline + every step in one transaction, no backup.
+
+To change the schema, append ONE step to :data:`MIGRATIONS` and never edit or reorder earlier ones.
+A step is either a SQL script (a string; statements separated by ``;``) or a function
+``step(conn: sqlite3.Connection) -> None`` that issues statements on ``conn`` (for data rewrites or
+conditional changes). Steps run inside the migration transaction: do not ``COMMIT``/``BEGIN``, and
+use plain statements (``CREATE TABLE``/``INDEX``, ``ALTER TABLE ... ADD COLUMN``, ``UPDATE``). Add a
+test that a store at the previous version opens and keeps its rows (see ``tests/test_store_schema.py``).
+
+Read-only stores (``RunStore(path, readonly=True)``, chosen automatically when the file or its
+directory is not writable by this user) are opened with SQLite's ``mode=ro`` URI and no switch to WAL:
+reading works (the monitor, ``workbench runs``, ``export``), every write raises
+:class:`ReadOnlyStoreError`. A read-only store at an older schema cannot be migrated and is refused
+with a message saying so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,8 +60,9 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +125,15 @@ CREATE TABLE IF NOT EXISTS sweeps (
 );
 """
 
+# Schema migrations: append one step per schema change, never edit or reorder (see the module docstring).
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
+    # 1: the store records the workbench release that created or last migrated it (for the
+    #    "written by workbench X" message of an older release opening a newer store)
+    "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+MAX_INT = 2**63 - 1  # SQLite's INTEGER range: steps and token counts beyond it cannot be stored
+
 _METRIC_COLS = ["id", "run", "step", "tokens", "wall", "name", "value"]
 _RUN_COLS = ["id", "name", "sweep", "task", "config", "status", "device", "created", "updated",
              "finished", "version", "host", "pid", "error"]
@@ -102,6 +141,14 @@ _RUN_COLS = ["id", "name", "sweep", "task", "config", "status", "device", "creat
 
 class StoreError(WorkbenchError):
     """Bad input to the run store: names the field and what is allowed."""
+
+
+class StoreVersionError(StoreError):
+    """A store written by a newer workbench (a schema this code does not know)."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write to a store opened read-only."""
 
 
 class UnknownRunError(WorkbenchError, KeyError):
@@ -141,6 +188,42 @@ def _alive(pid: int, start: str | None) -> bool:
     except OSError:
         pass
     return True
+
+
+def _statements(script: str) -> list[str]:
+    """Split a SQL script into complete statements (``executescript`` would COMMIT a pending transaction)."""
+    out, buf = [], ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n\t;"):
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip(" \n\t;"):
+        out.append(buf.strip())
+    return out
+
+
+def _apply_step(conn: sqlite3.Connection, step: str | Callable[[sqlite3.Connection], None]) -> None:
+    if callable(step):
+        step(conn)
+    else:
+        for stmt in _statements(step):
+            conn.execute(stmt)
+
+
+def _writable(path: Path) -> bool:
+    """Whether this user can write the store file and the directory its WAL/SHM files live in."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _backup_path(path: Path, version: int) -> Path:
+    bak = path.with_name(f"{path.name}.bak-v{version}")
+    i = 0
+    while bak.exists():
+        i += 1
+        bak = path.with_name(f"{path.name}.bak-v{version}.{i}")
+    return bak
 
 
 def _encode(name: str, value: Any) -> tuple[float | None, str | None]:
@@ -191,23 +274,127 @@ class RunStore:
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, mark_interrupted: bool = True,
-                 timeout: float = 30.0) -> None:
-        self.path = default_path() if path is None else Path(path) if str(path) != ":memory:" else path
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                 timeout: float = 30.0, readonly: bool | None = None) -> None:
+        memory = str(path) == ":memory:"
+        self.path = default_path() if path is None else Path(path) if not memory else path
+        if not memory:
+            p = Path(self.path)
+            if p.is_dir():
+                raise StoreError(f"store: {p} is a directory; give a store file such as {p / 'workbench.db'}")
+            if readonly is None:  # another user's store or a read-only mount: read it read-only
+                readonly = p.exists() and not _writable(p)
+            if readonly and not p.is_file():
+                raise StoreError(f"store: {p} does not exist (a read-only store must be an existing file)")
+            if not readonly:
+                try:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StoreError(f"store: cannot create the directory of {p} ({e.strerror})") from None
+                if not p.exists() and not os.access(p.parent, os.W_OK):
+                    raise StoreError(f"store: cannot create {p}: directory {p.parent} is not writable")
+        self.readonly = bool(readonly)
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
-                                     isolation_level=None)
-        self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        if self.path != ":memory:":
-            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"store at {self.path}: could not enable WAL mode (got {mode})")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-        if mark_interrupted:
+        try:
+            if self.readonly:
+                uri = "file:" + urllib.parse.quote(str(Path(self.path).absolute())) + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False,
+                                             isolation_level=None)
+            else:
+                self._conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False,
+                                             isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"store: cannot open {self.path} ({e})") from None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            if not memory and not self.readonly:
+                mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"store at {self.path}: could not enable WAL mode (got {mode})")
+            if not self.readonly:
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._open_schema()
+        except sqlite3.DatabaseError as e:
+            self._conn.close()
+            raise StoreError(f"store: {self.path} is not a usable workbench store ({e})") from None
+        except BaseException:
+            self._conn.close()
+            raise
+        if mark_interrupted and not self.readonly:
             self.mark_interrupted()
+
+    # ------------------------------------------------------------------ schema
+    def schema_version(self) -> int:
+        """The store's schema version (``PRAGMA user_version``); :data:`SCHEMA_VERSION` once opened for writing."""
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    def _writer_version(self) -> str:
+        try:
+            row = self._conn.execute("SELECT value FROM store_meta WHERE key='workbench_version'").fetchone()
+        except sqlite3.Error:
+            row = None
+        return row[0] if row else "an unknown version"
+
+    def _check_not_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"store {self.path} was written by workbench {self._writer_version()} (schema {version}), "
+                f"this is workbench {__version__} (schema {SCHEMA_VERSION}): upgrade workbench to open it")
+
+    def _open_schema(self) -> None:
+        conn = self._conn
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        self._check_not_newer(version)
+        has_tables = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+        if self.readonly:
+            if not has_tables:
+                raise StoreError(f"store: {self.path} is not a workbench store (no runs table)")
+            if version < SCHEMA_VERSION:
+                raise StoreVersionError(
+                    f"store {self.path} is at schema {version}, older than this workbench's schema "
+                    f"{SCHEMA_VERSION}, and is read-only here, so it cannot be migrated: open it once with "
+                    f"write access (its owner), or read it with workbench {self._writer_version()}")
+            return
+        if has_tables and version == SCHEMA_VERSION:
+            return
+        with self._lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:  # re-read under the write lock: another process may have migrated it meanwhile
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                self._check_not_newer(version)
+                has_tables = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone()
+                if not (has_tables and version == SCHEMA_VERSION):
+                    if has_tables and self.path != ":memory:":
+                        self.backup_path = self._backup(version)
+                    for stmt in _statements(_SCHEMA):
+                        conn.execute(stmt)
+                    for step in MIGRATIONS[version:]:
+                        _apply_step(conn, step)
+                    conn.execute("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('workbench_version', ?)",
+                                 (__version__,))
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _backup(self, version: int) -> Path:
+        """Copy the store (a consistent snapshot) to an owner-only ``<db>.bak-v<version>`` before migrating."""
+        bak = _backup_path(Path(self.path), version)
+        fd = os.open(bak, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        # a second connection reads the committed state (ours holds the write lock, and SQLite refuses to
+        # back up from a connection inside a write transaction)
+        src, dst = sqlite3.connect(str(self.path)), sqlite3.connect(str(bak))
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        for extra in (bak.with_name(bak.name + "-wal"), bak.with_name(bak.name + "-shm")):
+            if extra.exists():
+                extra.chmod(0o600)
+        return bak
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -223,16 +410,41 @@ class RunStore:
     def __repr__(self) -> str:
         return f"RunStore({str(self.path)!r})"
 
-    def _tx(self, sql: str, params: Sequence | Iterable[Sequence] = (), many: bool = False) -> sqlite3.Cursor:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+    def _rollback(self) -> None:
+        """Roll back if a transaction is still open. SQLite rolls back by itself on some errors (disk
+        full, I/O error), and a second ROLLBACK would then raise and hide the real error."""
+        if self._conn.in_transaction:
             try:
-                cur = self._conn.executemany(sql, params) if many else self._conn.execute(sql, params)
-                self._conn.execute("COMMIT")
-            except BaseException:
                 self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), rolled back on any error. A
+        read-only store raises :class:`ReadOnlyStoreError`; SQLite's own write errors (disk full, I/O)
+        come out as :class:`StoreError` carrying SQLite's message."""
+        if self.readonly:
+            raise ReadOnlyStoreError(f"store {self.path} is open read-only (not writable by this user, or "
+                                     "opened with readonly=True): cannot write to it")
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._rollback()
                 raise
-            return cur
+            except sqlite3.OperationalError as e:
+                self._rollback()
+                raise StoreError(f"store {self.path}: write failed: {e}") from e
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _tx(self, sql: str, params: Sequence | Iterable[Sequence] = (), many: bool = False) -> sqlite3.Cursor:
+        with self._write() as conn:
+            return conn.executemany(sql, params) if many else conn.execute(sql, params)
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         with self._lock:
@@ -332,15 +544,9 @@ class RunStore:
     def delete_run(self, run_id: str) -> None:
         """Delete a run with its metrics and artifact records (not the artifact files)."""
         self._require(run_id)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for table, col in (("metrics", "run"), ("artifacts", "run"), ("runs", "id")):
-                    self._conn.execute(f"DELETE FROM {table} WHERE {col}=?", (run_id,))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            for table, col in (("metrics", "run"), ("artifacts", "run"), ("runs", "id")):
+                conn.execute(f"DELETE FROM {table} WHERE {col}=?", (run_id,))
 
     def mark_interrupted(self) -> list[str]:
         """Mark ``running`` runs of this host whose writing process is gone as ``interrupted``."""
@@ -364,8 +570,11 @@ class RunStore:
         if isinstance(step, bool) or not isinstance(step, (int,)) and not hasattr(step, "__index__"):
             raise StoreError(f"step: must be an integer >= 0, got {step!r}")
         step = int(step)
-        if step < 0:
-            raise StoreError(f"step: must be an integer >= 0, got {step}")
+        if not 0 <= step <= MAX_INT:
+            raise StoreError(f"step: must be an integer in [0, 2**63 - 1], got {step}")
+        if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, (int, float, np.number))
+                                   or not (math.isfinite(tokens) and tokens == int(tokens) and 0 <= tokens <= MAX_INT)):
+            raise StoreError(f"tokens: must be None or an integer in [0, 2**63 - 1], got {tokens!r}")
         if not isinstance(metrics, Mapping) or not metrics:
             raise StoreError("metrics: must be a non-empty mapping of metric name -> value")
         wall = time.time() if wall is None else float(wall)
@@ -389,17 +598,11 @@ class RunStore:
         if not rows:
             return
         now = time.time()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany("INSERT INTO metrics (run, step, tokens, wall, name, value, flag)"
-                                       " VALUES (?,?,?,?,?,?,?)", rows)
-                self._conn.executemany("UPDATE runs SET updated=? WHERE id=?",
-                                       [(now, r) for r in dict.fromkeys(row[0] for row in rows)])
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._write() as conn:
+            conn.executemany("INSERT INTO metrics (run, step, tokens, wall, name, value, flag)"
+                             " VALUES (?,?,?,?,?,?,?)", rows)
+            conn.executemany("UPDATE runs SET updated=? WHERE id=?",
+                             [(now, r) for r in dict.fromkeys(row[0] for row in rows)])
 
     def log_many(self, rows: Sequence[tuple]) -> None:
         """Write rows ``(run, step, tokens, wall, name, value)`` of any runs in one transaction."""
