@@ -24,8 +24,8 @@ about a minute on 2 CPU cores (tests/test_gpu_suite.py runs it in CI).
 
 Every ratio comes from >= 5 alternating measurements of each side (median and min-max printed). The
 Markdown goes to stdout, to ``$OUT/gpu_suite.md`` (or ``--out``) and, for a full-size run, to
-docs/benchmarks/gpu.md. Needs torch, numpy, pandas, pyyaml, scipy, tqdm and optuna (imported by
-workbench.sweeps); no Panel.
+docs/benchmarks/gpu.md. Needs torch, numpy, pandas, pyarrow, pyyaml, scipy and tqdm only (no Panel, no
+optuna: tests/test_gpu_suite.py runs the smoke with those blocked).
 
     PYTHONUNBUFFERED=1 python bench/gpu_suite.py --out $OUT        # on the GPU
     python bench/gpu_suite.py --device cpu --smoke                # CPU smoke (CI)
@@ -111,7 +111,7 @@ FULL = Sizes(ns=[1, 8, 64, 256], steps={1: 200, 8: 100, 64: 40, 256: 20}, bare_s
              sync_n=64, nanda_seeds=64, nanda_budget=30_000, prieto_seeds=8, prieto_budget=80_000,
              prieto_task={"p": 113, "frac": 0.4}, prieto_hidden=[200, 200], sweep=(4, 4, 4, 200, 23, 128),
              sweep_reps=5, live_n=64, live_steps=50, reader_steps=400)
-SMOKE = Sizes(ns=[1, 4], steps={1: 5, 4: 5}, bare_steps=10, reps=5, sync_steps=20, sync_n=4, nanda_seeds=4,
+SMOKE = Sizes(ns=[1, 4], steps={1: 8, 4: 8}, bare_steps=10, reps=5, sync_steps=20, sync_n=4, nanda_seeds=4,
               nanda_budget=150, prieto_seeds=2, prieto_budget=100, prieto_task={"p": 23, "frac": 0.4},
               prieto_hidden=[64, 64], sweep=(2, 2, 2, 20, 11, 32), sweep_reps=1, live_n=4, live_steps=5,
               reader_steps=40)
@@ -232,7 +232,9 @@ class Suite:
             f"Model: Nanda transformer {cfg.task_params} {cfg.model_params or '(full size: d_model 128, 4 heads, d_mlp 512)'}"
             f"; full batch; AdamW; our loop logs every {cfg.log_every} steps and evaluates every {cfg.eval_every} "
             "into a run store file.",
-            "Cells: median (min-max) of the interleaved measurements; speed-up = N x bare step / batched step.",
+            "Cells: median (min-max) of the interleaved measurements; speed-up = N x bare step / batched step. "
+            "Our loop's step time is (t(2S) - t(S)) / S over two whole runs, so set-up cancels; where set-up noise "
+            "exceeds the extra steps' time it can come out near or below 0, which the min-max shows.",
             f"FLOPs per member-step (forward + backward, torch.utils.flop_counter): {flops:.3g}" if flops else
             "FLOPs: not measured",
             f"bf16 dense peak of '{name}': {peak} TFLOP/s ({BB.PEAK_SOURCE})" if peak else
