@@ -87,18 +87,28 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
 class Server:
     """A `workbench serve` (i.e. `panel serve`) subprocess on a free loopback port."""
 
-    def __init__(self, store_path: Path, apps: list[str] | None = None, env: dict | None = None) -> None:
+    def __init__(self, store_path: Path, apps: list[str] | None = None, env: dict | None = None,
+                 token: str | None = None) -> None:
+        """``token``: serve with ``--token`` and this token (``self.query`` is then ``?token=...``); by
+        default ``--no-token``, so the fixture works the same on a machine with several login users."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.store_path = store_path
-        cmd = [sys.executable, "-m", "workbench", "serve", "--port", str(self.port), "--store", str(store_path)]
+        self.token = token
+        self.query = f"?token={token}" if token else ""
+        cmd = [sys.executable, "-m", "workbench", "serve", "--port", str(self.port), "--store", str(store_path),
+               "--token" if token else "--no-token"]
         if apps:
             cmd += ["--apps", *apps]
+        env = {**os.environ, **(env or {})}
+        env.pop("WORKBENCH_TOKEN", None)
+        if token:
+            env["WORKBENCH_TOKEN"] = token
         self.log = open(store_path.parent / f"serve-{self.port}.log", "w")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})}, start_new_session=True)
+                                     env=env, start_new_session=True)
         try:
-            wait_http(self.url + "/")
+            wait_http(self.url + (f"/{apps[0]}" if apps and token else "/") + self.query)
         except Exception:
             self.stop()
             raise RuntimeError(f"panel serve failed: {Path(self.log.name).read_text()[-3000:]}") from None

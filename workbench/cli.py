@@ -7,7 +7,9 @@
 ``sweep``   declare, run, resume, compare sweeps (workbench.sweeps.cli.cli_main)
 ``fit``     fit a law to data                    (workbench.fit.cli.cli_main)
 
-Every command takes ``--store PATH`` (default ``$WORKBENCH_STORE`` or ``./runs/workbench.db``).
+Every command takes ``--store PATH`` (default ``$WORKBENCH_STORE`` or ``./runs/workbench.db``) and
+``--shared-store`` (new store files, folders and checkpoints group-readable instead of owner-only;
+the same as ``$WORKBENCH_SHARED_STORE=1``, see ``workbench.safeio``).
 Bad input exits with status 2 and a one-line message naming the field, never a traceback.
 """
 
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--store", help="run store file")
     s.add_argument("--apps", nargs="+", help="serve only these apps")
     s.add_argument("--show", action="store_true", help="open a browser")
+    tok = s.add_mutually_exclusive_group()
+    tok.add_argument("--token", dest="token", action="store_true", default=None,
+                     help="ask every request for a secret token ($WORKBENCH_TOKEN or a random one, printed in the "
+                          "address); the default when more than one user can log in or --address is not loopback")
+    tok.add_argument("--no-token", dest="token", action="store_false",
+                     help="serve without a token (refused unless --address is loopback)")
     s.add_argument("--no-reference", action="store_true",
                    help="do not load the shipped reference runs (data/reference) into an empty store")
 
@@ -74,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--on-conflict", default="error", choices=["error", "skip", "replace"])
     i.add_argument("--store")
 
+    for sp in (s, r, e, i):  # main() takes it out of argv before parsing, for every command (also delegated)
+        sp.add_argument("--shared-store", action="store_true",
+                        help="create the store, its folders and checkpoints group-readable (0640/0750) instead "
+                             "of owner-only (0600/0700)")
     for name, (_, help_) in DELEGATED.items():
         d = sub.add_parser(name, help=help_, add_help=False)
         d.add_argument("rest", nargs=argparse.REMAINDER)
@@ -166,8 +178,10 @@ def cmd_import(a: argparse.Namespace) -> int:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    from workbench.apps import serve
+    from workbench.apps import check_token, serve
     from workbench.store import default_path
+
+    check_token(a.address, a.token)
 
     store = a.store or str(default_path())
     if not a.no_reference:
@@ -179,11 +193,25 @@ def cmd_serve(a: argparse.Namespace) -> int:
             n = ensure_reference_runs(_store(store))
             if n:
                 print(f"workbench: loaded {n} reference run(s) from data/reference into {store}", flush=True)
-    return serve(port=a.port, address=a.address, store=store, apps=a.apps, show=a.show)
+    return serve(port=a.port, address=a.address, store=store, apps=a.apps, show=a.show, token=a.token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--shared-store" in argv:  # any command, delegated ones included: through the environment
+        import os
+
+        from workbench.safeio import SHARED_ENV
+
+        old = os.environ.get(SHARED_ENV)
+        os.environ[SHARED_ENV] = "1"
+        try:
+            return main([x for x in argv if x != "--shared-store"])
+        finally:
+            if old is None:
+                os.environ.pop(SHARED_ENV, None)
+            else:
+                os.environ[SHARED_ENV] = old
     parser = _parser()
     if argv and argv[0] in DELEGATED:
         return _delegate(argv[0], argv[1:])

@@ -264,7 +264,8 @@ def _json_default(o: Any) -> Any:
 
 class RunStore:
     """A run store on one SQLite file; safe to share between threads, and between processes
-    (each opens its own ``RunStore`` on the same path).
+    (each opens its own ``RunStore`` on the same path). A new store file (and the folders made for
+    it) is owner-only; ``shared=True`` makes it group-readable (see ``workbench.safeio``).
 
     >>> store = RunStore(":memory:")
     >>> rid = store.create_run(name="demo", task="grokking", config={"lr": 1e-3})
@@ -274,7 +275,7 @@ class RunStore:
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, mark_interrupted: bool = True,
-                 timeout: float = 30.0, readonly: bool | None = None) -> None:
+                 timeout: float = 30.0, readonly: bool | None = None, shared: bool | None = None) -> None:
         memory = str(path) == ":memory:"
         self.path = default_path() if path is None else Path(path) if not memory else path
         if not memory:
@@ -285,14 +286,18 @@ class RunStore:
                 readonly = p.exists() and not _writable(p)
             if readonly and not p.is_file():
                 raise StoreError(f"store: {p} does not exist (a read-only store must be an existing file)")
-            if not readonly:
+            if not readonly:  # owner-only unless shared (workbench.safeio); sqlite's -wal/-shm follow the file
+                from workbench.safeio import create_file, make_dirs
+
                 try:
-                    p.parent.mkdir(parents=True, exist_ok=True)
+                    make_dirs(p.parent, shared=shared)
                 except OSError as e:
                     raise StoreError(f"store: cannot create the directory of {p} ({e.strerror})") from None
                 if not p.exists() and not os.access(p.parent, os.W_OK):
                     raise StoreError(f"store: cannot create {p}: directory {p.parent} is not writable")
+                create_file(p, shared=shared)
         self.readonly = bool(readonly)
+        self.shared = shared
         self._lock = threading.RLock()
         try:
             if self.readonly:

@@ -34,7 +34,6 @@ import argparse
 import copy
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -280,11 +279,10 @@ def _check_batchable(cfgs: Sequence[TrainConfig]) -> None:
             f"{BATCHED_OPTIMIZERS}. Train {cfgs[0].optimizer!r} runs one at a time with train().")
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _atomic_save(obj: Any, path: Path, shared: bool | None = None) -> None:
+    from workbench.safeio import save_checkpoint  # owner-only file and folders, tmp + os.replace
+
+    save_checkpoint(obj, path, shared=shared)
 
 
 # ---------------------------------------------------------------------------------------------- engine
@@ -626,7 +624,7 @@ class _Runner:
             else Path("runs") / "checkpoints")
         folder = root / (self.run_ids[0] or "run")
         path = folder / f"step_{e.step:08d}.pt"
-        _atomic_save({**e.state_dict(), "run_ids": self.run_ids}, path)
+        _atomic_save({**e.state_dict(), "run_ids": self.run_ids}, path, shared=getattr(self.store, "shared", None))
         if self.store is not None:
             for i, rid in enumerate(self.run_ids):
                 self.store.add_artifact(rid, "checkpoint", path, {"step": e.step, "member": i,
@@ -782,11 +780,12 @@ def resume(run_id: str, store, *, progress: bool = False, return_params: bool = 
     members = [r for r in stack if r == run_id or store.get_run(r)["status"] != "pruned"]
     cfgs = [TrainConfig.from_dict({k: v for k, v in store.get_run(r)["config"].items()
                                    if k in {f.name for f in dataclasses.fields(TrainConfig)}}) for r in members]
-    batched = len(members) > 1 or (ck is not None and bool(torch.load(ck["path"], map_location="cpu",
-                                                                       weights_only=False).get("batched")))
+    from workbench.safeio import load_checkpoint  # weights_only=True: a checkpoint never runs code
+
+    batched = len(members) > 1 or (ck is not None and bool(load_checkpoint(ck["path"], "cpu").get("batched")))
     engine = _Engine(cfgs, batched=batched)
     if ck is not None:
-        sd = torch.load(ck["path"], map_location=engine.device, weights_only=False)
+        sd = load_checkpoint(ck["path"], engine.device)
         if len(members) < len(stack):
             sd = _select_members(sd, [stack.index(r) for r in members])
         engine.load_state_dict(sd)

@@ -21,6 +21,40 @@ pn.extension("plotly", "tabulator", notifications=True, sizing_mode="stretch_wid
 silence(FIXED_SIZING_MODE, True)
 
 
+def escape(text: object) -> str:
+    """Text from a user (a file, a form, the store) made safe as the *text* of a Markdown or HTML pane
+    (not an attribute): ``&`` and ``<`` become entities, so it is shown as typed and never parsed as
+    HTML (a CSV header such as ``<img src=x onerror=...>`` would otherwise run script in the page);
+    without ``<`` there is no tag, so ``>`` stays readable ("must be > 0"). Markdown emphasis in the
+    text still renders; links to ``javascript:`` are refused by the Markdown renderer."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;")
+
+
+def md(template: str, *values: object) -> str:
+    """A Markdown string with each ``{}`` of ``template`` (the app's own text) filled by an escaped
+    user value: ``md("Loaded **{}**", name)``."""
+    return template.format(*(escape(v) for v in values))
+
+
+def options(values: Any) -> dict[str, Any]:
+    """``objects`` for a selector shown as a ``MultiChoice``: escaped label -> value (Bokeh's MultiChoice
+    renders its labels as HTML; the values, and so the app's params, stay as they are)."""
+    return {escape(v): v for v in values}
+
+
+def safe_titles(df: Any) -> dict[str, str]:
+    """``titles=`` for a Tabulator showing ``df``: the escaped column names (Tabulator puts a column's
+    title into the page as HTML)."""
+    return {c: escape(c) for c in getattr(df, "columns", [])}
+
+
+def show_table(table: pn.widgets.Tabulator, df: Any) -> None:
+    """Show ``df`` in ``table`` with its column names escaped (cells use Tabulator's plaintext
+    formatter, which escapes them)."""
+    table.titles = safe_titles(df)
+    table.value = df
+
+
 class AppBase(pn.viewable.Viewer):
     """Base of the workbench apps. Subclasses implement ``view()`` (the app's content) and may use
     ``self.store``, ``self.show_error(msg)`` / ``self.show_info(msg)`` and the ``@guarded`` decorator
@@ -41,15 +75,18 @@ class AppBase(pn.viewable.Viewer):
             self._store = RunStore(self.store_path or default_path())
         return self._store
 
-    def show_error(self, msg: str) -> None:
-        self.message.object = msg
-        self.message.alert_type = "danger"
+    def show_message(self, msg: str, kind: str = "info") -> None:
+        """The one way a message reaches the page: ``msg`` (Markdown, with user values in it) is escaped
+        as a whole, so no HTML in a file name, column, run or sweep name or error text is ever parsed."""
+        self.message.object = escape(msg)
+        self.message.alert_type = kind
         self.message.visible = True
 
+    def show_error(self, msg: str) -> None:
+        self.show_message(msg, "danger")
+
     def show_info(self, msg: str) -> None:
-        self.message.object = msg
-        self.message.alert_type = "info"
-        self.message.visible = True
+        self.show_message(msg, "info")
 
     def clear_message(self) -> None:
         self.message.visible = False

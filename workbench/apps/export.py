@@ -17,6 +17,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from workbench.apps.base import escape
 from workbench.figures import export as fx
 
 _LABELS = {"png": "PNG", "svg": "SVG", "pdf": "PDF", "html": "HTML", "csv": "CSV", "parquet": "Parquet",
@@ -81,7 +82,7 @@ class ExportPanel(pn.viewable.Viewer):
             except Exception as e:
                 if not isinstance(e, fx.ExportError):
                     traceback.print_exc()
-                self.message.object = f"**Export {_LABELS[fmt]} failed** ({type(e).__name__}): {e}"
+                self.message.object = f"**Export {_LABELS[fmt]} failed** ({type(e).__name__}): {escape(e)}"
                 self.message.visible = True
                 raise ExportFailed(str(e)) from e
             self.message.visible = False

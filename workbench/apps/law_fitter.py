@@ -37,7 +37,7 @@ import param
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.apps.base import AppBase, guarded
+from workbench.apps.base import AppBase, escape, guarded, options, show_table
 from workbench.errors import WorkbenchError
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -53,6 +53,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 class CSVError(WorkbenchError):
     """A CSV that cannot be read, or a mapping that does not fit it (names the column)."""
+
+
+# Bounds on what a page visitor can make the server hold (issue 12): an upload is read whole, and a loss
+# curve becomes one LR value per step 0..last step, so one row with step 1e12 must be refused, not allocated.
+MAX_CSV_BYTES = 20_000_000
+"""Largest CSV read (an upload, or a file of the data folders), in bytes."""
+MAX_CSV_ROWS = 1_000_000
+"""Most data rows in one CSV."""
+MAX_CURVE_STEPS = 10_000_000
+"""Largest step of a loss curve (its per-step LR array has this many float64 values: 80 MB)."""
+MAX_TOTAL_STEPS = 40_000_000
+"""Most per-step LR values over all loaded curves together (320 MB)."""
 
 
 def data_files() -> dict[str, Path]:
@@ -77,10 +89,17 @@ def data_files() -> dict[str, Path]:
 def read_csv(data: bytes | str | Path) -> pd.DataFrame:
     """Read a CSV (bytes of an upload or a path); raise :class:`CSVError` with the reason if it is
     malformed (ragged rows, not text, empty, fewer than two columns or no numeric column)."""
+    size = len(data) if isinstance(data, bytes) else Path(data).stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise CSVError(f"CSV: the file has {size:,} bytes, more than the limit of {MAX_CSV_BYTES:,} bytes "
+                       "(MAX_CSV_BYTES); thin it (e.g. keep every k-th step) or fit it with workbench.fit in Python")
     try:
         raw = data if isinstance(data, bytes) else Path(data).read_bytes()
         text = raw.decode("utf-8")
         rows = [r for r in csv.reader(io.StringIO(text)) if r]
+        if len(rows) - 1 > MAX_CSV_ROWS:
+            raise CSVError(f"CSV: {len(rows) - 1:,} data rows, more than the limit of {MAX_CSV_ROWS:,} rows "
+                           "(MAX_CSV_ROWS)")
         if rows:
             bad = next((i for i, r in enumerate(rows[1:], start=2) if len(r) != len(rows[0])), None)
             if bad is not None:
@@ -99,17 +118,23 @@ def read_csv(data: bytes | str | Path) -> pd.DataFrame:
 
 
 def derive(df: pd.DataFrame, text: str) -> pd.DataFrame:
-    """Add derived columns, one ``name = expression`` per line (``DataFrame.eval`` syntax,
-    back-quote names with spaces)."""
+    """Add derived columns, one ``name = expression`` per line; an expression is arithmetic over
+    columns (``workbench.expr``: numbers, + - * / **, parentheses, log exp sqrt log10 abs; back-quote
+    names with spaces). Nothing in the text is executed as Python."""
+    from workbench.expr import ExpressionError, evaluate
+
     df = df.copy()
     for line in filter(None, (ln.strip() for ln in (text or "").splitlines())):
         if "=" not in line:
             raise CSVError(f"derive: expected 'name = expression', got {line!r}")
         name, expr = (s.strip() for s in line.split("=", 1))
+        name = name[1:-1].strip() if len(name) > 1 and name[0] == name[-1] == "`" else name
+        if not name or "`" in name:
+            raise CSVError(f"derive: {line!r} needs a column name before '='")
         try:
-            df[name] = df.eval(expr)
-        except Exception as e:  # noqa: BLE001 - pandas raises many types here
-            raise CSVError(f"derive: could not evaluate {expr!r} ({e})") from None
+            df[name] = evaluate(expr, df, length=len(df))
+        except ExpressionError as e:
+            raise CSVError(f"derive: {e}") from None
     return df
 
 
@@ -136,12 +161,21 @@ def per_step_lr(steps: np.ndarray, lr: np.ndarray, *, head: str = "ramp from 0")
         raise CSVError(f"lr_head: must be one of {LR_HEAD}, got {head!r}")
     steps = np.asarray(steps, np.int64)
     lr = np.asarray(lr, float)
+    _check_steps(steps)
     grid = np.arange(int(steps.max()) + 1)
     out = np.interp(grid, steps, lr)
     first = int(steps.min())
     if head == "ramp from 0" and first > 0:
         out[:first] = lr[np.argmin(steps)] * grid[:first] / first
     return out
+
+
+def _check_steps(steps: np.ndarray, name: str | None = None) -> None:
+    last = float(np.max(steps)) if len(steps) else 0.0
+    if last > MAX_CURVE_STEPS:
+        raise CSVError(f"step: {'curve ' + repr(name) + ' has' if name else 'a curve has'} step {last:.6g}, more "
+                       f"than the limit of {MAX_CURVE_STEPS:,} steps per curve (MAX_CURVE_STEPS: the laws need "
+                       "the LR of every step)")
 
 
 def _check_curve(name: str, steps: np.ndarray, loss: np.ndarray, lr: np.ndarray) -> None:
@@ -176,6 +210,11 @@ def curves_from_frame(df: pd.DataFrame, *, name: str = "curve", head: str = "ram
         raise CSVError("curves: no row has numeric step, lr and loss")
     if not np.allclose(d["step"], d["step"].round()):
         raise CSVError("step: must be whole optimizer steps")
+    _check_steps(d["step"].to_numpy(float))  # before anything is allocated per step
+    total = float(d.groupby("curve", sort=False)["step"].max().clip(lower=0).sum())
+    if total > MAX_TOTAL_STEPS:
+        raise CSVError(f"step: the curves span {total:,.0f} steps together, more than the limit of "
+                       f"{MAX_TOTAL_STEPS:,} (MAX_TOTAL_STEPS); load fewer curves")
     out: dict[str, Curve] = {}
     for cname, g in d.groupby("curve", sort=False):
         g = g.assign(step=g["step"].astype(np.int64)).drop_duplicates("step", keep="last").sort_values("step")
@@ -367,12 +406,12 @@ class LawFitter(AppBase):
         self.curve_fit_btn = pn.widgets.Button(label="Fit law on curves", color="primary",
                                                css_classes=["wb-fit-curves"])
         self.curve_fit_btn.on_click(lambda *_: self.fit_curves())
-        self.param.curve_files.objects = [k for k, p in self._files.items() if is_curve_csv(p)]
+        self.param.curve_files.objects = options(k for k, p in self._files.items() if is_curve_csv(p))
         try:
             self._runs_by_label = store_curve_runs(self.store)
         except Exception:  # noqa: BLE001 - the store is optional here
             self._runs_by_label = {}
-        self.param.curve_runs.objects = list(self._runs_by_label)
+        self.param.curve_runs.objects = options(self._runs_by_label)
         try:
             from workbench.apps.schedule_lab import form_schedules
 
@@ -404,7 +443,7 @@ class LawFitter(AppBase):
         """Load a CSV (path or uploaded bytes) as the data; errors show as messages."""
         self.df = read_csv(src)
         self.results = {}
-        self.preview.value = self.df.head(200)
+        show_table(self.preview, self.df.head(200))
         self.show_info(f"Loaded {len(self.df)} rows, columns: {', '.join(map(str, self.df.columns[:20]))}."
                        + self._detect_curves(self.df, Path(src).stem if not isinstance(src, bytes) else "upload"))
         return self.df
@@ -416,7 +455,7 @@ class LawFitter(AppBase):
         self.results = {}
         self.preview.value = pd.DataFrame()
         self.df = read_csv(data)
-        self.preview.value = self.df.head(200)
+        show_table(self.preview, self.df.head(200))
         num = [c for c in self.df.columns if pd.api.types.is_numeric_dtype(self.df[c])]
         if len(num) >= 2:  # start from the simplest law: target = last numeric column, x = the first
             self.param.update(mapping=f"x={num[0]},L={num[-1]}", x_var="x",
@@ -447,7 +486,7 @@ class LawFitter(AppBase):
             raise ValueError("sweep: choose a sweep of the store")
         self.param.update(source="store", derived="", drop_highest=0)
         self.df = results_table(self.store, sid)
-        self.preview.value = self.df
+        show_table(self.preview, self.df)
         self.show_info(f"Loaded {len(self.df)} runs of sweep {sid}.")
 
     def frame(self) -> pd.DataFrame:
@@ -566,7 +605,7 @@ class LawFitter(AppBase):
                 lines.append(f"- Crossover of **{names[0]}** and **{names[1]}**: {txt}")
             except Exception as e:  # noqa: BLE001 - laws with different inputs have no crossover
                 lines.append(f"- Crossover of {names[0]} and {names[1]}: not available ({e})")
-        self.extra.object = "\n".join(lines)
+        self.extra.object = escape("\n".join(lines))
 
     def figure(self) -> go.Figure:
         return self._curve_fig if self.mode == "curves" else self._fig
@@ -590,12 +629,13 @@ class LawFitter(AppBase):
         self.curve_result = None
         self.curve_fitted_on = []
         names = list(self.curves)
-        self.param.fit_on.objects = names
+        self.param.fit_on.objects = options(names)
         # default: fit on all but the last curve, which is then predicted as an unseen schedule
         self.fit_on = names[:-1] if len(names) > 1 else names
         self.typed_peak_lr = float(max(np.max(c[2]) for c in self.curves.values()))  # the runs' peak LR
-        self.curve_list.object = (f"**{len(names)} curve(s)** from {origin}: "
-                                  + ", ".join(f"{n} ({int(c[0][-1]) + 1} steps)" for n, c in self.curves.items()))
+        self.curve_list.object = (f"**{len(names)} curve(s)** from {escape(origin)}: "
+                                  + ", ".join(f"{escape(n)} ({int(c[0][-1]) + 1} steps)"
+                                              for n, c in self.curves.items()))
         self.show_info(f"Loaded {len(names)} loss curve(s) from {origin}. Choose the curves to fit on, then Fit.")
 
     @guarded
@@ -627,7 +667,7 @@ class LawFitter(AppBase):
     def load_store_curves(self, labels: list[str] | None = None) -> dict[str, Curve]:
         """Loss curves (``curve_loss``) and logged LR of runs of the store (labels of ``curve_runs``)."""
         self._runs_by_label = store_curve_runs(self.store)
-        self.param.curve_runs.objects = list(self._runs_by_label)
+        self.param.curve_runs.objects = options(self._runs_by_label)
         labels = list(labels if labels is not None else self.curve_runs) or list(self._runs_by_label)
         unknown = [x for x in labels if x not in self._runs_by_label]
         if unknown:
@@ -670,6 +710,9 @@ class LawFitter(AppBase):
         T = int(sched.total_steps)
         if T < 10:
             raise ValueError(f"total_steps: a predicted curve needs at least 10 steps, got {T}")
+        if T > MAX_CURVE_STEPS:
+            raise ValueError(f"total_steps: {T:,} is more than the limit of {MAX_CURVE_STEPS:,} steps per curve "
+                             "(MAX_CURVE_STEPS)")
         from workbench.fit import lr_array
 
         lr = lr_array(sched, float(self.typed_peak_lr), T)
@@ -753,7 +796,7 @@ class LawFitter(AppBase):
         self.clear_message()
         n_curves = len(set(data.x["curve"].tolist()))
         self._curve_t0 = time.perf_counter()
-        self._curve_what = f"{law.name} ({self.curve_method}) on {n_curves} curve(s), {len(data)} points"
+        self._curve_what = escape(f"{law.name} ({self.curve_method}) on {n_curves} curve(s), {len(data)} points")
         self.curve_status.object = f"Fitting {self._curve_what}…"
         if not background:
             return self._run_curve_fit(law, data, starts)

@@ -38,7 +38,7 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
-from workbench.apps.base import AppBase, guarded
+from workbench.apps.base import AppBase, escape, guarded, options
 from workbench.apps.export import ExportPanel
 from workbench.curves import EmaState, band_on_grid, ema, minmax_indices
 from workbench.figures.curves import (
@@ -180,7 +180,7 @@ class LiveMonitor(AppBase):
         self.param.color_by.objects = ["run", *cfg_keys]
         match = self._matching()
         ids = df["id"].tolist()
-        self.param.runs.objects = {self._labels[r]: r for r in ids}
+        self.param.runs.objects = {escape(self._labels[r]): r for r in ids}
         new = [r for r in match["id"] if r not in self.runs]
         if initial:
             self.runs = match["id"].tolist()[-self.max_runs:]
@@ -253,7 +253,7 @@ class LiveMonitor(AppBase):
     @param.depends("sweep", "task", "status", "hp_key", "hp_values", watch=True)
     def _on_filter(self) -> None:
         if self.hp_key != ALL and self.hp_key in self._runs_df:
-            self.param.hp_values.objects = sorted(self._runs_df[self.hp_key].astype(str).unique())
+            self.param.hp_values.objects = options(sorted(self._runs_df[self.hp_key].astype(str).unique()))
         match = self._matching()["id"].tolist()
         self.runs = match[-self.max_runs:]
 
@@ -268,7 +268,7 @@ class LiveMonitor(AppBase):
         self._building = True
         try:
             names = self._names_of(self.runs) if self.runs else []
-            self.param.metrics.objects = names
+            self.param.metrics.objects = options(names)
             if not self.metrics or not set(self.metrics) <= set(names):
                 self.metrics = [n for n in self.metrics if n in names] or self._default_metrics(names)
             self._rollover = 4 * self.max_points

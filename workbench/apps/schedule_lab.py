@@ -39,6 +39,8 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 # starting values for required parameters that have no default in the registry
+MAX_LAW_BYTES = 5_000_000
+"""Largest fitted-law JSON the page accepts as an upload."""
 FORM_DEFAULTS = {"total_steps": 10000, "cycle_steps": 2000, "step_size": 3000, "gamma": 0.9995,
                  "cooldown_steps": 2000, "const_ratio": 0.5, "switch_step": 5000, "stage2_ratio": 0.3,
                  "batch_size": 512, "tokens_per_step": 524288}
@@ -368,7 +370,10 @@ class ScheduleLab(AppBase):
 
     @guarded
     def load_law(self, text: str | bytes) -> None:
-        """Load a fitted law from ``FitResult.to_json()`` text."""
+        """Load a fitted law from ``FitResult.to_json()`` text (at most ``MAX_LAW_BYTES``)."""
+        if len(text) > MAX_LAW_BYTES:
+            raise ValueError(f"law file: {len(text):,} bytes, more than the limit of {MAX_LAW_BYTES:,} bytes "
+                             "(MAX_LAW_BYTES); a fitted law's JSON is a few kB")
         if isinstance(text, bytes):
             text = text.decode("utf-8", errors="replace")
         try:

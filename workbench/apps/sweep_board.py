@@ -33,7 +33,7 @@ import param
 import plotly.graph_objects as go
 from bokeh.models.widgets.tables import NumberFormatter
 
-from workbench.apps.base import AppBase, guarded
+from workbench.apps.base import AppBase, escape, guarded, show_table
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
@@ -331,8 +331,8 @@ class SweepBoard(AppBase):
         self.spec = spec
         try:
             members = spec.members()
-            self.members_table.value = pd.DataFrame(
-                [{"member": m.index, "seed": m.seed, **{k: _label(v) for k, v in m.params.items()}} for m in members])
+            show_table(self.members_table, pd.DataFrame(
+                [{"member": m.index, "seed": m.seed, **{k: _label(v) for k, v in m.params.items()}} for m in members]))
             n = len(members)
         except ValueError:  # bayes: members come while it runs
             n = spec.n_members()
@@ -434,12 +434,12 @@ class SweepBoard(AppBase):
         if not self.sweep:
             return
         df, summ = progress_table(self.store, self.sweep)
-        self.progress.value = df
+        show_table(self.progress, df)
         counts = ", ".join(f"{k}: {v}" for k, v in summ["counts"].items() if v)
         exp = summ.get("expected")
         eta = summ.get("eta_s")
         eta_txt = "done" if eta == 0 else ("unknown" if eta is None or math.isnan(eta) else f"{eta:.0f} s")
-        self.progress_md.object = (f"**{self._sweep_names.get(self.sweep, self.sweep)}** (`{self.sweep}`): "
+        self.progress_md.object = (f"**{escape(self._sweep_names.get(self.sweep, self.sweep))}** (`{self.sweep}`): "
                                    f"{summ['members']} run(s)" + (f" of {exp} members" if exp else "")
                                    + (f" ({counts})" if counts else "") + f" · ETA {eta_txt}")
 
@@ -451,7 +451,7 @@ class SweepBoard(AppBase):
         extra = [d.get("metric") for d in (spec.get("objective"), spec.get("target")) if isinstance(d, dict)]
         table = results_table(self.store, self.sweep, [*RESULT_METRICS, *[m for m in extra if m]])
         self._table = table
-        self.results.value = table
+        show_table(self.results, table)
         cfg_cols = [c for c in table.columns if c.startswith("cfg.") and c != "cfg.seed"]
         metrics = [c for c in table.columns if c.startswith(("final.", "best."))]
         self.param.x_param.objects = cfg_cols
@@ -496,10 +496,10 @@ class SweepBoard(AppBase):
                 kw["submission"] = spec["submission"]
             res = algoperf.compare(self.store, **kw)
         except Exception as e:  # noqa: BLE001 - the profile is optional: say why it is missing
-            self.profile_md.object = f"*Performance profile unavailable: {e}*"
+            self.profile_md.object = f"*Performance profile unavailable: {escape(e)}*"
             return
         self.profile.object = profile_figure(res["profile"])
-        self.score.value = res["score"]
+        show_table(self.score, res["score"])
         self.profile_md.object = ""
         self.profile.visible = self.score.visible = True
 

@@ -8,6 +8,7 @@ import traceback
 import panel as pn
 
 from workbench.apps import APPS
+from workbench.apps.base import escape
 
 
 def page(path: str) -> pn.viewable.Viewable:
@@ -19,5 +20,6 @@ def page(path: str) -> pn.viewable.Viewable:
     except Exception as e:  # a broken app must not take the server down: show why, in the page
         traceback.print_exc()
         view = pn.Column(f"# {info.title}",
-                         pn.pane.Alert(f"This page could not start: {type(e).__name__}: {e}", alert_type="danger"))
+                         pn.pane.Alert(escape(f"This page could not start: {type(e).__name__}: {e}"),
+                                       alert_type="danger"))
     return view
