@@ -32,7 +32,7 @@ def get(url: str, headers: dict | None = None) -> tuple[int, str, dict]:
 
     opener = urllib.request.build_opener(NoRedirect)
     try:
-        with opener.open(req, timeout=30) as r:
+        with opener.open(req, timeout=180) as r:
             return r.status, r.read().decode(), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(errors="replace"), dict(e.headers)
