@@ -196,6 +196,8 @@ def _example_specs() -> list[dict]:
         dict(name="piecewise_constant", total_steps=100, boundaries=[50], values=[1, 0.1]),
         dict(name="two_stage", total_steps=100, switch_step=60, stage2_ratio=0.2),
         dict(name="table", total_steps=100, values=[1.0, 0.5, 0.0]),
+        dict(name="optimized", total_steps=100, knots=[1.0, 1.0, 0.4, 0.0], warmup_steps=10),
+        dict(name="optimized", total_steps=100, knots=[1.0, 0.5], knot_steps=[20.0, 80.0]),
         dict(name="schedule_free", total_steps=100, warmup_steps=10),
         dict(name="warmup", schedule=dict(name="cosine", total_steps=90), warmup_steps=10),
         dict(name="sequence", schedules=[dict(name="cosine", total_steps=50), dict(name="constant", total_steps=50)]),

@@ -399,6 +399,31 @@ def table(total_steps, values) -> Schedule:
     return Schedule("table", {}, lambda t: np.interp(t, xs, vs), int(total_steps), ())
 
 
+@register("optimized", [TOTAL, ParamSpec("knots", list, None, 0.0, 1.0, "multipliers at the knot steps (after the "
+                        "warmup; linear interpolation in between)", required=True, item=float),
+                        ParamSpec("knot_steps", list, None, 0, None, "absolute steps of the knots, increasing (default: "
+                        "evenly spaced from warmup_steps to total_steps - 1)", optional=True, item=float), *WARMUP])
+def optimized(total_steps, knots, knot_steps, **w) -> Schedule:
+    """A schedule found by :func:`workbench.schedule_design.optimize_schedule` (minimising a fitted
+    schedule-aware law's predicted loss, Luo et al. 2025): ``knots[j]`` at ``knot_steps[j]``, linear
+    interpolation in between, the first knot held before it and the last after it; the shared warmup
+    ramps to ``knots[0]``."""
+    vs = np.asarray(knots, dtype=np.float64)
+    if len(vs) < 2:
+        raise ScheduleParamError("optimized", "knots", knots, "a list of at least 2 multipliers in [0, 1]")
+    W = float(w["warmup_steps"])
+    if knot_steps is None:
+        xs = np.linspace(W, max(total_steps - 1.0, W), len(vs))
+    else:
+        xs = np.asarray(knot_steps, dtype=np.float64)
+        if len(xs) != len(vs):
+            raise ScheduleParamError("optimized", "knot_steps", knot_steps, f"a list of len(knots) = {len(vs)} steps")
+        if np.any(np.diff(xs) <= 0) or xs[-1] > total_steps:
+            raise ScheduleParamError("optimized", "knot_steps", knot_steps,
+                                     f"strictly increasing steps in [0, total_steps = {total_steps}]")
+    return _schedule(lambda t: np.interp(t, xs, vs), total_steps, **w)
+
+
 # --- combinators by name (so nested specs round-trip through plain data) -------------------
 @register("warmup", [ParamSpec("schedule", Schedule, None, doc="the schedule after the warmup", required=True),
                      *WARMUP])
