@@ -11,8 +11,8 @@ import plotly.graph_objects as go
 import pytest
 
 from workbench.apps.export import ExportFailed, ExportPanel
-from workbench.apps.live_monitor import REDECIMATE, LiveMonitor
-from workbench.curves import ema
+from workbench.apps.live_monitor import LiveMonitor
+from workbench.curves import MinMaxBuckets, ema
 from workbench.store import RunStore
 
 
@@ -40,10 +40,10 @@ def test_initial_view_shows_all_runs_and_metrics(filled) -> None:
     app.view()
     assert app.runs == ids and set(app.metrics) == {"train_loss", "test_loss"}
     assert not app.message.visible, app.message.object
-    src = app._series[(ids[0], "train_loss")].source
+    src = app.drawn(ids[0], "train_loss")
     raw = s.metrics(ids[0], "train_loss")
-    np.testing.assert_array_equal(src.data["step"], raw["step"])
-    np.testing.assert_allclose(src.data["ys"], ema(raw["value"].to_numpy(), app.smoothing))
+    np.testing.assert_array_equal(src["step"], raw["step"])
+    np.testing.assert_allclose(src["ys"], ema(raw["value"].to_numpy(), app.smoothing))
     assert len(app.plots.objects) == 1  # train/test overlaid in one panel
 
 
@@ -55,10 +55,10 @@ def test_tick_streams_new_rows_and_continues_smoothing(filled) -> None:
     for st in range(500, 520):
         s.log(ids[1], st, {"train_loss": 0.5 + 0.01 * st, "other": 1.0})
     assert app.tick() == 20  # 'other' is not shown
-    src = app._series[(ids[1], "train_loss")].source
+    src = app.drawn(ids[1], "train_loss")
     raw = s.metrics(ids[1], "train_loss")["value"].to_numpy()
-    assert src.data["step"][-1] == 519 and len(src.data["step"]) == 520
-    np.testing.assert_allclose(src.data["ys"], ema(raw, app.smoothing), rtol=1e-10)
+    assert src["step"][-1] == 519 and len(src["step"]) == 520
+    np.testing.assert_allclose(src["ys"], ema(raw, app.smoothing), rtol=1e-10)
     assert app.tick() == 0
 
 
@@ -70,17 +70,29 @@ def test_long_series_redecimated_and_spike_kept(filled) -> None:
         for st in range(500, 5000):
             w.log(st, {"train_loss": 100.0 if st == 4321 else 1.0})
     app.tick()
-    src = app._series[(ids[0], "train_loss")].source
-    assert len(src.data["x"]) <= REDECIMATE * app.max_points
-    assert max(src.data["y"]) == 100.0 and src.data["step"][-1] == 4999
-    # streamed a step at a time, the points held by the browser stay bounded (memory stays flat)
+    ser = app._series[(ids[0], "train_loss")]
+    bound = app.max_points + 2 * ser.slack + 4  # buckets' min and max, a NaN marker, the newest row
+    d = app.drawn(ids[0], "train_loss")
+    assert len(d["x"]) <= bound
+    assert max(d["y"]) == 100.0 and d["step"][-1] == 4999
+    # streamed a step at a time, the points held by the browser stay bounded (memory stays flat), and
+    # the browser's copy is always the summary plus the rows streamed since the last fold
     sizes = []
     for st in range(5000, 5400):
         s.log(ids[0], st, {"train_loss": 1.0})
         app.tick()
-        sizes.append(len(app._series[(ids[0], "train_loss")].source.data["x"]))
-    assert max(sizes) <= REDECIMATE * app.max_points and min(sizes) <= app.max_points
-    assert app._series[(ids[0], "train_loss")].source.data["step"][-1] == 5399
+        d = app.drawn(ids[0], "train_loss")
+        sizes.append(len(d["x"]))
+        assert d["step"][-1] == st
+    assert max(sizes) <= bound and min(sizes) <= app.max_points + 4
+    assert np.nanmax(d["y"]) == 100.0
+    # what the browser holds after a fold equals summarising every row at once
+    ser.fold()
+    raw = s.series(ids[0], "train_loss")
+    ref = MinMaxBuckets.from_points(raw["step"], raw["value"], max_buckets=app.max_points // 2)
+    assert ser.buckets.width == ref.width
+    np.testing.assert_array_equal(ser.buckets.c["hi"], ref.c["hi"])
+    np.testing.assert_array_equal(ser.buckets.c["lo_step"], ref.c["lo_step"])
 
 
 def test_widgets_change_what_is_drawn(filled) -> None:
@@ -88,11 +100,11 @@ def test_widgets_change_what_is_drawn(filled) -> None:
     app = LiveMonitor(store_path=str(path))
     app.view()
     app.x_axis = "tokens"
-    src = app._series[(ids[0], "train_loss")].source
-    np.testing.assert_array_equal(src.data["x"], 64 * np.asarray(src.data["step"]))
+    src = app.drawn(ids[0], "train_loss")
+    np.testing.assert_array_equal(src["x"], 64 * np.asarray(src["step"]))
     app.smoothing = 0.0
-    src = app._series[(ids[0], "train_loss")].source  # a rebuild makes new sources
-    np.testing.assert_array_equal(src.data["ys"], src.data["y"])
+    src = app.drawn(ids[0], "train_loss")  # a rebuild makes new sources
+    np.testing.assert_array_equal(src["ys"], src["y"])
     app.color_by, app.bands = "cfg.lr", True
     assert set(app._group_sources) == {(n, lr) for n in ("train_loss", "test_loss") for lr in (1e-3, 1e-2)}
     band = app._group_sources[("test_loss", 1e-3)].data
@@ -115,7 +127,7 @@ def test_new_run_is_followed(filled) -> None:
     assert rid in app.runs
     s.log(rid, 1, {"train_loss": 1.5})
     app.tick()
-    assert list(app._series[(rid, "train_loss")].source.data["step"]) == [0, 1]
+    assert list(app.drawn(rid, "train_loss")["step"]) == [0, 1]
 
 
 def test_export_of_current_view(filled) -> None:

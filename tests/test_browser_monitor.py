@@ -82,22 +82,22 @@ FIND = """(n) => { const out = []; for (const d of Bokeh.documents) for (const m
     if (m.name === n && m.data) out.push(m); return out; }"""
 
 
-def _last_x(page, name: str) -> list[float]:
-    """Last drawn x of every source of that name in the page (a rebuild makes a new one)."""
-    return page.evaluate(f"(n) => ({FIND})(n).map(m => m.data.x[m.data.x.length - 1])", name)
+def _row(page, run: str, metric: str) -> dict | None:
+    """The points of one run's metric as drawn (its row of the metric's multi-line source)."""
+    return page.evaluate("([r, m]) => window.__wb.row(r, m)", [run, metric])
 
 
 def test_monitor_loads_and_widget_changes_figure(mon, page) -> None:
     errors = _open(page, mon.url)
     name = f"wb-src|{mon.ids[0]}|train_loss"
     page.wait_for_function("(n) => window.__wb.log[n] !== undefined", arg=name, timeout=20_000)
-    assert _last_x(page, name) == [1999]
+    assert _row(page, mon.ids[0], "train_loss")["x"][-1] == 1999
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "monitor.png"), full_page=True)
     # x by tokens: the drawn x values change to step * 128
     page.locator(".wb-xaxis").get_by_text("tokens").click()
-    page.wait_for_function(f"(n) => ({FIND})(n).some(m => m.data.x[m.data.x.length - 1] === 1999 * 128)",
-                           arg=name, timeout=15_000)
+    page.wait_for_function("([r, m]) => { const d = window.__wb.row(r, m); return d && d.x[d.x.length - 1] === "
+                           "1999 * 128; }", arg=[mon.ids[0], "train_loss"], timeout=15_000)
     assert not errors, errors
 
 
@@ -153,4 +153,93 @@ def test_export_png_and_html(mon, page, tmp_path) -> None:
         page.locator(".wb-export-html button").click()
     html = Path(dl.value.path()).read_text()
     assert html.lower().startswith("<!doctype html>") and "Plotly.newPlot" in html and "live monitor" in html
+    assert not errors, errors
+
+
+NEW_RUN = textwrap.dedent("""
+    import sys, time
+    from workbench.store import RunStore
+    store = RunStore(sys.argv[1])
+    rid = store.create_run("newcomer", task="demo", config={"lr": 0.02, "seed": 5})
+    store.log(rid, 0, {"train_loss": 2.5, "test_loss": 2.7})
+    print("FIRST", rid, time.time(), flush=True)
+    for step in range(1, 40):
+        time.sleep(0.1)
+        store.log(rid, step, {"train_loss": 2.5 - 0.01 * step, "test_loss": 2.7 - 0.01 * step})
+    store.set_status(rid, "finished")
+""")
+
+
+def test_new_run_appears_in_open_page_without_rebuild(mon, page) -> None:
+    errors = _open(page, mon.url)
+    page.wait_for_function("(n) => window.__wb.log[n] !== undefined", arg=f"wb-src|{mon.ids[0]}|train_loss",
+                           timeout=20_000)
+    # a marker on the existing source: a rebuild would replace every source (and lose the marker)
+    old = "wb-ml|train_loss"
+    page.evaluate(f"(n) => ({FIND})(n).forEach(m => m.__wb_kept = true)", old)
+    proc = subprocess.run([sys.executable, "-c", NEW_RUN, str(mon.store_path)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    _, rid, t_first = proc.stdout.split()
+    name = f"wb-src|{rid}|train_loss"
+    page.wait_for_function("(n) => window.__wb.log[n] !== undefined", arg=name, timeout=30_000)
+    seen = page.evaluate("(n) => window.__wb.log[n].seen", name)
+    print(f"new run drawn {seen[0][0] - float(t_first):.2f} s after its first row")
+    assert page.evaluate(f"(n) => ({FIND})(n).length === 1 && ({FIND})(n)[0].__wb_kept === true", old)
+    page.wait_for_function("(n) => window.__wb.log[n].max >= 39", arg=name, timeout=30_000)
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """One finished run of 10^6 points of a noisy decay with a one-step spike every 50 000 steps."""
+    from workbench.store import RunStore
+
+    d = tmp_path_factory.mktemp("long")
+    path = d / "runs.db"
+    n = 1_000_000
+    rng = __import__("numpy").random.default_rng(1)
+    step = __import__("numpy").arange(n)
+    val = 2.0 / (1 + step / 1e5) + rng.normal(scale=0.01, size=n)
+    val[25_000::50_000] += 1.0
+    with RunStore(path) as s:
+        rid = s.create_run("long", task="demo", config={"lr": 1e-3})
+        for i in range(0, n, 100_000):
+            s.log_rows(rid, [(int(st), None, 1000.0 + st * 1e-3, "train_loss", float(v), None)
+                             for st, v in zip(step[i:i + 100_000], val[i:i + 100_000])])
+        s.set_status(rid, "finished")
+    srv = Server(path, apps=["monitor"])
+    srv.ids = [rid]
+    yield srv
+    srv.stop()
+
+
+COUNT_IN = """([r, a, b]) => { const d = window.__wb.row(r, 'train_loss'); let c = 0;
+    for (const x of d.x) if (x >= a && x <= b) c++; return c; }"""
+
+
+@pytest.mark.slow
+def test_zoom_reveals_detail_of_a_1e6_point_run(long_run, page) -> None:
+    errors = _open(page, long_run.url)
+    name = f"wb-src|{long_run.ids[0]}|train_loss"
+    page.wait_for_function("(n) => window.__wb.log[n] !== undefined", arg=name, timeout=60_000)
+    rid = long_run.ids[0]
+    total = len(_row(page, rid, "train_loss")["x"])
+    a, b = 400_000.0, 410_000.0
+    before = page.evaluate(COUNT_IN, [rid, a, b])
+    assert total <= 2000 and before < 50, (total, before)  # the overview: ~1600 points for 10^6 rows
+    # zoom as the box-zoom tool does: set the panel's x range (synced to the server)
+    page.evaluate("""([a, b]) => { for (const d of Bokeh.documents) for (const m of d.all_models)
+        if (m.name && m.name.startsWith('wb-fig|')) { m.x_range.start = a; m.x_range.end = b; } }""", [a, b])
+    page.wait_for_function(f"([r, a, b]) => ({COUNT_IN})([r, a, b]) > 1000", arg=[rid, a, b], timeout=30_000)
+    after = page.evaluate(COUNT_IN, [rid, a, b])
+    assert after > 10 * max(before, 1), (before, after)
+    # the spike at step 425 000 is outside; the one at 375 000 too; in [400k, 410k] only noise: every
+    # drawn point in the window is a stored row (full resolution, not an interpolation)
+    xs = [x for x in _row(page, rid, "train_loss")["x"] if a <= x <= b]
+    assert all(float(x).is_integer() for x in xs)
+    # back to the full range (the reset tool): the overview again
+    page.evaluate("""() => { for (const d of Bokeh.documents) for (const m of d.all_models)
+        if (m.name && m.name.startsWith('wb-fig|')) { m.x_range.start = -50000; m.x_range.end = 1050000; } }""")
+    page.wait_for_function("(r) => window.__wb.row(r, 'train_loss').x.length < 2500", arg=rid, timeout=30_000)
     assert not errors, errors

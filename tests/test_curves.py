@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from workbench.curves import (
+    BUCKET_COLS,
     CurveError,
     EmaState,
+    MinMaxBuckets,
     band_on_grid,
     ema,
     group_curves,
@@ -243,3 +245,94 @@ def test_band_on_grid_log_and_bad_input() -> None:
         band_on_grid([np.arange(3.0)], [np.arange(3.0)], n=1)
     g, *_rest, c = band_on_grid([], [])
     assert g.size == 0 and c.size == 0
+
+
+# --------------------------------------------------------------------------- incremental min/max buckets
+def _brute_buckets(step: np.ndarray, v: np.ndarray, width: int) -> dict[int, tuple]:
+    """Reference: per bucket of ``width`` steps, (min, step of first min, max, step of first max, rows,
+    finite rows, first non-finite step) by a plain loop."""
+    out: dict[int, list] = {}
+    for s, x in zip(step.tolist(), v.tolist()):
+        b = out.setdefault(s // width, [math.inf, None, -math.inf, None, 0, 0, None])
+        b[4] += 1
+        if not math.isfinite(x):
+            b[6] = s if b[6] is None else min(b[6], s)
+            continue
+        b[5] += 1
+        if x < b[0]:
+            b[0], b[1] = x, s
+        if x > b[2]:
+            b[2], b[3] = x, s
+    return {k: tuple(b) for k, b in out.items()}
+
+
+def _as_dict(m: MinMaxBuckets) -> dict[int, tuple]:
+    c = m.c
+    out = {}
+    for i, b in enumerate(m.b.tolist()):
+        lo = c["lo"][i]
+        out[b] = (math.inf if np.isnan(lo) else lo, None if np.isnan(lo) else int(c["lo_step"][i]),
+                  -math.inf if np.isnan(c["hi"][i]) else c["hi"][i], None if np.isnan(c["hi"][i]) else int(c["hi_step"][i]),
+                  int(c["n"][i]), int(c["k"][i]), None if np.isnan(c["nf_step"][i]) else int(c["nf_step"][i]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_minmax_buckets_match_brute_force_and_incremental_equals_at_once(seed) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(500, 20_000))
+    step = np.sort(rng.choice(3 * n, size=n, replace=False))  # gaps between logged steps
+    v = rng.normal(size=n)
+    v[rng.choice(n, 5, replace=False)] = np.nan
+    v[rng.choice(n, 3, replace=False)] = np.inf
+    v[rng.choice(n, 50)] = 1.5  # ties: the first row holding the extreme wins
+    at_once = MinMaxBuckets.from_points(step, v, step * 2.0, 10.0 + step, max_buckets=300)
+    assert at_once.b.size <= 300 and at_once.width & (at_once.width - 1) == 0
+    assert _as_dict(at_once) == _brute_buckets(step, v, at_once.width)
+    inc = MinMaxBuckets(max_buckets=300)
+    i = 0
+    while i < n:  # pieces of random size, including single rows
+        k = int(rng.integers(1, 400))
+        inc.append(step[i:i + k], v[i:i + k], step[i:i + k] * 2.0, 10.0 + step[i:i + k])
+        i += k
+    assert inc.width == at_once.width
+    np.testing.assert_array_equal(inc.b, at_once.b)
+    for col in BUCKET_COLS:
+        if col == "sum":  # the same numbers added in another order
+            np.testing.assert_allclose(inc.c[col], at_once.c[col], rtol=1e-12, atol=1e-12)
+        else:
+            np.testing.assert_array_equal(inc.c[col], at_once.c[col])
+    # every bucket's min and max are among the display points, with the newest row and a NaN per gap
+    p = inc.points("tokens", 0.0)
+    assert p["step"][-1] == step[-1] and np.all(np.diff(p["step"]) >= 0)
+    assert set(inc.c["hi_step"][np.isfinite(inc.c["hi"])]) <= set(p["step"])
+    assert np.isnan(p["y"]).sum() == np.isfinite(inc.c["nf_step"]).sum()
+    ok = np.isfinite(p["y"])  # a gap's NaN point breaks the line (its x is NaN off the step axis)
+    np.testing.assert_array_equal(p["x"][ok], 2.0 * p["step"][ok])
+    assert np.nanmax(p["y"]) == np.nanmax(np.where(np.isfinite(v), v, np.nan))
+
+
+def test_minmax_buckets_smoothing_exact_when_undecimated_and_from_bucket_means() -> None:
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=600)
+    m = MinMaxBuckets.from_points(np.arange(600), v, max_buckets=1000)
+    np.testing.assert_allclose(m.points("step", 0.9)["ys"], ema(v, 0.9), rtol=1e-12)
+    # decimated: the last smoothed value is the EMA of bucket means with weight w**k per bucket
+    m = MinMaxBuckets.from_points(np.arange(600), v, max_buckets=100)
+    w, k = 0.9, m.width
+    means = v.reshape(-1, k).mean(axis=1)
+    s = 0.0
+    for x in means:
+        s = w ** k * s + (1 - w ** k) * x
+    assert m.points("step", w)["ys"][-1] == pytest.approx(s / (1 - w ** 600), rel=1e-10)
+
+
+def test_minmax_buckets_bad_input() -> None:
+    with pytest.raises(CurveError, match="width"):
+        MinMaxBuckets(100, width=3)
+    with pytest.raises(CurveError, match="max_buckets"):
+        MinMaxBuckets(1)
+    with pytest.raises(CurveError, match="step"):
+        MinMaxBuckets().append([-1], [0.0])
+    with pytest.raises(CurveError, match="one length"):
+        MinMaxBuckets().append([1, 2], [0.0])

@@ -330,3 +330,86 @@ def test_delete_metrics_from_step(store: RunStore) -> None:
     assert store.metrics(a)["step"].max() == 5 and len(store.metrics(b)) == 10
     with pytest.raises(StoreError, match="from_step"):
         store.delete_metrics(a, from_step=-1)
+
+
+# ------------------------------------------------------------------ block summaries and read paths
+def _overview_buckets(store, rid, name, max_buckets):
+    from workbench.curves import MinMaxBuckets
+
+    ov, cursor = store.overview([(rid, name)], max_buckets=max_buckets)
+    o = ov[(rid, name)]
+    if "rows" in o:
+        r = o["rows"]
+        return MinMaxBuckets.from_points(r["step"], r["value"], r["tokens"], r["wall"], max_buckets=max_buckets), cursor
+    return MinMaxBuckets.from_buckets(o["width"], o["b"], o["cols"], max_buckets=max_buckets, last=o["last"],
+                                      first_wall=o["first_wall"]), cursor
+
+
+def test_overview_equals_summarising_the_rows(tmp_path) -> None:
+    from workbench.curves import BUCKET_COLS, MinMaxBuckets
+
+    s = RunStore(tmp_path / "s.db")
+    rng = np.random.default_rng(0)
+    a, b = s.create_run("a"), s.create_run("b")
+    n = 40_000
+    v = rng.normal(size=n)
+    v[[10, 20_000]] = [np.nan, -np.inf]
+    with s.writer([a, b], every_rows=3_000) as w:  # two runs' rows interleaved in each transaction
+        for st in range(n):
+            w.log(st, {"loss": v[st]}, run=a, tokens=8 * st)
+            if st % 3 == 0:
+                w.log(st, {"loss": 1.0 + v[st]}, run=b)
+    got, cursor = _overview_buckets(s, a, "loss", 300)
+    assert cursor == s.cursor()
+    ref = MinMaxBuckets.from_points(np.arange(n), v, 8.0 * np.arange(n), max_buckets=300)
+    assert got.width == ref.width >= 128
+    np.testing.assert_array_equal(got.b, ref.b)
+    for col in BUCKET_COLS:
+        if col.endswith("wall"):
+            continue
+        np.testing.assert_allclose(got.c[col], ref.c[col], rtol=1e-12, equal_nan=True, err_msg=col)
+    assert got.last[0] == n - 1 and got.last[3] == v[-1]
+    # rows deleted from a step on (a resumed run) leave the summary as if they had never been written
+    s.delete_metrics(a, from_step=30_000)
+    got, _ = _overview_buckets(s, a, "loss", 300)
+    ref = MinMaxBuckets.from_points(np.arange(30_000), v[:30_000], max_buckets=300)
+    np.testing.assert_array_equal(got.c["hi_step"], ref.c["hi_step"])
+    np.testing.assert_array_equal(got.c["n"], ref.c["n"])
+    s.delete_run(b)
+    assert s._query("SELECT COUNT(*) FROM metric_blocks WHERE run=?", (b,))[0][0] == 0
+
+
+def test_store_at_schema_1_gets_block_summaries_on_open(tmp_path) -> None:
+    import workbench.store as S
+
+    path = tmp_path / "old.db"
+    s = RunStore(path)
+    rid = s.create_run("old")
+    s.log_rows(rid, [(st, None, 0.0, "loss", float(st % 17), None) for st in range(5000)])
+    s._conn.execute("DROP TABLE metric_blocks")  # as written by schema 1, before the summaries existed
+    s._conn.execute("PRAGMA user_version=1")
+    s.close()
+    s = RunStore(path)
+    assert s.schema_version() == S.SCHEMA_VERSION >= 2 and s.backup_path.exists()
+    (n, hi), = s._query("SELECT SUM(n), MAX(hi) FROM metric_blocks WHERE run=?", (rid,))
+    assert (n, hi) == (5000, 16.0)
+    assert len(s.series(rid, "loss")["step"]) == 5000
+
+
+def test_tail_series_overview_read_through_indexes(store) -> None:
+    """The live read paths touch only the rows they return (O(new rows)), whatever the store holds:
+    the tail seeks the primary key, a series (or a step range of it) the (run, name, step) index, the
+    overview the block summary's primary key."""
+    plans = {
+        "tail": "SELECT id, run, step, tokens, wall, name, value, flag FROM metrics WHERE id > ? ORDER BY id LIMIT 10",
+        "series": "SELECT id, step FROM metrics WHERE run = ? AND name = ? AND step >= ? AND step <= ? ORDER BY id",
+        "overview": "SELECT block, n FROM metric_blocks WHERE run=? AND name=? ORDER BY block",
+    }
+    args = {"tail": (0,), "series": ("r", "n", 0, 10), "overview": ("r", "n")}
+    for k, sql in plans.items():
+        plan = " ".join(r[3] for r in store._query("EXPLAIN QUERY PLAN " + sql, args[k]))
+        assert "SEARCH" in plan and "SCAN" not in plan, (k, plan)
+    for sql in __import__("workbench.store", fromlist=["_BLOCKS_UPSERT"])._BLOCKS_UPSERT:
+        select = sql.split("SELECT", 1)[1].split("ON CONFLICT")[0]
+        plan = " ".join(r[3] for r in store._query("EXPLAIN QUERY PLAN SELECT" + select, (0,)))
+        assert "INTEGER PRIMARY KEY (rowid>?)" in plan, plan  # only the rows just written

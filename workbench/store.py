@@ -56,6 +56,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -125,11 +126,84 @@ CREATE TABLE IF NOT EXISTS sweeps (
 );
 """
 
+_BLOCKS_DDL = """CREATE TABLE IF NOT EXISTS metric_blocks (
+    run TEXT NOT NULL,
+    name TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    n INTEGER NOT NULL DEFAULT 0,
+    k INTEGER NOT NULL DEFAULT 0,
+    sum REAL NOT NULL DEFAULT 0,
+    lo REAL, lo_step INTEGER, lo_tokens INTEGER, lo_wall REAL,
+    hi REAL, hi_step INTEGER, hi_tokens INTEGER, hi_wall REAL,
+    nf_step INTEGER,
+    PRIMARY KEY (run, name, block)
+) WITHOUT ROWID"""
+
+BLOCK_BITS = 7
+"""``metric_blocks`` summarises each run's metric per block of ``2**BLOCK_BITS`` (128) steps."""
+
+# Kept up to date in the transaction that inserts the rows (so a reader sees rows and summary together):
+# three passes over the new rows only (ids > ?1), each a GROUP BY on at most the rows just written.
+# SQLite returns the bare columns step/tokens/wall of the row holding the MIN() or MAX() of a group.
+_BLOCKS_UPSERT = (
+    f"""INSERT INTO metric_blocks (run, name, block, n, k, sum, nf_step)
+    SELECT run, name, step >> {BLOCK_BITS}, COUNT(*), COUNT(value), TOTAL(value), MIN(CASE WHEN value IS NULL
+    THEN step END) FROM metrics NOT INDEXED WHERE id > ?1 GROUP BY run, name, step >> {BLOCK_BITS} ORDER BY NULL
+    ON CONFLICT (run, name, block) DO UPDATE SET n = n + excluded.n, k = k + excluded.k,
+    sum = sum + excluded.sum, nf_step = COALESCE(MIN(nf_step, excluded.nf_step), nf_step, excluded.nf_step)""",
+    f"""INSERT INTO metric_blocks (run, name, block, lo, lo_step, lo_tokens, lo_wall)
+    SELECT run, name, step >> {BLOCK_BITS}, MIN(value), step, tokens, wall FROM metrics NOT INDEXED
+    WHERE id > ?1 AND value IS NOT NULL GROUP BY run, name, step >> {BLOCK_BITS} ORDER BY NULL
+    ON CONFLICT (run, name, block) DO UPDATE SET
+    lo_step = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo_step ELSE lo_step END,
+    lo_tokens = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo_tokens ELSE lo_tokens END,
+    lo_wall = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo_wall ELSE lo_wall END,
+    lo = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo ELSE lo END""",
+    f"""INSERT INTO metric_blocks (run, name, block, hi, hi_step, hi_tokens, hi_wall)
+    SELECT run, name, step >> {BLOCK_BITS}, MAX(value), step, tokens, wall FROM metrics NOT INDEXED
+    WHERE id > ?1 AND value IS NOT NULL GROUP BY run, name, step >> {BLOCK_BITS} ORDER BY NULL
+    ON CONFLICT (run, name, block) DO UPDATE SET
+    hi_step = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi_step ELSE hi_step END,
+    hi_tokens = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi_tokens ELSE hi_tokens END,
+    hi_wall = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi_wall ELSE hi_wall END,
+    hi = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi ELSE hi END""",
+)
+
+
+def _update_blocks(conn: sqlite3.Connection, after_id: int) -> None:
+    """Fold the metric rows with ``id > after_id`` into ``metric_blocks`` (inside the caller's transaction)."""
+    for sql in _BLOCKS_UPSERT:
+        conn.execute(sql, (int(after_id),))
+
+
+def _rebuild_blocks(conn: sqlite3.Connection, runs: Sequence[str] | None = None) -> None:
+    """Recompute ``metric_blocks`` from the metric rows (of some runs, or all): the migration that adds
+    the table to an existing store, and the repair after rows are deleted. Inside the caller's transaction."""
+    if runs is None:
+        conn.execute("DELETE FROM metric_blocks")
+        _update_blocks(conn, 0)
+        return
+    for r in runs:
+        conn.execute("DELETE FROM metric_blocks WHERE run = ?", (r,))
+        for sql in _BLOCKS_UPSERT:  # the same three passes over this run's rows
+            conn.execute(re.sub(r"NOT INDEXED\s+WHERE id > \?1", "WHERE run = ?2 AND id > ?1", sql), (0, r))
+
+
+def _migrate_blocks(conn: sqlite3.Connection) -> None:
+    """Migration 2: the ``metric_blocks`` table, filled from the stored rows (one pass in SQLite)."""
+    conn.execute(_BLOCKS_DDL)
+    if conn.execute("SELECT 1 FROM metrics LIMIT 1").fetchone():
+        _rebuild_blocks(conn)
+
+
 # Schema migrations: append one step per schema change, never edit or reorder (see the module docstring).
 MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 1: the store records the workbench release that created or last migrated it (for the
     #    "written by workbench X" message of an older release opening a newer store)
     "CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # 2: per-block min/max summaries of every series (the live monitor's first paint), computed from the
+    #    stored rows once; kept up to date by every insert afterwards
+    _migrate_blocks,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_INT = 2**63 - 1  # SQLite's INTEGER range: steps and token counts beyond it cannot be stored
@@ -550,7 +624,7 @@ class RunStore:
         """Delete a run with its metrics and artifact records (not the artifact files)."""
         self._require(run_id)
         with self._write() as conn:
-            for table, col in (("metrics", "run"), ("artifacts", "run"), ("runs", "id")):
+            for table, col in (("metrics", "run"), ("metric_blocks", "run"), ("artifacts", "run"), ("runs", "id")):
                 conn.execute(f"DELETE FROM {table} WHERE {col}=?", (run_id,))
 
     def mark_interrupted(self) -> list[str]:
@@ -604,8 +678,10 @@ class RunStore:
             return
         now = time.time()
         with self._write() as conn:
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM metrics").fetchone()[0]
             conn.executemany("INSERT INTO metrics (run, step, tokens, wall, name, value, flag)"
                              " VALUES (?,?,?,?,?,?,?)", rows)
+            _update_blocks(conn, before)
             conn.executemany("UPDATE runs SET updated=? WHERE id=?",
                              [(now, r) for r in dict.fromkeys(row[0] for row in rows)])
 
@@ -631,8 +707,10 @@ class RunStore:
             return 0
         if int(from_step) < 0:
             raise StoreError(f"from_step: must be an integer >= 0, got {from_step}")
-        cur = self._tx(f"DELETE FROM metrics WHERE run IN ({','.join('?' * len(ids))}) AND step >= ?",
-                       (*ids, int(from_step)))
+        with self._write() as conn:
+            cur = conn.execute(f"DELETE FROM metrics WHERE run IN ({','.join('?' * len(ids))}) AND step >= ?",
+                               (*ids, int(from_step)))
+            _rebuild_blocks(conn, ids)
         return int(cur.rowcount or 0)
 
     def writer(self, run_id: str | Sequence[str] | None = None, *, every_rows: int = 2000,
@@ -673,18 +751,97 @@ class RunStore:
         df = self._metric_df(" AND ".join(where), params)
         return to_wide(df) if wide else df
 
-    def series(self, run_id: str, name: str) -> dict[str, np.ndarray]:
+    def series(self, run_id: str, name: str, steps: tuple[float, float] | None = None) -> dict[str, np.ndarray]:
         """One metric of one run as float arrays ``id, step, tokens, wall, value`` in commit order (NaN for
-        missing tokens; flagged values decoded). The fast path for plotting long curves: numeric columns
-        only, read through the (run, name, step) index, no DataFrame of repeated strings."""
+        missing tokens; flagged values decoded), optionally only the rows with ``steps[0] <= step <= steps[1]``.
+        The fast path for plotting long curves: numeric columns only, read through the (run, name, step)
+        index (a step range reads only its rows: O(rows returned), whatever the store holds), no DataFrame
+        of repeated strings."""
         self._require(run_id)
+        rng, params = "", [run_id, name]
+        if steps is not None:
+            lo, hi = steps
+            rng, params = " AND step >= ? AND step <= ?", [*params, int(math.floor(lo)), int(math.ceil(hi))]
         rows = self._query("SELECT id, step, COALESCE(tokens, 'nan'), wall, COALESCE(value, flag) FROM metrics "
-                           "WHERE run = ? AND name = ? ORDER BY id", (run_id, name))
+                           "WHERE run = ? AND name = ?" + rng + " ORDER BY id", params)
         cols = ("id", "step", "tokens", "wall", "value")
         if not rows:
             return {c: np.empty(0) for c in cols}
         a = np.array(rows, dtype=np.float64)  # numpy parses the flags 'nan', 'inf', '-inf' (the _DECODE keys)
         return {c: a[:, i] for i, c in enumerate(cols)}
+
+    def overview(self, pairs: Sequence[tuple[str, str]], max_buckets: int = 700) -> tuple[dict, int]:
+        """Min/max summaries of many series for a first paint, and the cursor they are complete up to.
+
+        For each ``(run, name)``: ``{"width", "b", "cols", "last", "first_wall", "n"}`` in the layout of
+        :class:`workbench.curves.MinMaxBuckets` (``from_buckets``), at the smallest power-of-two width
+        (``>= 128`` steps, from ``metric_blocks``) that gives at most ``max_buckets`` buckets; a series of
+        at most ``4 * max_buckets`` rows, or spanning fewer than ``max_buckets / 4`` blocks, comes as its rows. The cost depends on the number of
+        buckets, not of rows: one index range per series, no scan of the metric rows. All series and the
+        cursor are read in one snapshot, so ``tail(since=cursor)`` continues every summary exactly."""
+        from workbench.curves import BUCKET_COLS
+
+        if isinstance(max_buckets, bool) or not isinstance(max_buckets, int) or max_buckets < 2:
+            raise StoreError(f"max_buckets: must be an integer >= 2, got {max_buckets!r}")
+        out: dict[tuple[str, str], dict] = {}
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                cursor = int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM metrics").fetchone()[0])
+                for run, name in pairs:
+                    out[(run, name)] = self._overview_one(run, name, max_buckets, BUCKET_COLS)
+            finally:
+                self._conn.execute("COMMIT")
+        return out, cursor
+
+    def _overview_one(self, run: str, name: str, max_buckets: int, cols: Sequence[str]) -> dict:
+        q = self._conn.execute
+        n, b0, b1 = q("SELECT SUM(n), MIN(block), MAX(block) FROM metric_blocks WHERE run=? AND name=?",
+                      (run, name)).fetchone()
+        if not n:
+            return {"width": 1, "b": np.empty(0, np.int64), "cols": {c: np.empty(0) for c in cols}, "last": None,
+                    "first_wall": math.nan, "n": 0}
+        ends = q("SELECT wall FROM metrics WHERE run=? AND name=? ORDER BY step, id LIMIT 1", (run, name)).fetchone()
+        last = q("SELECT step, COALESCE(tokens, 'nan'), COALESCE(wall, 'nan'), COALESCE(value, flag) FROM metrics "
+                 "WHERE run=? AND name=? ORDER BY step DESC, id DESC LIMIT 1", (run, name)).fetchone()
+        res = {"last": tuple(float(v) for v in last), "first_wall": float(ends[0]) if ends[0] is not None else math.nan,
+               "n": int(n)}
+        if n <= 4 * max_buckets or b1 - b0 + 1 < max_buckets // 4:  # short: blocks would be too coarse
+            rows = q("SELECT step, COALESCE(tokens, 'nan'), COALESCE(wall, 'nan'), COALESCE(value, flag) "
+                     "FROM metrics WHERE run=? AND name=? ORDER BY id", (run, name)).fetchall()
+            a = np.array(rows, dtype=np.float64)
+            return {**res, "rows": {"step": a[:, 0], "tokens": a[:, 1], "wall": a[:, 2], "value": a[:, 3]}}
+        k = 0
+        while (b1 >> k) - (b0 >> k) + 1 > max_buckets:
+            k += 1
+        if b1 - b0 + 1 <= 2 * max_buckets:  # few blocks: read them as they are and merge here
+            from workbench.curves import _reduce_buckets
+
+            a = np.array(q("SELECT block, n, k, sum, COALESCE(nf_step, 'nan'), COALESCE(lo, 'nan'), COALESCE(lo_step, "
+                           "'nan'), COALESCE(lo_tokens, 'nan'), COALESCE(lo_wall, 'nan'), COALESCE(hi, 'nan'), "
+                           "COALESCE(hi_step, 'nan'), COALESCE(hi_tokens, 'nan'), COALESCE(hi_wall, 'nan') "
+                           "FROM metric_blocks WHERE run=? AND name=? ORDER BY block", (run, name)).fetchall(),
+                         dtype=np.float64)
+            names = ("n", "k", "sum", "nf_step", "lo", "lo_step", "lo_tokens", "lo_wall", "hi", "hi_step",
+                     "hi_tokens", "hi_wall")
+            b, c = _reduce_buckets(a[:, 0].astype(np.int64) >> k, {c: a[:, j] for j, c in enumerate(names, 1)})
+            return {**res, "width": 2 ** (BLOCK_BITS + k), "b": b, "cols": c}
+        sql_n = ("SELECT block >> ?3, SUM(n), SUM(k), TOTAL(sum), MIN(nf_step) FROM metric_blocks "
+                 "WHERE run=?1 AND name=?2 GROUP BY block >> ?3 ORDER BY 1")
+        a = np.array(q(sql_n, (run, name, k)).fetchall(), dtype=np.float64).reshape(-1, 5)
+        b = a[:, 0].astype(np.int64)
+        c = {"n": a[:, 1], "k": a[:, 2], "sum": a[:, 3], "nf_step": a[:, 4]}
+        for side, agg in (("lo", "MIN"), ("hi", "MAX")):
+            rows = q(f"SELECT block >> ?3, {agg}({side}), {side}_step, COALESCE({side}_tokens, 'nan'), "
+                     f"COALESCE({side}_wall, 'nan') FROM metric_blocks WHERE run=?1 AND name=?2 AND {side} IS NOT NULL "
+                     "GROUP BY block >> ?3 ORDER BY 1", (run, name, k)).fetchall()
+            s = np.array(rows, dtype=np.float64).reshape(-1, 5)
+            pos = np.searchsorted(b, s[:, 0].astype(np.int64))
+            for j, col in enumerate(("", "_step", "_tokens", "_wall"), start=1):
+                full = np.full(b.size, np.nan)
+                full[pos] = s[:, j]
+                c[side + col] = full
+        return {**res, "width": 2 ** (BLOCK_BITS + k), "b": b, "cols": c}
 
     def sweep_metrics(self, sweep: str, names: str | Sequence[str] | None = None, *, wide: bool = False) -> pd.DataFrame:
         ids = self.runs(sweep=sweep)["id"].tolist()

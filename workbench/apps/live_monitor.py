@@ -1,28 +1,39 @@
 """Live monitor: watch runs train, curves of every metric updating as the store is written.
 
-How the live path works (see /work/shared/dashboard-notes.md): one periodic callback per browser
-session (``period_ms``, 300 ms) tails the run store with a cursor (``RunStore.tail``: the rows
-committed after the last one seen, from any process), appends them to per-(run, metric) buffers
-kept on the server, and sends only the new points to the browser with Bokeh
-``ColumnDataSource.stream(..., rollover=...)`` — figures are not re-sent. Each displayed series is
-decimated with :func:`workbench.curves.minmax_indices` (spikes kept) to ``max_points``; when
-streaming has grown it by a quarter (``REDECIMATE``), that one series is re-decimated, so the points
-held by the browser, and its memory, stay bounded: BokehJS keeps a few hundred bytes per drawn point
-(data, screen coordinates, hit-test index; a bare Bokeh page streaming 64 lines grew ~5 MiB/min), and
-with re-decimation at 2x the heap still climbed over a 5-minute bench (bench/dashboard_bench.py).
-Smoothing is the debiased EMA of :func:`workbench.curves.ema`, continued incrementally on new points;
-the raw curve is drawn faint behind. Grouping colours runs by a hyperparameter; with bands, each group is one mean line and a
-min/max band across its runs (:func:`workbench.curves.band_on_grid`, recomputed at most once a
-second). Widget changes rebuild the figures from the server-side buffers.
+How it stays live at 64-256 runs x 10^5-10^6 points (the design is in ``docs/monitor.md``):
 
-Figures draw on a 2-D canvas by default (``backend``): with every line decimated to ``max_points``, canvas
-keeps up, while WebGL on a machine without a GPU (software rendering, as in headless Chromium) delayed
-each new point by about a second (bench/dashboard_bench.py, 8 runs: p50 1.10 s with webgl, 0.19 s canvas).
+- **First paint from summaries.** The store keeps a min/max summary per block of 128 steps of every
+  series (``metric_blocks``, updated in the transaction that writes the rows); the page reads
+  :meth:`RunStore.overview` (one snapshot for every series and the cursor), so page load depends on the
+  number of buckets on screen, not on the rows in the store.
+- **Per-tick cost from what changed.** One periodic callback per browser session (``period_ms``) tails the
+  store from the cursor (``RunStore.tail``) and streams each series' *new* rows to its Bokeh source
+  (``ColumnDataSource.stream``): nothing else is sent. Each series keeps a
+  :class:`workbench.curves.MinMaxBuckets` summary on the server; when a source has received ``slack`` new
+  points, they are folded into the summary (O(new points)) and the source is replaced by the summary's
+  points (O(buckets)), so the browser holds at most ``max_points + slack`` points per line and no series
+  is ever re-decimated from its history. The series' folds are staggered so they do not all land on one tick.
+- **Zoom reveals detail.** A change of a panel's x range (debounced, ``ZOOM_DEBOUNCE_S``) re-reads the
+  visible step range of each of its series from the store at full resolution
+  (``RunStore.series(..., steps=...)``, an index range) and decimates it to ``max_points``; going back to
+  the full range (reset) restores the summary.
+- **New runs join without a rebuild.** Rows of a run the page has not seen make it re-read the runs
+  table; a new run that matches the filters gets its sources and glyphs added to the existing figures.
+- **Groups for big sweeps.** ``bands``: one mean line and a band (min-max or quartiles) across the runs of
+  each value of ``color_by`` per panel, recomputed from the series' points every tick (O(runs x
+  max_points)); individual runs are drawn on demand (``show_runs``).
 
-Live plotting uses Bokeh (append-only streaming); export goes through the plotly builder
-:func:`workbench.figures.curves.curves_figure` and :class:`workbench.apps.export.ExportPanel`.
-Each ColumnDataSource is named ``wb-src|<run>|<metric>`` so tests and the dashboard bench can
-find the points drawn in the page.
+Smoothing is the debiased EMA of :func:`workbench.curves.ema` on streamed rows; over a summarised history
+it runs on bucket means (a bucket of k rows counts as k rows at its mean, exact where buckets hold one
+row). The raw curve is drawn faint behind when at most ``FAINT_RAW_MAX_RUNS`` runs are shown.
+
+Figures draw on a 2-D canvas by default (``backend``): WebGL on a machine without a GPU (software
+rendering, as in headless Chromium) delayed each new point by about a second (8 runs: p50 1.10 s with
+webgl, 0.19 s canvas, bench/dashboard_bench.py). Export goes through the plotly builder
+:func:`workbench.figures.curves.curves_figure` and :class:`workbench.apps.export.ExportPanel` (full
+resolution, read from the store). Each metric's source is named ``wb-ml|<metric>`` (a row per run, column
+``run``) and each group's ``wb-grp|<group>|<metric>``, so tests and the dashboard bench can find the points
+drawn in the page (:data:`PROBE_JS`).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from bokeh.plotting import figure
 
 from workbench.apps.base import AppBase, escape, guarded, options
 from workbench.apps.export import ExportPanel
-from workbench.curves import EmaState, band_on_grid, ema, minmax_indices
+from workbench.curves import EmaState, MinMaxBuckets, band_on_grid, ema, minmax_indices
 from workbench.figures.curves import (
     GROKKING_METRICS,
     colour_map,
@@ -55,13 +66,19 @@ except Exception:  # pragma: no cover - engine not there yet
     METRIC_NAMES = ()
 
 ALL = "(all)"
+ZOOM_DEBOUNCE_S = 0.25
+"""A panel's x range must rest this long before its visible range is re-read from the store."""
+FAINT_RAW_MAX_RUNS = 16
+"""With smoothing, the raw curve is drawn faint behind the smoothed one for at most this many runs."""
+BAND_GRID = 400
+"""Points of a group's mean line and band."""
 
 
 class _Grow:
     """A float64 array with amortised O(1) append."""
 
-    def __init__(self, data: np.ndarray) -> None:
-        self._a = np.asarray(data, dtype=float).copy()
+    def __init__(self, data: np.ndarray | None = None) -> None:
+        self._a = np.asarray([] if data is None else data, dtype=float).copy()
         self.n = self._a.size
 
     def extend(self, v: np.ndarray) -> None:
@@ -79,21 +96,62 @@ class _Grow:
 
 
 @dataclass
+class _Layer:
+    """One metric's lines in a panel: one ``multi_line`` source, a row per run. A row's arrays hold the
+    points and NaN room after them; new points are patched into the room (``patch`` with a slice), a
+    fold replaces the row (``patch`` with the row index), a new run appends a row (``stream``)."""
+
+    name: str
+    source: ColumnDataSource
+    runs: list[str] = field(default_factory=list)
+    patches: dict[str, list] = field(default_factory=dict)
+
+    def queue(self, col: str, index: Any, values: Any) -> None:
+        self.patches.setdefault(col, []).append((index, values))
+
+    def flush(self) -> None:
+        if self.patches:
+            self.source.patch(self.patches)
+            self.patches = {}
+
+
+ROW_COLS = ("xs", "ys", "yr", "step")
+"""Per-point columns of a metric's multi-line source (x, smoothed y, raw y, step), one array per run."""
+
+
+def _padded(a: np.ndarray, cap: int) -> np.ndarray:
+    out = np.full(cap, np.nan)
+    out[: a.size] = a
+    return out
+
+
+@dataclass
 class Series:
-    """One run's metric on the server: all its points, its smoothing state and its browser source."""
+    """One run's metric on the server: its summary, the rows streamed since the last fold, the
+    smoothing state, and a mirror of what its browser source holds."""
 
     run: str
     name: str
-    step: _Grow
-    tokens: _Grow
-    wall: _Grow
-    value: _Grow
+    buckets: MinMaxBuckets
     last_id: int
-    smooth: _Grow = field(default_factory=lambda: _Grow(np.array([])))
+    slack: int
+    pending: dict[str, _Grow] = field(default_factory=lambda: {k: _Grow() for k in ("step", "tokens", "wall", "value")})
     state: EmaState = field(default_factory=EmaState)
-    source: ColumnDataSource | None = None
-    shown: int = 0
-    smoothed_with: float | None = None  # the smoothing weight ``smooth`` was computed with
+    layer: _Layer | None = None  # the metric's multi-line source this series is a row of (None: not drawn)
+    row: int = -1
+    cap: int = 0  # length of the row's arrays in the browser (points + NaN room for streaming)
+    shown: dict[str, _Grow] = field(default_factory=dict)  # x, ys, step as the browser has them
+    zoom: tuple[float, float] | None = None  # the step range shown at full resolution, if zoomed
+
+    @property
+    def n(self) -> int:
+        return self.buckets.n + self.pending["step"].n
+
+    def fold(self) -> None:
+        p = self.pending
+        if p["step"].n:
+            self.buckets.append(p["step"].a, p["value"].a, p["tokens"].a, p["wall"].a)
+            self.pending = {k: _Grow() for k in p}
 
 
 class LiveMonitor(AppBase):
@@ -117,10 +175,12 @@ class LiveMonitor(AppBase):
     smoothing = param.Number(default=0.6, bounds=(0.0, 0.999), doc="Debiased EMA weight (0: raw)")
     overlay = param.Boolean(default=True, doc="Train and test of a metric in one panel")
     color_by = param.Selector(default="run", objects=["run"], doc="Colour (and group) by this config key")
-    bands = param.Boolean(default=False, doc="Mean line and min/max band across each group's runs")
+    bands = param.Boolean(default=False, doc="One mean line and band per group instead of every run")
+    band = param.Selector(default="min-max", objects=["min-max", "quartiles"], doc="What a group's band spans")
+    show_runs = param.Boolean(default=False, doc="With bands, also draw every run")
     live = param.Boolean(default=True, doc="Tail the store")
-    max_points = param.Integer(default=1500, bounds=(50, 20000), doc="Points per displayed line")
-    max_runs = param.Integer(default=64, bounds=(1, 512), doc="Runs selected by default")
+    max_points = param.Integer(default=1600, bounds=(50, 20000), doc="Points per line (2 per min/max bucket)")
+    max_runs = param.Integer(default=256, bounds=(1, 1024), doc="Runs selected by default")
     period_ms = param.Integer(default=300, bounds=(100, 5000))
     backend = param.Selector(default="canvas", objects=["canvas", "webgl"],
                              doc="Bokeh output backend. Lines are decimated to max_points, so canvas is fast; "
@@ -133,10 +193,12 @@ class LiveMonitor(AppBase):
         self._runs_df = pd.DataFrame()
         self._labels: dict[str, str] = {}
         self._group_sources: dict[tuple[str, Any], ColumnDataSource] = {}
-        self._bands_dirty = False
-        self._bands_at = 0.0
+        self._figs: dict[str, tuple[Any, list[str]]] = {}  # panel -> (figure, metric names)
+        self._layers: dict[str, _Layer] = {}  # metric -> its multi-line source
+        self._cmap: dict[Any, str] = {}
+        self._zoom_req: dict[str, tuple[float, float, float]] = {}  # panel -> (start, end, when)
         self._info_at = 0.0
-        self._rollover = 4 * self.max_points
+        self._n_added = 0
         self.plots = pn.FlexBox(sizing_mode="stretch_width")
         self.info = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-monitor-info"])
         self.export = ExportPanel(figure=self.plotly_figure, data=self.current_data, basename="monitor")
@@ -146,11 +208,27 @@ class LiveMonitor(AppBase):
             self._building = True  # choosing the initial runs must not trigger a rebuild of its own
             try:
                 self.refresh_runs(initial=True)
+                self._apply_url_args()
             finally:
                 self._building = False
             self.rebuild()
         except Exception as e:
             self.show_error(f"**{type(e).__name__}**: {e}")
+
+    def _apply_url_args(self) -> None:
+        """``?color_by=cfg.lr&bands=1&band=quartiles`` open the page grouped (only known keys are taken)."""
+        args = getattr(pn.state, "session_args", None) or {}
+
+        def arg(k: str) -> str | None:
+            v = args.get(k)
+            return v[0].decode("utf-8", "replace") if v else None
+
+        if arg("color_by") in self.param.color_by.objects:
+            self.color_by = arg("color_by")
+        if arg("bands") in ("1", "true"):
+            self.bands = True
+        if arg("band") in self.param.band.objects:
+            self.band = arg("band")
 
     # ------------------------------------------------------------------ runs and metric names
     def _matching(self) -> pd.DataFrame:
@@ -167,7 +245,8 @@ class LiveMonitor(AppBase):
         return df[m]
 
     def refresh_runs(self, initial: bool = False) -> list[str]:
-        """Re-read the runs table, update the filter widgets' options; returns newly matching runs."""
+        """Re-read the runs table, update the filter widgets' options; returns newly matching runs
+        (when ``follow`` is on, they are added to ``runs``)."""
         df = self.store.runs(expand_config=True)
         self._runs_df = df
         if df.empty:
@@ -179,8 +258,7 @@ class LiveMonitor(AppBase):
         self.param.hp_key.objects = [ALL, *cfg_keys]
         self.param.color_by.objects = ["run", *cfg_keys]
         match = self._matching()
-        ids = df["id"].tolist()
-        self.param.runs.objects = {escape(self._labels[r]): r for r in ids}
+        self.param.runs.objects = {escape(self._labels[r]): r for r in df["id"]}
         new = [r for r in match["id"] if r not in self.runs]
         if initial:
             self.runs = match["id"].tolist()[-self.max_runs:]
@@ -203,49 +281,94 @@ class LiveMonitor(AppBase):
         return plain[:8]
 
     # ------------------------------------------------------------------ data
-    def _load(self, run_ids: list[str], names: list[str]) -> None:
-        need = [(r, n) for r in run_ids for n in names if (r, n) not in self._series]
+    @property
+    def _buckets(self) -> int:
+        return max(2, self.max_points // 2)
+
+    @property
+    def _slack(self) -> int:
+        return max(32, self.max_points // 8)
+
+    def _load(self, pairs: list[tuple[str, str]]) -> None:
+        """Summaries of the series not held yet, from the store's block summaries (one snapshot)."""
+        need = [p for p in pairs if p not in self._series]
         if not need:
             return
-        if not self._cursor:  # rows committed after this are streamed by the tail (none lost: last_id)
-            self._cursor = self.store.cursor()
-        for r, n in need:  # numeric arrays per series (RunStore.series), not one big DataFrame
-            self._series[(r, n)] = self._new_series(r, n, self.store.series(r, n))
+        ov, cursor = self.store.overview(need, max_buckets=self._buckets)
+        if not self._cursor:  # rows after the snapshot come by the tail (each series skips ids <= its last_id)
+            self._cursor = cursor
+        for (r, n), o in ov.items():
+            if "rows" in o:
+                rows = o["rows"]
+                b = MinMaxBuckets.from_points(rows["step"], rows["value"], rows["tokens"], rows["wall"],
+                                              max_buckets=self._buckets)
+            else:
+                b = MinMaxBuckets.from_buckets(o["width"], o["b"], o["cols"], max_buckets=self._buckets,
+                                               last=o["last"], first_wall=o["first_wall"])
+            self._n_added += 1
+            slack = self._slack + (self._n_added * 37) % self._slack  # staggered: folds spread over ticks
+            s = Series(r, n, b, cursor, slack)
+            self._series[(r, n)] = s
 
-    def _new_series(self, r: str, n: str, d: dict[str, np.ndarray]) -> Series:
-        s = Series(r, n, _Grow(d["step"]), _Grow(d["tokens"]), _Grow(d["wall"]), _Grow(d["value"]),
-                   int(d["id"].max()) if len(d["id"]) else 0)
-        self._smooth(s)
-        return s
-
-    def _smooth(self, s: Series) -> None:
-        """(Re)compute the series' EMA when the smoothing weight changed since it was last computed."""
-        if s.smoothed_with == self.smoothing:
+    def _ema_state(self, s: Series, ys: np.ndarray) -> None:
+        """Continue smoothing new rows from the last smoothed point shown (or start afresh)."""
+        fin = ys[np.isfinite(ys)] if ys.size else ys
+        if not self.smoothing or not fin.size:
+            s.state = EmaState()
             return
+        count = s.buckets.n  # the debias factor 1 - w**count is 1 for all practical counts
+        s.state = EmaState(m=float(fin[-1]) * -np.expm1(count * np.log(self.smoothing)), count=count)
+
+    def _overview_data(self, s: Series) -> dict[str, np.ndarray]:
+        s.fold()
+        d = s.buckets.points(self.x_axis, self.smoothing)
+        self._ema_state(s, d["ys"])
+        return d
+
+    def _zoom_data(self, s: Series, lo: float, hi: float) -> dict[str, np.ndarray]:
+        """The series' rows with ``lo <= step <= hi`` at full resolution, min/max decimated to max_points."""
+        d = self.store.series(s.run, s.name, steps=(lo, hi))
+        idx = minmax_indices(d["value"], self.max_points) if d["value"].size > self.max_points else slice(None)
+        y = d["value"][idx]
         if self.smoothing:
-            sm, s.state = ema(s.value.a, self.smoothing, return_state=True)
+            prev = s.shown.get("ys")
+            st = s.shown.get("step")
+            seed = EmaState()
+            if prev is not None and st is not None and st.n:
+                k = int(np.searchsorted(st.a, lo)) - 1
+                if k >= 0 and np.isfinite(prev.a[k]):
+                    seed = EmaState(m=float(prev.a[k]) * -np.expm1(s.n * np.log(self.smoothing)), count=s.n)
+            ys = ema(d["value"], self.smoothing, state=seed)[idx]
         else:
-            sm, s.state = s.value.a, EmaState()
-        s.smooth = _Grow(sm)
-        s.smoothed_with = self.smoothing
+            ys = y
+        step = d["step"][idx]
+        x = step if self.x_axis == "step" else d["tokens"][idx] if self.x_axis == "tokens" else \
+            d["wall"][idx] - s.buckets.first_wall
+        return {"x": x, "y": y, "ys": ys, "step": step}
 
-    def _x(self, s: Series, sl: slice | np.ndarray = slice(None)) -> np.ndarray:
-        if self.x_axis == "step":
-            return s.step.a[sl]
-        if self.x_axis == "tokens":
-            return s.tokens.a[sl]
-        t0 = s.wall.a[0] if s.wall.n else 0.0
-        return s.wall.a[sl] - t0
+    def _set_data(self, s: Series, data: dict[str, np.ndarray]) -> None:
+        """Replace what the browser shows of a series (its row, with fresh NaN room after the points)."""
+        s.shown = {k: _Grow(data[k]) for k in ("x", "ys", "step")}
+        if s.layer is not None:
+            s.cap = data["x"].size + s.slack + 8
+            for col, k in zip(ROW_COLS, ("x", "ys", "y", "step")):
+                s.layer.queue(col, s.row, _padded(data[k], s.cap))
 
-    def _display(self, s: Series) -> dict[str, np.ndarray]:
-        idx = minmax_indices(s.value.a, self.max_points) if s.value.n > self.max_points else slice(None)
-        y = s.value.a[idx]
-        ys = s.smooth.a[idx] if self.smoothing else y
-        return {"x": self._x(s, idx), "y": y, "ys": ys, "step": s.step.a[idx]}
+    def drawn(self, run: str, name: str) -> dict[str, np.ndarray]:
+        """What the browser holds of one run's metric (``x, y, ys, step``; the NaN room cut off): the
+        server's copy of its row, which the sent patches keep equal to the browser's."""
+        s = self._series[(run, name)]
+        if s.layer is None:
+            raise KeyError(f"{run} {name}: not drawn")
+        for lay in {id(x.layer): x.layer for x in self._series.values() if x.layer is not None}.values():
+            lay.flush()
+        n = s.shown["x"].n
+        d = s.layer.source.data
+        return {k: np.asarray(d[col][s.row][:n]) for col, k in zip(ROW_COLS, ("x", "ys", "y", "step"))}
 
     # ------------------------------------------------------------------ figures
     @param.depends("runs", "metrics", "x_axis", "log_x", "log_y", "smoothing", "overlay", "color_by", "bands",
-                   "max_points", "backend", watch=True)
+                   "band", "show_runs", "max_points", "backend", watch=True)
     def _on_change(self) -> None:
         if not self._building:
             self.rebuild()
@@ -263,7 +386,7 @@ class LiveMonitor(AppBase):
 
     @guarded
     def rebuild(self) -> None:
-        """Rebuild every figure from the server-side buffers (loading what is missing from the store)."""
+        """Rebuild every figure from the server-side summaries (loading what is missing from the store)."""
         self.clear_message()
         self._building = True
         try:
@@ -271,30 +394,38 @@ class LiveMonitor(AppBase):
             self.param.metrics.objects = options(names)
             if not self.metrics or not set(self.metrics) <= set(names):
                 self.metrics = [n for n in self.metrics if n in names] or self._default_metrics(names)
-            self._rollover = 4 * self.max_points
-            self._load(self.runs, self.metrics)
+            if self._series and next(iter(self._series.values())).buckets.max_buckets != self._buckets:
+                self._series = {}  # max_points changed: summaries at the new resolution
+            self._load([(r, n) for r in self.runs for n in self.metrics])
             if not self._cursor:
                 self._cursor = self.store.cursor()
         finally:
             self._building = False
-        self._group_sources = {}
+        self._group_sources, self._figs, self._zoom_req, self._layers = {}, {}, {}, {}
         for s in self._series.values():
-            s.source = None
-            s.shown = 0
-        for s in self._series.values():
-            self._smooth(s)
+            s.layer, s.zoom = None, None
         if not self.runs:
             self.plots.objects = [pn.pane.Markdown("No runs match the filters yet. Runs appear here as they "
                                                    "start (`workbench run ...`, or a sweep).")]
             self._update_info()
             return
         keys = self._colour_keys()
-        cmap = colour_map(list(dict.fromkeys(keys.values())))
-        figs = []
+        self._cmap = colour_map(list(dict.fromkeys(keys.values())))
+        panes = []
         for panel, members in metric_panels(self.metrics, overlay=self.overlay):
-            figs.append(self._figure(panel, members, keys, cmap))
-        self.plots.objects = [pn.pane.Bokeh(f, sizing_mode="fixed", width=560, height=300) for f in figs]
+            f = self._figure(panel, members)
+            self._figs[panel] = (f, members)
+            self._add_layers(f, members, self.runs, keys)
+            if self._grouped:
+                self._add_group_glyphs(f, members, keys)
+            panes.append(pn.pane.Bokeh(f, sizing_mode="fixed", width=560, height=300))
+        self._update_bands()
+        self.plots.objects = panes
         self._update_info()
+
+    @property
+    def _grouped(self) -> bool:
+        return self.bands and self.color_by != "run"
 
     def _colour_keys(self) -> dict[str, Any]:
         if self.color_by == "run" or self._runs_df.empty or self.color_by not in self._runs_df:
@@ -302,60 +433,150 @@ class LiveMonitor(AppBase):
         m = dict(zip(self._runs_df["id"], self._runs_df[self.color_by]))
         return {r: m.get(r) for r in self.runs}
 
-    def _figure(self, panel: str, members: list[str], keys: dict, cmap: dict) -> Any:
+    def _figure(self, panel: str, members: list[str]) -> Any:
         f = figure(title=panel, height=300, width=560, output_backend=self.backend,
                    x_axis_type="log" if self.log_x else "linear", y_axis_type="log" if self.log_y else "linear",
                    tools="pan,wheel_zoom,box_zoom,reset,save", x_axis_label={"wall": "wall time (s)"}.get(
-                       self.x_axis, self.x_axis))
-        f.add_tools(HoverTool(tooltips=[("", "$name"), ("x", "$x{0.[000]}"), ("y", "$y{0.[0000]}")]))
-        grouped = self.bands and self.color_by != "run"
-        for name in members:
-            dash = "dashed" if is_test_metric(name) and len(members) > 1 else "solid"
-            if grouped:
-                for g in dict.fromkeys(keys.values()):
-                    src = ColumnDataSource({"x": [], "mean": [], "lo": [], "hi": []},
-                                           name=f"wb-grp|{g}|{name}")
-                    self._group_sources[(name, g)] = src
-                    c = cmap.get(g, "#888888")
-                    f.varea(x="x", y1="lo", y2="hi", source=src, fill_color=c, fill_alpha=0.18)
-                    f.line(x="x", y="mean", source=src, color=c, line_dash=dash, line_width=2,
-                           name=f"{self.color_by.removeprefix('cfg.')}={g} {name}")
-                self._bands_dirty = True
-                continue
-            for r in self.runs:
-                s = self._series.get((r, name))
-                if s is None:
-                    continue
-                s.source = ColumnDataSource(self._display(s), name=f"wb-src|{r}|{name}")
-                s.shown = len(s.source.data["x"])
-                c = cmap.get(keys.get(r), "#888888")
-                label = self._labels.get(r, r)
-                if self.smoothing:
-                    f.line(x="x", y="y", source=s.source, color=c, alpha=0.2, line_width=1, line_dash=dash)
-                f.line(x="x", y="ys", source=s.source, color=c, line_width=1.6, line_dash=dash,
-                       name=f"{label} {name}")
-        if grouped:
-            self._update_bands(force=True)
+                       self.x_axis, self.x_axis), name=f"wb-fig|{panel}")
+        f.add_tools(HoverTool(tooltips=[("", "@label $name"), ("x", "$x{0.[000]}"), ("y", "$y{0.[0000]}")]))
+        f.x_range.on_change("start", lambda attr, old, new, p=panel: self._on_range(p))
+        f.x_range.on_change("end", lambda attr, old, new, p=panel: self._on_range(p))
         return f
 
-    def _update_bands(self, force: bool = False) -> None:
-        if not self._group_sources or not (self._bands_dirty or force):
-            return
-        if not force and time.monotonic() - self._bands_at < 1.0:
+    def _row_of(self, s: Series, keys: dict) -> dict[str, Any]:
+        data = self._overview_data(s)
+        s.shown = {k: _Grow(data[k]) for k in ("x", "ys", "step")}
+        s.cap = data["x"].size + s.slack + 8
+        row = {col: _padded(data[k], s.cap) for col, k in zip(ROW_COLS, ("x", "ys", "y", "step"))}
+        return {**row, "run": s.run, "label": self._labels.get(s.run, s.run),
+                "color": self._cmap.get(keys.get(s.run), "#888888")}
+
+    def _add_layers(self, f: Any, members: list[str], run_ids: list[str], keys: dict) -> None:
+        """Each metric of a panel: one multi-line source with a row per run (only the series' summary points
+        and NaN room are sent), and its glyphs: one renderer for all runs, however many."""
+        draw = not self._grouped or self.show_runs
+        faint = self.smoothing and len(self.runs) <= FAINT_RAW_MAX_RUNS and not self._grouped
+        for name in members:
+            series = [self._series[(r, name)] for r in run_ids if (r, name) in self._series]
+            if not draw:
+                for s in series:
+                    self._set_data(s, self._overview_data(s))
+                continue
+            rows = [self._row_of(s, keys) for s in series]
+            cols = (*ROW_COLS, "run", "label", "color")
+            src = ColumnDataSource({c: [r[c] for r in rows] for c in cols}, name=f"wb-ml|{name}")
+            lay = _Layer(name, src, [s.run for s in series])
+            self._layers[name] = lay
+            for i, s in enumerate(series):
+                s.layer, s.row = lay, i
+            dash = "dashed" if is_test_metric(name) and len(members) > 1 else "solid"
+            if faint:
+                f.multi_line(xs="xs", ys="yr", source=src, line_color="color", line_alpha=0.2, line_width=1,
+                             line_dash=dash)
+            f.multi_line(xs="xs", ys="ys", source=src, line_color="color", line_width=1.6, line_dash=dash,
+                         line_alpha=0.35 if self._grouped else 1.0, name=name)
+
+    def _add_run_rows(self, run_ids: list[str], keys: dict) -> None:
+        """New runs join the open figures: a row appended to each metric's source (``stream``)."""
+        for name, lay in self._layers.items():
+            series = [self._series[(r, name)] for r in run_ids if (r, name) in self._series]
+            series = [s for s in series if s.layer is None]
+            if not series:
+                continue
+            lay.flush()
+            rows = [self._row_of(s, keys) for s in series]
+            for s in series:
+                s.layer, s.row = lay, len(lay.runs)
+                lay.runs.append(s.run)
+            lay.source.stream({c: [r[c] for r in rows] for c in (*ROW_COLS, "run", "label", "color")})
+        for s in self._series.values():  # metrics not drawn as lines (bands only): keep their mirrors
+            if s.run in run_ids and s.layer is None and not s.shown:
+                self._set_data(s, self._overview_data(s))
+
+    def _add_group_glyphs(self, f: Any, members: list[str], keys: dict) -> None:
+        for name in members:
+            dash = "dashed" if is_test_metric(name) and len(members) > 1 else "solid"
+            for g in dict.fromkeys(keys.values()):
+                src = ColumnDataSource({"x": [], "mean": [], "lo": [], "hi": [], "step": []},
+                                       name=f"wb-grp|{g}|{name}")
+                self._group_sources[(name, g)] = src
+                c = self._cmap.get(g, "#888888")
+                f.varea(x="x", y1="lo", y2="hi", source=src, fill_color=c, fill_alpha=0.18)
+                f.line(x="x", y="mean", source=src, color=c, line_dash=dash, line_width=2,
+                       name=f"{self.color_by.removeprefix('cfg.')}={g} {name}")
+
+    def _update_bands(self) -> None:
+        if not self._group_sources:
             return
         keys = self._colour_keys()
+        q = (0.25, 0.75) if self.band == "quartiles" else None
         for (name, g), src in self._group_sources.items():
             members = [self._series[(r, name)] for r in self.runs if keys.get(r) == g and (r, name) in self._series]
-            xs = [self._x(s) for s in members]
-            ys = [s.smooth.a if self.smoothing else s.value.a for s in members]
-            grid, mean, lo, hi, _ = band_on_grid(xs, ys, n=min(self.max_points, 1000), log_x=self.log_x)
-            src.data = {"x": grid, "mean": mean, "lo": lo, "hi": hi}
-        self._bands_dirty = False
-        self._bands_at = time.monotonic()
+            members = [s for s in members if s.shown.get("x") is not None and s.shown["x"].n]
+            if not members:
+                continue
+            xs = [s.shown["x"].a for s in members]
+            ys = [s.shown["ys"].a for s in members]
+            grid, mean, lo, hi, _ = band_on_grid(xs, ys, n=BAND_GRID, log_x=self.log_x, quantiles=q)
+            if self.x_axis == "step":
+                step = grid
+            else:  # the step each grid x stands for (x is monotone in step within a run)
+                step = np.interp(grid, xs[0], members[0].shown["step"].a)
+            src.data = {"x": grid, "mean": mean, "lo": lo, "hi": hi, "step": step}
+
+    # ------------------------------------------------------------------ zoom
+    def _on_range(self, panel: str) -> None:
+        fr = self._figs.get(panel)
+        if fr is None:
+            return
+        xr = fr[0].x_range
+        if xr.start is None or xr.end is None:
+            return
+        self._zoom_req[panel] = (float(xr.start), float(xr.end), time.monotonic())
+
+    def _apply_zoom(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for panel, (start, end, when) in list(self._zoom_req.items()):
+            if not force and now - when < ZOOM_DEBOUNCE_S:
+                continue
+            del self._zoom_req[panel]
+            self.zoom(panel, start, end)
+
+    def zoom(self, panel: str, start: float, end: float) -> None:
+        """Show the x range [start, end] of a panel's series: re-read from the store at full resolution
+        when it is narrower than the data (decimated to max_points), the summaries when it covers it."""
+        f, members = self._figs[panel]
+        series = [self._series[(r, n)] for r in self.runs for n in members
+                  if (r, n) in self._series and self._series[(r, n)].layer is not None]
+        shown = [s for s in series if s.shown.get("x") is not None and s.shown["x"].n]
+        if not shown:
+            return
+        lo = min(float(np.nanmin(s.shown["x"].a)) for s in shown)
+        hi = max(float(np.nanmax(s.shown["x"].a)) for s in shown)
+        full = hi <= lo or (end - start) >= 0.75 * (hi - lo)
+        for s in shown:
+            if full:
+                if s.zoom is not None:
+                    s.zoom = None
+                    self._set_data(s, self._overview_data(s))
+                continue
+            st, x = s.shown["step"].a, s.shown["x"].a
+            if self.x_axis == "step":
+                a, b = start, end
+            else:  # the step range that covers the x window (x is monotone in step within a run)
+                ok = np.isfinite(x)
+                a, b = np.interp([start, end], x[ok], st[ok]) if ok.sum() > 1 else (st[0], st[-1])
+            pad = 0.02 * (b - a)
+            s.zoom = (max(0.0, a - pad), b + pad)
+            s.fold()
+            self._set_data(s, self._zoom_data(s, *s.zoom))
+        for lay in self._layers.values():
+            lay.flush()
 
     # ------------------------------------------------------------------ live
     def tick(self) -> int:
         """One poll of the store: stream the rows committed since the cursor; returns rows applied."""
+        self._apply_zoom()
         if not self.live:
             return 0
         df, cursor = self.store.tail(since=self._cursor, limit=500_000)
@@ -364,9 +585,14 @@ class LiveMonitor(AppBase):
             return 0
         known = set(self._runs_df["id"]) if not self._runs_df.empty else set()
         if not set(df["run"].unique()) <= known:
-            new = self.refresh_runs()
+            before = list(self.runs)
+            self._building = True  # new runs are added to the figures below, not by a rebuild
+            try:
+                new = self.refresh_runs()
+            finally:
+                self._building = False
             if new and self.follow:
-                return len(df)  # the runs change triggers a rebuild that loads their history
+                self._add_runs([r for r in self.runs if r not in before])
         shown = set(self.runs)
         wanted = set(self.metrics)
         df = df[df["run"].isin(shown) & df["name"].isin(wanted)]
@@ -375,35 +601,77 @@ class LiveMonitor(AppBase):
             s = self._series.get((r, n))
             if s is None:
                 continue
-            g = g[g["id"] > s.last_id]
-            if g.empty:
+            ids = g["id"].to_numpy()
+            if ids[-1] <= s.last_id:
                 continue
-            s.last_id = int(g["id"].max())
-            start = s.value.n
-            s.step.extend(g["step"].to_numpy(float))
-            s.tokens.extend(g["tokens"].to_numpy(float))
-            s.wall.extend(g["wall"].to_numpy(float))
-            s.value.extend(g["value"].to_numpy(float))
-            if self.smoothing:
-                sm, s.state = ema(g["value"].to_numpy(float), self.smoothing, state=s.state, return_state=True)
-                s.smooth.extend(sm)
-            applied += len(g)
-            self._bands_dirty = True
-            if s.source is None:
-                continue
-            if s.shown + len(g) > REDECIMATE * self.max_points:
-                s.source.data = self._display(s)
-                s.shown = len(s.source.data["x"])
-            else:
-                sl = slice(start, s.value.n)
-                new = {"x": self._x(s, sl), "y": s.value.a[sl], "ys": s.smooth.a[sl] if self.smoothing
-                       else s.value.a[sl], "step": s.step.a[sl]}
-                s.source.stream(new, rollover=self._rollover)
-                s.shown = min(s.shown + len(g), self._rollover)
-        self._update_bands()
+            if ids[0] <= s.last_id:
+                g = g[ids > s.last_id]
+            applied += self._append(s, g)
+        for lay in self._layers.values():
+            lay.flush()
+        if self._group_sources and applied:
+            self._update_bands()
         if applied and time.monotonic() - self._info_at > 2.0:  # the text re-renders: not every tick
             self._update_info()
         return applied
+
+    def _append(self, s: Series, g: pd.DataFrame) -> int:
+        s.last_id = int(g["id"].iloc[-1])
+        step, val = g["step"].to_numpy(float), g["value"].to_numpy(float)
+        tok, wall = g["tokens"].to_numpy(float), g["wall"].to_numpy(float)
+        for k, v in (("step", step), ("tokens", tok), ("wall", wall), ("value", val)):
+            s.pending[k].extend(v)
+        if np.isnan(s.buckets.first_wall) and wall.size:
+            s.buckets.first_wall = float(wall[0])
+        if s.zoom is not None:
+            if step[0] > s.zoom[1]:  # outside the zoomed window: folded into the summary, not sent
+                if s.pending["step"].n > 4 * s.slack:
+                    s.fold()
+                return len(g)
+            if s.shown["step"].n > self.max_points + s.slack:
+                self._set_data(s, self._zoom_data(s, *s.zoom))
+                return len(g)
+        elif s.pending["step"].n > s.slack:
+            self._set_data(s, self._overview_data(s))
+            return len(g)
+        if self.smoothing:
+            ys, s.state = ema(val, self.smoothing, state=s.state, return_state=True)
+        else:
+            ys = val
+        x = step if self.x_axis == "step" else tok if self.x_axis == "tokens" else wall - s.buckets.first_wall
+        new = {"x": x, "y": val, "ys": ys, "step": step}
+        at = s.shown["x"].n
+        for k in ("x", "ys", "step"):
+            s.shown[k].extend(new[k])
+        if s.layer is not None:
+            if at + step.size > s.cap:  # no room left in the browser's row: fold and resend it
+                self._set_data(s, self._zoom_data(s, *s.zoom) if s.zoom is not None else self._overview_data(s))
+            else:
+                sl = slice(at, at + step.size)
+                for col, k in zip(ROW_COLS, ("x", "ys", "y", "step")):
+                    s.layer.queue(col, (s.row, sl), new[k])
+        return len(g)
+
+    def _add_runs(self, run_ids: list[str]) -> None:
+        """Add new runs to the open figures: their sources and glyphs only, nothing is rebuilt."""
+        if not run_ids:
+            return
+        names = set(self._names_of(run_ids))
+        if not self._figs or not names & set(self.metrics):
+            self.rebuild()  # first runs of the page, or only metrics not shown yet
+            return
+        self._load([(r, n) for r in run_ids for n in self.metrics])
+        keys = self._colour_keys()
+        fresh = [k for k in dict.fromkeys(keys.values()) if k not in self._cmap]
+        if fresh:
+            full = colour_map(list(dict.fromkeys(keys.values())))
+            self._cmap.update({k: full[k] for k in fresh})
+        self._add_run_rows(run_ids, keys)
+        for f, members in self._figs.values():
+            if self._grouped and fresh:
+                self._add_group_glyphs(f, members, {r: keys[r] for r in self.runs if keys[r] in fresh})
+        self._update_bands()
+        self._update_info()
 
     @guarded
     def _tick_guarded(self) -> None:
@@ -412,21 +680,30 @@ class LiveMonitor(AppBase):
 
     def _update_info(self) -> None:
         self._info_at = time.monotonic()
-        n_pts = sum(s.value.n for s in self._series.values() if s.run in set(self.runs))
+        shown = set(self.runs)
+        n_pts = sum(s.n for s in self._series.values() if s.run in shown)
         running = 0
         if not self._runs_df.empty:
             running = int(self._runs_df[self._runs_df["id"].isin(self.runs)]["status"].eq("running").sum())
+        hint = ""
+        if len(self.runs) > 48 and not self._grouped:
+            hint = " · many runs: try *colour / group by* a config key with bands"
         self.info.object = (f"{len(self.runs)} runs ({running} running) · {len(self.metrics)} metrics · "
-                            f"{n_pts:,} points · cursor {self._cursor}")
+                            f"{n_pts:,} points · cursor {self._cursor}{hint}")
 
     # ------------------------------------------------------------------ export
     def current_data(self) -> pd.DataFrame | None:
-        """The shown runs' shown metrics, long form (what CSV / Parquet export writes)."""
-        parts = [pd.DataFrame({"run": s.run, "name": s.name, "step": s.step.a.astype(np.int64), "tokens": s.tokens.a,
-                               "wall": s.wall.a, "value": s.value.a})
-                 for s in self._series.values() if s.run in set(self.runs) and s.name in set(self.metrics)]
-        parts = [p for p in parts if len(p)]
-        return pd.concat(parts, ignore_index=True) if parts else None
+        """The shown runs' shown metrics at full resolution, long form (what CSV / Parquet export writes)."""
+        if not self.runs or not self.metrics:
+            return None
+        df = self.store.metrics(self.runs, self.metrics)
+        if df.empty:
+            return None
+        df = df[df["id"] <= self._cursor] if self._cursor else df
+        out = df[["run", "name", "step", "tokens", "wall", "value"]].reset_index(drop=True)
+        out["step"] = out["step"].astype(np.int64)
+        out["tokens"] = out["tokens"].astype(float)
+        return out
 
     def plotly_figure(self) -> Any:
         """The current view as a plotly figure (for PNG / SVG / PDF / HTML export)."""
@@ -436,7 +713,7 @@ class LiveMonitor(AppBase):
         runs = self._runs_df[self._runs_df["id"].isin(self.runs)] if not self._runs_df.empty else None
         return curves_figure(df, runs, names=self.metrics, x=self.x_axis, log_x=self.log_x, log_y=self.log_y,
                              smoothing=self.smoothing, color_by=None if self.color_by == "run" else self.color_by,
-                             bands=self.bands and self.color_by != "run", overlay=self.overlay,
+                             bands=self._grouped, overlay=self.overlay,
                              max_points=self.max_points, title="workbench · live monitor")
 
     # ------------------------------------------------------------------ view
@@ -452,7 +729,7 @@ class LiveMonitor(AppBase):
             w.MultiChoice.from_param(self.param.status, label="status"),
             w.Select.from_param(self.param.hp_key, label="hyperparameter filter"),
             w.MultiChoice.from_param(self.param.hp_values, label="values"),
-            w.MultiChoice.from_param(self.param.runs, label="runs", max_items=512, css_classes=["wb-runs"]),
+            w.MultiChoice.from_param(self.param.runs, label="runs", max_items=1024, css_classes=["wb-runs"]),
             w.Checkbox.from_param(self.param.follow, label="follow new runs"),
             "### Curves",
             w.RadioButtonGroup.from_param(self.param.view_mode, css_classes=["wb-view"]),
@@ -464,16 +741,15 @@ class LiveMonitor(AppBase):
                                      css_classes=["wb-smoothing"]),
             w.Checkbox.from_param(self.param.overlay, label="train / test in one panel"),
             w.Select.from_param(self.param.color_by, label="colour / group by"),
-            w.Checkbox.from_param(self.param.bands, label="mean + min/max band per group"),
+            w.Checkbox.from_param(self.param.bands, label="one mean line + band per group", css_classes=["wb-bands"]),
+            w.RadioButtonGroup.from_param(self.param.band, css_classes=["wb-band"]),
+            w.Checkbox.from_param(self.param.show_runs, label="with bands, also every run"),
             w.Toggle.from_param(self.param.live, label="live", color="success"),
             width=300, sizing_mode="fixed",
         )
         return pn.Row(controls, pn.Column(self.info, self.plots, self.export, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")
 
-
-REDECIMATE = 1.25
-"""A displayed series is re-decimated to ``max_points`` once streaming has grown it past this factor."""
 
 PROBE_JS = """
 () => {
@@ -497,18 +773,49 @@ PROBE_JS = """
     for (const [n, rec] of Object.entries(window.__wb.log)) out[n] = {max: rec.max, seen: rec.seen};
     return out;
   };
+  const seen = (key, last, len) => {
+    const rec = window.__wb.log[key] || (window.__wb.log[key] = record());
+    if (last > rec.max) {
+      rec.max = last;
+      const i = 3 * (rec.n % CAP);
+      rec.buf[i] = Date.now() / 1000; rec.buf[i + 1] = last; rec.buf[i + 2] = len;
+      rec.n += 1;
+    }
+  };
+  // the points of one run's row in a metric's multi-line source, NaN room cut off
+  // (the newest such source: after a rebuild the replaced one may linger in the document's model list)
+  window.__wb.row = (run, metric) => {
+    let out = null;
+    for (const doc of (window.Bokeh && window.Bokeh.documents) || []) {
+      for (const m of doc.all_models) {
+        if (m.name !== 'wb-ml|' + metric || !m.data || !m.data.run) continue;
+        const i = Array.from(m.data.run).indexOf(run);
+        if (i < 0) continue;
+        const st = m.data.step[i];
+        let n = st.length;
+        while (n > 0 && Number.isNaN(st[n - 1])) n--;
+        out = {x: Array.from(m.data.xs[i].slice(0, n)), y: Array.from(m.data.yr[i].slice(0, n)),
+               step: Array.from(st.slice(0, n))};
+      }
+    }
+    return out;
+  };
   const scan = () => {
     for (const doc of (window.Bokeh && window.Bokeh.documents) || []) {
       for (const m of doc.all_models) {
         const n = m.name;
-        if (!n || !n.startsWith('wb-src|') || !m.data || !m.data.step) continue;
-        const st = m.data.step, len = st.length, last = len ? st[len - 1] : -1;
-        const rec = window.__wb.log[n] || (window.__wb.log[n] = record());
-        if (last > rec.max) {
-          rec.max = last;
-          const i = 3 * (rec.n % CAP);
-          rec.buf[i] = Date.now() / 1000; rec.buf[i + 1] = last; rec.buf[i + 2] = len;
-          rec.n += 1;
+        if (!n || !m.data || !m.data.step) continue;
+        if (n.startsWith('wb-ml|')) {
+          const metric = n.slice(6), runs = m.data.run, steps = m.data.step;
+          for (let r = 0; r < runs.length; r++) {
+            const st = steps[r];
+            let k = st.length;
+            while (k > 0 && Number.isNaN(st[k - 1])) k--;
+            seen('wb-src|' + runs[r] + '|' + metric, k ? st[k - 1] : -1, k);
+          }
+        } else if (n.startsWith('wb-grp|')) {
+          const st = m.data.step, len = st.length;
+          seen(n, len ? st[len - 1] : -1, len);
         }
       }
     }
@@ -519,6 +826,8 @@ PROBE_JS = """
 }
 """
 """JavaScript for tests and ``bench/dashboard_bench.py``: installs a per-frame scan of the page's Bokeh
-sources ``wb-src|<run>|<metric>`` that records ``[time (s), last step, points]`` each time a new step is
+sources (each metric's multi-line source ``wb-ml|<metric>``, a row per run, logged as
+``wb-src|<run>|<metric>``; each group's ``wb-grp|<group>|<metric>``) that records ``[time (s), last step, points]`` each time a new step is
 drawn (just before the frame is painted): ``window.__wb.log[name].seen`` (the last 5 000, kept in a
-preallocated ring so the probe does not grow the heap it helps measure), ``window.__wb.dump()`` for all."""
+preallocated ring so the probe does not grow the heap it helps measure), ``window.__wb.dump()`` for all,
+``window.__wb.row(run, metric)`` the points of one run as drawn."""
