@@ -1,15 +1,26 @@
-"""Live-monitor latency and memory in a real browser (headless Chromium against `panel serve`).
+"""Live-monitor latency, completeness, page load and memory in a real browser (headless Chromium
+against `panel serve`).
 
 Fills a fresh store with ``--runs`` running runs of ``--points`` train_loss points each, serves the
-live monitor, opens it in Chromium, and starts ANOTHER PROCESS that appends one step to every run
-every ``--interval`` seconds (one transaction per step, printing the commit time). In the page,
-``workbench.apps.live_monitor.PROBE_JS`` records, once per animation frame, when each run's newest
-step is in its Bokeh source (i.e. drawn in the next paint). Latency = time seen in the page - commit
-time (same machine, same clock). The browser's live JS heap (``performance.memory`` right after a forced
-garbage collection) is sampled every ``--sample`` seconds to show whether memory stays flat.
+live monitor, opens it in Chromium (page load: navigation until every run's newest step is drawn),
+and starts ANOTHER PROCESS that appends one step to every run ``--rate`` times a second (one
+transaction per step, printing the commit time). Half-way through it starts one more run (how long a
+new run takes to appear, issue 13). In the page, ``workbench.apps.live_monitor.PROBE_JS`` records,
+once per animation frame, when each run's newest step is in its source (drawn in the next paint).
+Latency = time seen in the page - commit time (same machine, same clock). The browser's live JS heap
+(``performance.memory`` right after a forced garbage collection) is sampled every ``--sample`` seconds;
+its floor (minimum per 30 s window) must not grow over the last 3 minutes. ``--bands`` opens the page
+grouped by ``cfg.seed`` with a mean line and band per group, and measures the bands' latency instead.
+A second page load afterwards is the warm load. The machine's load average is printed with the table.
 
-    python bench/dashboard_bench.py                    # goal setting: 64 runs x 1e5 points, 5 minutes
-    python bench/dashboard_bench.py --runs 8 --points 20000 --minutes 0.5   # quick
+    python bench/dashboard_bench.py                                   # 64 runs x 1e5 points, 5 minutes
+    python bench/dashboard_bench.py --runs 256 --minutes 2            # 256 runs
+    python bench/dashboard_bench.py --runs 256 --minutes 2 --bands    # 256 runs as group bands
+    python bench/dashboard_bench.py --runs 8 --points 20000 --minutes 0.5   # smoke (make bench)
+
+The store is filled by SQL (rows generated in SQLite, then summarised by the store's own block upsert),
+not row by row through ``log_rows``: 2.6e7 rows would take minutes. The appended steps go through
+``RunStore.log_many`` as a training process's writes do.
 """
 
 from __future__ import annotations
@@ -39,13 +50,24 @@ WRITER = textwrap.dedent("""
     from workbench.store import RunStore
     store = RunStore(sys.argv[1])
     ids = sys.argv[4].split(",")
-    step, interval, end = int(sys.argv[2]), float(sys.argv[3]), time.time() + float(sys.argv[5])
+    step, interval, t0 = int(sys.argv[2]), float(sys.argv[3]), time.time()
+    end, new_at, new = t0 + float(sys.argv[5]), t0 + float(sys.argv[5]) / 2, None
+    k = 0
     while time.time() < end:
+        if new is None and time.time() >= new_at:
+            new = store.create_run("bench-new", task="bench", config={"lr": 1e-3, "seed": 0})
+            ids.append(new)
+            first = True
         store.log_many([(r, step, None, time.time(), "train_loss", 1.0 + 0.5 * math.sin(step / 50 + i))
                         for i, r in enumerate(ids)])
-        print("COMMIT", step, time.time(), flush=True)
+        tc = time.time()
+        print("COMMIT", step, tc, flush=True)
+        if new is not None and first:
+            print("NEWRUN", new, tc, flush=True)
+            first = False
         step += 1
-        time.sleep(interval)
+        k += 1
+        time.sleep(max(0.0, t0 + k * interval - time.time()))  # a steady rate, not interval + write time
 """)
 
 
@@ -54,20 +76,30 @@ HEAP_JS = "() => { if (window.gc) window.gc(); return performance.memory.usedJSH
 
 
 def fill(path: Path, runs: int, points: int) -> list[str]:
+    """Runs of ``points`` train_loss rows each (a noisy 1/t decay), generated inside SQLite."""
+    from workbench.store import _update_blocks
+
     store = RunStore(path)
     ids = []
     rng = np.random.default_rng(0)
-    steps = np.arange(points)
     t0 = time.time() - points * 0.01
     for i in range(runs):
-        rid = store.create_run(f"bench-{i:02d}", task="bench", config={"lr": float(10 ** rng.uniform(-4, -2)),
-                                                                        "seed": i % 4})
-        vals = 3.0 / (1 + steps * 1e-3) + rng.normal(scale=0.02, size=points)
-        rows = [(int(s), None, t0 + s * 0.01, "train_loss", float(v), None) for s, v in zip(steps, vals)]
-        store.log_rows(rid, rows)
+        rid = store.create_run(f"bench-{i:03d}", task="bench", config={"lr": float(10 ** rng.uniform(-4, -2)),
+                                                                         "seed": i % 4})
+        with store._write() as conn:
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM metrics").fetchone()[0]
+            conn.execute("WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < ?2 - 1) "
+                         "INSERT INTO metrics (run, step, tokens, wall, name, value) SELECT ?1, i, NULL, ?3 + i * 0.01, "
+                         "'train_loss', 3.0 / (1 + i * 1e-3) + (random() % 1000) / 25000.0 FROM s",
+                         (rid, points, t0))
+            _update_blocks(conn, before)
         ids.append(rid)
     store.close()
     return ids
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def free_port() -> int:
@@ -76,18 +108,51 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _drawn_all(page, keys: list[str], step: int, timeout_s: float) -> float:
+    """Seconds until every probe key has drawn ``step`` (page already navigated and probed)."""
+    t = time.time()
+    page.wait_for_function("([ks, s]) => ks.every(k => window.__wb.log[k] && window.__wb.log[k].max >= s)",
+                           arg=[keys, step], timeout=int(timeout_s * 1000), polling=50)
+    return time.time() - t
+
+
+def _open(page, url: str, keys: list[str], step: int) -> float:
+    """Page load: navigation until every run (or group) shows its newest step."""
+    t = time.time()
+    page.goto(url, wait_until="commit", timeout=600_000)
+    page.wait_for_function("() => window.Bokeh && window.Bokeh.documents && window.Bokeh.documents.length > 0",
+                           timeout=600_000, polling=50)
+    page.evaluate(PROBE_JS)
+    _drawn_all(page, keys, step, 600)
+    return time.time() - t
+
+
+def _latencies(rec: list, commits: list[tuple[int, float]]) -> tuple[np.ndarray, int]:
+    """Per commit, seconds until a drawn step >= it (the probe's records have increasing steps)."""
+    if not rec:
+        return np.empty(0), len(commits)
+    ts, st = np.array([r[0] for r in rec]), np.array([r[1] for r in rec])
+    steps = np.array([s for s, _ in commits])
+    tc = np.array([t for _, t in commits])
+    i = np.searchsorted(st, steps)  # first record with a step >= the committed one
+    ok = i < st.size
+    return ts[i[ok]] - tc[ok], int((~ok).sum())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=64)
     ap.add_argument("--points", type=int, default=100_000)
     ap.add_argument("--minutes", type=float, default=5.0)
-    ap.add_argument("--interval", type=float, default=0.25, help="seconds between appended steps")
+    ap.add_argument("--rate", type=float, default=20.0, help="steps appended to every run per second")
+    ap.add_argument("--bands", action="store_true", help="open grouped by cfg.seed with mean + band per group")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between heap samples")
     a = ap.parse_args(argv)
-    if a.runs < 1 or a.points < 1 or a.minutes <= 0:
-        ap.error("--runs, --points must be >= 1 and --minutes > 0")
+    if a.runs < 1 or a.points < 1 or a.minutes <= 0 or a.rate <= 0:
+        ap.error("--runs, --points must be >= 1, --minutes and --rate > 0")
     from playwright.sync_api import sync_playwright
 
+    print(f"load average before: {load_avg()}")
     d = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     db = d / "runs.db"
     t = time.time()
@@ -98,10 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     log = open(d / "serve.log", "w")
     srv = subprocess.Popen(serve_command(port=port, apps=["monitor"]), env=env, stdout=log, stderr=subprocess.STDOUT,
                            start_new_session=True, cwd=ROOT)
+    path = "/monitor" + ("?color_by=cfg.seed&bands=1&band=quartiles" if a.bands else "")
+    groups = sorted({i % 4 for i in range(a.runs)})
+    keys = ([f"wb-grp|{g}|train_loss" for g in groups] if a.bands else [f"wb-src|{r}|train_loss" for r in ids])
     writer = None
     try:
         url = f"http://127.0.0.1:{port}"
-        # wait until the server listens; a GET of a page would build a (slow, 64-run) session per retry
+        # wait until the server listens; a GET of a page would build a session per retry
         for _ in range(600):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -113,27 +181,29 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=chromium, headless=True,
                                   args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                                        "--enable-precise-memory-info", "--js-flags=--expose-gc"])
-            page = b.new_page(viewport={"width": 1500, "height": 1000})
-            t = time.time()
-            page.goto(url + "/monitor", wait_until="networkidle", timeout=600_000)
-            page.wait_for_selector("canvas", timeout=600_000)
-            page.evaluate(PROBE_JS)
-            page.wait_for_function("Object.keys(window.__wb.log).length > 0", timeout=600_000)
-            load_s = time.time() - t
-            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(a.points), str(a.interval),
+                                        "--disable-background-networking", "--disable-component-update",
+                                        "--disable-sync", "--enable-precise-memory-info", "--js-flags=--expose-gc"])
+            ctx = b.new_context(viewport={"width": 1500, "height": 1000})
+            page = ctx.new_page()
+            load_cold = _open(page, url + path, keys, a.points - 1)
+            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(a.points), str(1.0 / a.rate),
                                        ",".join(ids), str(a.minutes * 60)], stdout=subprocess.PIPE, text=True,
-                                      cwd=ROOT)
+                                      cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
             heap = []
             t_start = time.time()
             while writer.poll() is None:
                 heap.append((time.time() - t_start, page.evaluate(HEAP_JS) / 2**20))
                 page.wait_for_timeout(int(a.sample * 1000))
-            commits = [(int(s), float(tc)) for line in writer.stdout if line.startswith("COMMIT")
-                       for _, s, tc in [line.split()]]
+            lines = writer.stdout.read().splitlines()
+            commits = [(int(s), float(tc)) for line in lines if line.startswith("COMMIT") for _, s, tc in [line.split()]]
+            newrun = [(r, float(tc)) for line in lines if line.startswith("NEWRUN") for _, r, tc in [line.split()]]
             page.wait_for_timeout(3000)
             heap.append((time.time() - t_start, page.evaluate(HEAP_JS) / 2**20))
             seen = page.evaluate("window.__wb.dump()")
+            page.close()
+            warm = ctx.new_page()
+            last = commits[-1][0] if commits else a.points - 1
+            load_warm = _open(warm, url + path, keys, last)
             b.close()
     finally:
         if writer is not None and writer.poll() is None:
@@ -146,43 +216,47 @@ def main(argv: list[str] | None = None) -> int:
             srv.wait(10)
         log.close()
     lat, missed = [], 0
-    for rid in ids:
-        rec = seen.get(f"wb-src|{rid}|train_loss", {"seen": []})["seen"]
-        for step, tc in commits:
-            hit = next((ts for ts, st, _ in rec if st >= step), None)
-            if hit is None:
-                missed += 1
-            else:
-                lat.append(hit - tc)
-    lat = np.array(lat)
-    print(f"\nlive monitor: {a.runs} runs x {a.points:,} points, {len(commits)} appended steps per run over "
-          f"{a.minutes:g} min (one step every {a.interval} s), page load {load_s:.1f} s")
-    print(f"{'metric':<34}{'value':>12}")
-    print(f"{'commit -> drawn latency p50 (s)':<34}{np.percentile(lat, 50):>12.3f}")
-    print(f"{'commit -> drawn latency p95 (s)':<34}{np.percentile(lat, 95):>12.3f}")
-    print(f"{'commit -> drawn latency max (s)':<34}{lat.max():>12.3f}")
-    print(f"{'points never drawn':<34}{missed:>12d}")
-    print(f"{'p95 / goal (1 s)':<34}{np.percentile(lat, 95) / 1.0:>12.2f}")
-    print("\nbrowser JS heap over time")
-    print(f"{'t (s)':>8}{'heap (MiB)':>12}{'ratio to first':>16}")
-    for ts, mb in heap:
-        print(f"{ts:>8.0f}{mb:>12.1f}{mb / heap[0][1]:>16.2f}")
+    for k in keys:
+        lk, mk = _latencies(seen.get(k, {"seen": []})["seen"], commits)
+        lat.append(lk)
+        missed += mk
+    lat = np.concatenate(lat) if lat else np.empty(0)
+    new_s = float("nan")
+    if newrun and not a.bands:
+        rec = seen.get(f"wb-src|{newrun[0][0]}|train_loss", {"seen": []})["seen"]
+        if rec:
+            new_s = rec[0][0] - newrun[0][1]
     t_, m_ = np.array(heap).T
-    # samples still catch messages in flight (spikes); the retained heap is the floor: the minimum of
-    # each 30 s window after a 30 s warm-up, and its linear trend
+    # samples still catch messages in flight (spikes); the retained heap is the floor: the minimum of each
+    # 30 s window after a 30 s warm-up. Growth: the last window's floor over the floor 3 minutes before it
     wins = [(w, m_[(t_ >= w) & (t_ < w + 30)].min()) for w in range(30, int(t_.max()) - 29, 30)]
+    growth, span = float("nan"), 0.0
     if len(wins) >= 2:
         w_t, w_m = np.array(wins).T
-        slope = np.polyfit((w_t + 15) / 60, w_m, 1)[0]
-        data_mb = len(commits) * a.runs * 4 * 8 / 2**20 / a.minutes  # the appended points (4 float64 columns)
-        print(f"heap floor per 30 s window (MiB): {' '.join(f'{v:.1f}' for v in w_m)}")
-        print(f"heap floor trend {slope:+.2f} MiB/min; the appended points themselves add {data_mb:.2f} MiB/min")
-    # the monitor re-decimates a series once it has grown by a quarter, so the heap is a sawtooth: compare
-    # its lowest point in the first and in the last 100 s (each holds at least one re-decimation)
-    first, last = m_[(t_ >= 30) & (t_ < 130)], m_[t_ >= t_.max() - 100]
-    if len(first) and len(last):
-        print(f"heap minimum, first 100 s (after 30 s) vs last 100 s: {first.min():.1f} vs {last.min():.1f} MiB "
-              f"(ratio {last.min() / first.min():.2f})")
+        j = int(np.searchsorted(w_t, w_t[-1] - 180))
+        growth, span = w_m[-1] / w_m[j] - 1, (w_t[-1] - w_t[j]) / 60
+    view = "group bands (cfg.seed, quartiles)" if a.bands else "every run"
+    print(f"\nlive monitor, {view}: {a.runs} runs x {a.points:,} points, {len(commits)} steps appended to every run "
+          f"at {a.rate:g}/s over {a.minutes:g} min; load average after: {load_avg()}")
+    p95 = np.percentile(lat, 95) if lat.size else float("nan")
+    rows = [
+        ("page load, cold (s)", load_cold, 3.0),
+        ("page load, warm (s)", load_warm, 1.5),
+        ("commit -> drawn p50 (s)", np.percentile(lat, 50) if lat.size else float("nan"), None),
+        ("commit -> drawn p95 (s)", p95, 1.0),
+        ("commit -> drawn max (s)", lat.max() if lat.size else float("nan"), None),
+        ("points never drawn", missed, 0),
+        ("new run: first row -> drawn (s)", new_s, 1.5),
+        (f"heap floor growth, last {span:.1f} min", growth, 0.10),
+    ]
+    print(f"{'metric':<38}{'value':>10}{'goal':>8}{'value/goal':>12}")
+    for name, v, goal in rows:
+        g = "" if goal is None else f"{goal:g}"
+        r = "" if not goal else f"{v / goal:.2f}"
+        print(f"{name:<38}{v:>10.3f}{g:>8}{r:>12}" if isinstance(v, float) else f"{name:<38}{v:>10d}{g:>8}{r:>12}")
+    print("\nbrowser JS heap (MiB) after GC, per sample: " + " ".join(f"{m:.0f}" for m in m_))
+    if wins:
+        print("heap floor per 30 s window (MiB): " + " ".join(f"{v:.1f}" for _, v in wins))
     return 0
 
 
