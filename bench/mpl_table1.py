@@ -38,7 +38,9 @@ def curves(root: Path, size: str, stems: list[str]) -> FitData:
         s, peak = mpl_schedule(stem)
         T = int(df["step"].max()) + 1
         out.append((stem, df["step"].to_numpy(), df["loss"].to_numpy(), peak * np.asarray(s(np.arange(T)), float)))
-    return FitData.from_curves(out)
+    # the repository's step s is the index of the last update applied (its code sums the LRs of updates
+    # 0..s): step_offset=1 maps it to the workbench convention (loss after s updates, workbench.fit.data)
+    return FitData.from_curves(out, step_offset=1)
 
 
 def main() -> None:

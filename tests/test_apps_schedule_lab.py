@@ -157,10 +157,11 @@ def test_predicted_curves_rank_schedules(lab):
     law = AnnealingLaw()
     lab.set_law(law)
     pred = lab.predictions()
-    assert list(pred["steps"]) == [2001, 2001]
+    # step convention (workbench.fit.data): a 2000-step schedule ends at step 2000, after updates 0..1999
+    assert list(pred["steps"]) == [2000, 2000]
     for (_, row), d in zip(pred.iterrows(), lab.chosen):
         s = build(d)
-        assert row["final loss"] == pytest.approx(law.predict(s(np.arange(2001)) * lab.peak_lr)[-1])
+        assert row["final loss"] == pytest.approx(law.predict(s(np.arange(2000)) * lab.peak_lr)[-1])
     # annealing lowers the final loss under this law: cosine beats constant
     assert pred["final loss"].iloc[1] < pred["final loss"].iloc[0]
     assert lab.pred_plot.visible and len(lab.pred_plot.object.data) == 2

@@ -43,15 +43,19 @@ def mpl_curves(root, size: str, stems: list[str]) -> FitData:
         df = pd.read_csv(root / "mpl-loss-curves" / f"csv_{size}" / f"{stem}.csv")
         df = df[df["step"] != 24000]
         out.append((stem, df["step"].to_numpy(), df["loss"].to_numpy(), _mpl_lr(stem, int(df["step"].max()) + 1)))
-    return FitData.from_curves(out)
+    # the repository's step s is the index of the last update applied (its code sums the LRs of updates
+    # 0..s): step_offset=1 maps it to the workbench convention (loss after s updates, workbench.fit.data)
+    return FitData.from_curves(out, step_offset=1)
 
 
 # ------------------------------------------------------------------ the LD sum and its gradient
 def _dense_mpl(th: torch.Tensor, lrs: list[np.ndarray], steps: np.ndarray, curve: np.ndarray) -> torch.Tensor:
-    """Eq. (7) of Luo et al. term by term with plain torch autograd (independent of the fused version)."""
+    """Eq. (7) of Luo et al. term by term with plain torch autograd (independent of the fused version), at
+    t = s − 1 for the loss at step s (the step convention of workbench.fit.data: measured after s updates)."""
     L0, A, al, B, C, be, ga = th
     out = []
-    for c, t in zip(curve, steps):
+    for c, s in zip(curve, steps):
+        t = int(s) - 1
         lr = torch.as_tensor(lrs[c])
         S = torch.cumsum(lr, 0)
         k = torch.arange(1, int(t) + 1)

@@ -6,6 +6,7 @@
 ``run``     train one configured run            (workbench.train.cli_main)
 ``sweep``   declare, run, resume, compare sweeps (workbench.sweeps.cli.cli_main)
 ``fit``     fit a law to data                    (workbench.fit.cli.cli_main)
+``predict`` a schedule's loss curve from a fit   (workbench.fit.predict_cli.cli_main)
 
 Every command takes ``--store PATH`` (default ``$WORKBENCH_STORE`` or ``./runs/workbench.db``) and
 ``--shared-store`` (new store files, folders and checkpoints group-readable instead of owner-only;
@@ -27,6 +28,7 @@ DELEGATED = {
     "run": ("workbench.train", "train one configured run (e.g. `workbench run grokking --p 113 --frac 0.3`)"),
     "sweep": ("workbench.sweeps.cli", "run / resume / inspect / compare sweeps"),
     "fit": ("workbench.fit.cli", "fit a scaling or loss-curve law to data"),
+    "predict": ("workbench.fit.predict_cli", "predict a schedule's loss curve (band, flags) from a fit"),
 }
 
 

@@ -145,29 +145,21 @@ def parse_map(text: str) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- loss curves
+# The CSV-to-curves helpers live in workbench.fit.data (shared with the CLI and notebooks); imported on first
+# use so that opening the page does not import torch.
 Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""One loss curve: observed steps, observed losses, and the absolute LR of every step 0..last step."""
+"""One loss curve: observed steps, observed losses, and the absolute LR of every update 0..last step."""
 
 LOSS_METRICS = ("train_loss", "loss", "val_loss", "test_loss")
 LR_HEAD = ("ramp from 0", "hold first value")
 
 
 def per_step_lr(steps: np.ndarray, lr: np.ndarray, *, head: str = "ramp from 0") -> np.ndarray:
-    """The LR of every step 0..max(steps) from LRs logged at ``steps``: linear interpolation between logged
-    steps (exact when every step is logged). Before the first logged step the LR either rises linearly
-    from 0 (``head="ramp from 0"``: the usual warmup, e.g. the multi-power-law CSVs start logging after a
-    2160-step warmup) or holds the first logged value."""
-    if head not in LR_HEAD:
-        raise CSVError(f"lr_head: must be one of {LR_HEAD}, got {head!r}")
-    steps = np.asarray(steps, np.int64)
-    lr = np.asarray(lr, float)
-    _check_steps(steps)
-    grid = np.arange(int(steps.max()) + 1)
-    out = np.interp(grid, steps, lr)
-    first = int(steps.min())
-    if head == "ramp from 0" and first > 0:
-        out[:first] = lr[np.argmin(steps)] * grid[:first] / first
-    return out
+    """:func:`workbench.fit.data.per_step_lr` within the page's step limit (MAX_CURVE_STEPS)."""
+    from workbench.fit.data import per_step_lr as f
+
+    _check_steps(np.asarray(steps, np.int64))
+    return f(steps, lr, head=head)
 
 
 def _check_steps(steps: np.ndarray, name: str | None = None) -> None:
@@ -179,52 +171,31 @@ def _check_steps(steps: np.ndarray, name: str | None = None) -> None:
 
 
 def _check_curve(name: str, steps: np.ndarray, loss: np.ndarray, lr: np.ndarray) -> None:
-    if len(steps) < 2:
-        raise CSVError(f"curve {name!r}: needs at least 2 logged steps with both lr and loss, has {len(steps)}")
-    if np.any(steps < 0):
-        raise CSVError(f"step: curve {name!r} has negative steps (min {int(steps.min())}); steps must be >= 0")
-    if not np.all(np.isfinite(loss)) or np.any(loss <= 0):
-        raise CSVError(f"loss: curve {name!r} has values that are not finite and > 0 (min {np.nanmin(loss):g})")
-    if not np.all(np.isfinite(lr)) or np.any(lr[1:] <= 0) or lr[0] < 0:
-        raise CSVError(f"lr: curve {name!r} must have a finite LR > 0 at every step after step 0 (the laws "
-                       f"take powers of the LR); min is {np.nanmin(lr):g}")
+    from workbench.fit.data import check_curve
+
+    check_curve(name, steps, loss, lr)
 
 
 def curves_from_frame(df: pd.DataFrame, *, name: str = "curve", head: str = "ramp from 0") -> dict[str, Curve]:
-    """Loss curves from a long table with columns ``step``, ``lr``, ``loss`` (or ``train_loss``) and, for
-    several curves in one table, ``curve`` or ``run`` (one curve called ``name`` without). Rows missing
-    lr or loss are skipped; a step logged twice keeps its last row."""
+    """:func:`workbench.fit.data.curves_from_frame` with the default column names, within the page's step
+    limits (checked before anything is allocated per step); errors as :class:`CSVError`."""
+    from workbench.fit.data import curves_from_frame as f
+    from workbench.fit.errors import FitDataError
+
     cols = {str(c).strip().lower(): c for c in df.columns}
-    lcol = next((cols[c] for c in ("loss", "train_loss") if c in cols), None)
-    missing = [c for c, v in (("step", cols.get("step")), ("lr", cols.get("lr")), ("loss", lcol)) if v is None]
-    if missing:
-        raise CSVError(f"curves: a loss-curve CSV needs columns step, lr, loss (and curve or run for several "
-                       f"curves); missing {missing}, found {list(df.columns)[:12]}")
-    gcol = cols.get("curve", cols.get("run"))
-    d = pd.DataFrame({"step": pd.to_numeric(df[cols["step"]], errors="coerce"),
-                      "lr": pd.to_numeric(df[cols["lr"]], errors="coerce"),
-                      "loss": pd.to_numeric(df[lcol], errors="coerce"),
-                      "curve": df[gcol].astype(str) if gcol is not None else name})
-    d = d.dropna(subset=["step", "lr", "loss"])
-    if d.empty:
-        raise CSVError("curves: no row has numeric step, lr and loss")
-    if not np.allclose(d["step"], d["step"].round()):
-        raise CSVError("step: must be whole optimizer steps")
-    _check_steps(d["step"].to_numpy(float))  # before anything is allocated per step
-    total = float(d.groupby("curve", sort=False)["step"].max().clip(lower=0).sum())
-    if total > MAX_TOTAL_STEPS:
-        raise CSVError(f"step: the curves span {total:,.0f} steps together, more than the limit of "
-                       f"{MAX_TOTAL_STEPS:,} (MAX_TOTAL_STEPS); load fewer curves")
-    out: dict[str, Curve] = {}
-    for cname, g in d.groupby("curve", sort=False):
-        g = g.assign(step=g["step"].astype(np.int64)).drop_duplicates("step", keep="last").sort_values("step")
-        steps, loss = g["step"].to_numpy(np.int64), g["loss"].to_numpy(float)
-        if len(steps) < 2:
-            raise CSVError(f"curve {cname!r}: needs at least 2 logged steps with both lr and loss, has {len(steps)}")
-        lr = per_step_lr(steps, g["lr"].to_numpy(float), head=head)
-        _check_curve(str(cname), steps, loss, lr)
-        out[str(cname)] = (steps, loss, lr)
-    return out
+    if "step" in cols:
+        st = pd.to_numeric(df[cols["step"]], errors="coerce")
+        _check_steps(st.dropna().to_numpy(float))
+        gcol = cols.get("curve", cols.get("run"))
+        grp = df[gcol].astype(str) if gcol is not None else pd.Series(name, index=df.index)
+        total = float(st.groupby(grp, sort=False).max().clip(lower=0).sum())
+        if total > MAX_TOTAL_STEPS:
+            raise CSVError(f"step: the curves span {total:,.0f} steps together, more than the limit of "
+                           f"{MAX_TOTAL_STEPS:,} (MAX_TOTAL_STEPS); load fewer curves")
+    try:
+        return f(df, name=name, head=head)
+    except FitDataError as e:
+        raise CSVError(str(e)) from None
 
 
 def is_curve_csv(path: Path) -> bool:
@@ -328,7 +299,8 @@ class LawFitter(AppBase):
     mapping = param.String(default="x=x,L=y", doc="Law input = column, comma-separated; L (or y) is the target")
     derived = param.String(default="", doc="Derived columns, one 'name = expression' per line")
     x_var = param.String(default="x", doc="Law input on the figure's x axis")
-    holdout = param.Number(default=0.2, bounds=(0, 0.5), doc="Share of points held out (largest x) for the error")
+    holdout = param.Number(default=0.2, bounds=(0, 0.5), doc="Share held out of the fit and predicted: the points with the largest x "
+                           "(workbench.fit.data.holdout_mask, as the CLI's --holdout)")
     bootstrap = param.Integer(default=0, bounds=(0, 2000), doc="Bootstrap resamples for intervals")
     target_scale = param.Number(default=None, allow_None=True, doc="Extrapolate to this value of x_var")
     drop_highest = param.Integer(default=0, bounds=(0, None), doc="Drop the k highest targets (Chinchilla replication: 5)")
@@ -530,9 +502,10 @@ class LawFitter(AppBase):
             m[target] = tcol
             data = FitData.from_frame(df, m, target=target)
             hold = None
-            if self.holdout > 0 and self.x_var in data.x:
-                cut = np.quantile(data.x[self.x_var], 1 - self.holdout)
-                hold = data.x[self.x_var] > cut
+            if self.holdout > 0:
+                from workbench.fit import holdout_mask
+
+                hold = holdout_mask(data, self.holdout, key=self.x_var if self.x_var in data.x else None)
             results[name] = fit_law(law, data, bootstrap=int(self.bootstrap), holdout=hold)
         self.results = results
         self._data = {n: FitData.from_frame(df, {**{k: v for k, v in mapping.items() if k in r.law.inputs},

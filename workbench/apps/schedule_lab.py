@@ -229,13 +229,14 @@ def prediction_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, x_axi
 
 # ----------------------------------------------------------------------------- law predictions
 def predict_curve(result: Any, lr: np.ndarray) -> np.ndarray:
-    """Predicted loss at every step of a per-step absolute LR series ``lr`` with a fitted
-    schedule-aware law (``FitResult.predict``). Tries the call forms of ``workbench.fit``'s
-    loss-curve laws: ``predict(lr=...)``, ``predict({"lr": ...})``, ``predict(lr)``."""
+    """Predicted loss at steps 1..T of a per-update absolute LR series ``lr`` (``lr[i]``: the LR of update i,
+    T = len(lr)) with a fitted schedule-aware law (``FitResult.predict``; the loss at step s is measured
+    after s updates, the step convention of ``workbench.fit.data``)."""
     lr = np.asarray(lr, dtype=np.float64)
-    errors = []
-    curve = {"step": np.arange(len(lr)), "curve": np.zeros(len(lr), dtype=np.int64), "lrs": [lr]}
-    for call in (lambda: result.predict(curve), lambda: result.predict(lr=lr), lambda: result.predict({"lr": lr}), lambda: result.predict(lr)):
+    errors: list[Exception] = []
+    curve = {"step": np.arange(1, len(lr) + 1), "curve": np.zeros(len(lr), dtype=np.int64), "lrs": [lr]}
+    # a workbench FitResult takes the curve dict; other objects with predict(lr) are tried as well
+    for call in (lambda: result.predict(curve, warn=False), lambda: result.predict(lr)):
         try:
             out = np.asarray(call(), dtype=np.float64).reshape(-1)
         except (TypeError, KeyError, AttributeError) as e:
@@ -416,7 +417,7 @@ class ScheduleLab(AppBase):
         """Predicted final loss of each chosen schedule under the loaded law (empty without a law)."""
         rows = []
         for label, (steps, loss) in self._prediction_curves().items():
-            rows.append({"schedule": label, "steps": int(steps[-1]) + 1, "final loss": float(loss[-1]),
+            rows.append({"schedule": label, "steps": int(steps[-1]), "final loss": float(loss[-1]),
                          "min loss": float(np.min(loss))})
         return pd.DataFrame(rows)
 
@@ -425,8 +426,8 @@ class ScheduleLab(AppBase):
             return {}
         out = {}
         for label, s in self.chosen_schedules():
-            steps = np.arange(int(s.total_steps) + 1)
-            out[label] = (steps, predict_curve(self._law, np.asarray(s(steps)) * self.peak_lr))
+            T = int(s.total_steps)  # the loss after update T-1 is logged at step T (workbench.fit.data)
+            out[label] = (np.arange(1, T + 1), predict_curve(self._law, np.asarray(s(np.arange(T))) * self.peak_lr))
         return out
 
     # -------------------------------------------------------------- training

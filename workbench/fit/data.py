@@ -1,5 +1,23 @@
 """Inputs of a fit from anywhere: arrays, a pandas DataFrame, a CSV with a column mapping, loss curves
-with their per-step LR, or the run store (final metrics of the runs of a sweep)."""
+with their per-step LR (``FitData.from_frame(df, step=, loss=, lr=)``, ``FitData.from_csv(paths, step=...)``,
+``FitData.from_curves``), or the run store (final metrics of the runs of a sweep).
+
+Step convention (the one place it is stated; every schedule-aware law, ``predict_schedule``, the CLI and
+the pages follow it)
+------------------------------------------------------------------------------------------------------
+**The loss logged at step s was measured after s optimizer updates, so it depends on the learning rates of
+updates 0, 1, ..., s−1.** A per-update LR array ``lr`` (``lr[i]`` = the LR of update i, as
+``Schedule(i)·peak`` gives it) therefore needs at least s values for a loss at step s, and a run of a
+``T``-step schedule can be predicted up to step T (its final loss). Step 0 is the loss before training: no
+schedule-aware law models it (the LR area S1 is 0), so curves start at step >= 1 (``from_frame`` drops
+step-0 rows). Logged LR columns are read as "the LR of update s" at row s and interpolated linearly between
+logged steps (:func:`per_step_lr`). :func:`check_steps` rejects data that breaks the convention and says
+which convention the data seems to follow instead.
+
+Holdout (one meaning everywhere): the points kept out of a fit and predicted afterwards. With groups
+(curves or runs) whole groups are held out, else single points (:func:`holdout_mask`, used by
+``fit(holdout_fraction=...)``, ``workbench fit --holdout`` and the law fitter).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +29,169 @@ import numpy as np
 import pandas as pd
 
 from workbench.fit.errors import FitDataError
+
+LR_HEAD = ("ramp from 0", "hold first value")
+
+
+def lr_array(schedule: object, peak_lr: float = 1.0, total_steps: int | None = None) -> np.ndarray:
+    """Per-update absolute LR: a numpy array / list (returned as float64), a ``Schedule`` or a schedule spec
+    (dict or name, built with ``workbench.schedules.build``): ``peak_lr · s(arange(T))``."""
+    if isinstance(schedule, np.ndarray | list | tuple):
+        return np.asarray(schedule, dtype=np.float64)
+    if isinstance(schedule, Mapping | str):
+        from workbench.schedules import build
+
+        schedule = build(dict(schedule) if isinstance(schedule, Mapping) else schedule)
+    if not callable(schedule):
+        raise FitDataError(f"schedule: need an LR array, a Schedule or a schedule spec, got {type(schedule).__name__}")
+    T = total_steps if total_steps is not None else getattr(schedule, "total_steps", None)
+    if T is None:
+        raise FitDataError("total_steps: needed for a schedule without total_steps")
+    if not peak_lr > 0:
+        raise FitDataError(f"peak_lr: must be > 0, got {peak_lr}")
+    return peak_lr * np.asarray(schedule(np.arange(int(T))), dtype=np.float64)
+
+
+def check_steps(name: str, steps: np.ndarray, n_lr: int, *, n_rows_lr: int | None = None,
+                allow_zero: bool = False) -> None:
+    """Validate the observed ``steps`` of curve ``name`` against a per-update LR array of ``n_lr`` values under
+    the step convention (module docstring); the error says which convention the data seems to follow.
+    ``allow_zero``: accept step 0 (a law evaluated there gives the untrained limit, infinite for a power law)."""
+    steps = np.asarray(steps)
+    if not len(steps):
+        raise FitDataError(f"step: curve {name!r} has no points")
+    if np.any(steps < 0):
+        raise FitDataError(f"step: curve {name!r} has negative steps (min {int(steps.min())}); steps count "
+                           f"optimizer updates from 0")
+    if np.any(steps == 0) and not allow_zero:
+        raise FitDataError(f"step: curve {name!r} has a loss at step 0, measured before any update (LR area 0), "
+                           f"which no schedule-aware law models; drop it. Convention: the loss at step s is "
+                           f"measured after s updates and depends on the LRs of updates 0..s-1")
+    last = int(steps.max())
+    if last <= n_lr:
+        return
+    hint = ""
+    if n_rows_lr is not None and n_lr == n_rows_lr:
+        hint = (f" The LR array has one value per logged point ({n_lr}), not one per update: expand it with "
+                f"workbench.fit.data.per_step_lr(steps, lr) or use FitData.from_frame(df, step=, loss=, lr=).")
+    elif last == n_lr + 1:
+        hint = (f" The last step is one past the schedule's {n_lr} updates: the data seems to count steps from 1 "
+                f"(loss after update s logged as step s+1); subtract 1 from the steps.")
+    elif n_lr > 0 and last > 1.5 * n_lr:
+        hint = (f" The curve runs {last / n_lr:.2f}x longer than the schedule: is the LR array the schedule of "
+                f"this curve (same total_steps)?")
+    raise FitDataError(f"lrs: curve {name!r} has a loss at step {last}, measured after {last} updates, which needs "
+                       f"the LRs of updates 0..{last - 1} ({last} values); the schedule has {n_lr}, shorter than the curve."
+                       f"{hint}")
+
+
+def per_step_lr(steps: np.ndarray, lr: np.ndarray, *, head: str = "ramp from 0") -> np.ndarray:
+    """The LR of every update 0..max(steps) from LRs logged at ``steps`` (row s: the LR of update s): linear
+    interpolation between logged steps (exact when every step is logged). Before the first logged step the
+    LR either rises linearly from 0 (``head="ramp from 0"``: the usual warmup, e.g. the multi-power-law
+    CSVs start logging after a 2160-step warmup) or holds the first logged value."""
+    if head not in LR_HEAD:
+        raise FitDataError(f"lr_head: must be one of {LR_HEAD}, got {head!r}")
+    steps = np.asarray(steps, np.int64)
+    lr = np.asarray(lr, float)
+    grid = np.arange(int(steps.max()) + 1)
+    out = np.interp(grid, steps, lr)
+    first = int(steps.min())
+    if head == "ramp from 0" and first > 0:
+        out[:first] = lr[np.argmin(steps)] * grid[:first] / first
+    return out
+
+
+def check_curve(name: str, steps: np.ndarray, loss: np.ndarray, lr: np.ndarray) -> None:
+    """Clear errors for a loss curve: too few points, negative steps, non-positive loss or LR."""
+    if len(steps) < 2:
+        raise FitDataError(f"curve {name!r}: needs at least 2 logged steps with both lr and loss, has {len(steps)}")
+    if np.any(steps < 0):
+        raise FitDataError(f"step: curve {name!r} has negative steps (min {int(steps.min())}); steps must be >= 0")
+    if not np.all(np.isfinite(loss)) or np.any(loss <= 0):
+        raise FitDataError(f"loss: curve {name!r} has values that are not finite and > 0 (min {np.nanmin(loss):g})")
+    if not np.all(np.isfinite(lr)) or np.any(lr[1:] <= 0) or lr[0] < 0:
+        raise FitDataError(f"lr: curve {name!r} must have a finite LR > 0 at every step after step 0 (the laws "
+                           f"take powers of the LR); min is {np.nanmin(lr):g}")
+
+
+Curve = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""One loss curve: observed steps, observed losses, and the absolute LR of every update 0..last step."""
+
+
+def curves_from_frame(df: pd.DataFrame, *, step: str | None = None, loss: str | None = None, lr: str | None = None,
+                      curve: str | None = None, name: str = "curve", head: str = "ramp from 0") -> dict[str, Curve]:
+    """Loss curves from a long table: columns ``step``, ``lr``, ``loss`` (defaults: ``step``, ``lr``, ``loss``
+    or ``train_loss``, case-insensitive) and, for several curves in one table, ``curve`` (default ``curve``
+    or ``run``; one curve called ``name`` without). Losses come from the rows that have one, the per-update
+    LR (:func:`per_step_lr`) from every row that logged an LR (held after the last one); a step logged twice
+    keeps its last row."""
+    cols = {str(c).strip().lower(): c for c in df.columns}
+
+    def col(given: str | None, defaults: tuple[str, ...], what: str) -> object:
+        if given is not None:
+            if given not in df.columns:
+                raise FitDataError(f"{what}: column {given!r} not in {list(df.columns)[:12]}")
+            return given
+        return next((cols[c] for c in defaults if c in cols), None)
+
+    scol, lcol, rcol = col(step, ("step",), "step"), col(loss, ("loss", "train_loss"), "loss"), col(lr, ("lr",), "lr")
+    missing = [c for c, v in (("step", scol), ("lr", rcol), ("loss", lcol)) if v is None]
+    if missing:
+        raise FitDataError(f"curves: a loss-curve table needs columns step, lr, loss (and curve or run for several "
+                           f"curves); missing {missing}, found {list(df.columns)[:12]}")
+    gcol = col(curve, ("curve", "run"), "curve")
+    d = pd.DataFrame({"step": pd.to_numeric(df[scol], errors="coerce"), "lr": pd.to_numeric(df[rcol], errors="coerce"),
+                      "loss": pd.to_numeric(df[lcol], errors="coerce"),
+                      "curve": df[gcol].astype(str) if gcol is not None else name})
+    d = d.dropna(subset=["step"])
+    if d["lr"].isna().all() or d["loss"].isna().all():
+        raise FitDataError("curves: no row has a numeric lr" if d["lr"].isna().all() else "curves: no row has a numeric loss")
+    if not np.allclose(d["step"], d["step"].round()):
+        raise FitDataError("step: must be whole optimizer steps")
+    out: dict[str, Curve] = {}
+    for cname, g in d.groupby("curve", sort=False):
+        g = g.assign(step=g["step"].astype(np.int64))
+        gl = g.dropna(subset=["loss"]).drop_duplicates("step", keep="last").sort_values("step")
+        gr = g.dropna(subset=["lr"]).drop_duplicates("step", keep="last").sort_values("step")
+        steps, values = gl["step"].to_numpy(np.int64), gl["loss"].to_numpy(float)
+        if len(steps) < 2 or not len(gr):
+            raise FitDataError(f"curve {cname!r}: needs at least 2 logged steps with a loss and a logged lr, has "
+                               f"{len(steps)} and {len(gr)}")
+        # the LR of every update from every row that logged one (rows without a loss too)
+        lrs = per_step_lr(gr["step"].to_numpy(np.int64), gr["lr"].to_numpy(float), head=head)
+        if len(lrs) < steps.max():
+            lrs = np.r_[lrs, np.full(int(steps.max()) - len(lrs), lrs[-1])]  # hold the last logged LR
+        check_curve(str(cname), steps, values, lrs)
+        out[str(cname)] = (steps, values, lrs)
+    return out
+
+
+def holdout_mask(data: object, fraction: float, *, key: str | None = None, seed: int = 0) -> np.ndarray:
+    """Boolean mask of the held-out points (the one meaning of "holdout" in the package, the CLI and the
+    pages): with several groups (curves, runs) a ``fraction`` of whole groups drawn with ``seed``; else the
+    ``fraction`` of points with the largest ``key`` input (the extrapolation a law is fitted for; random
+    points when ``key`` is None). Leaves at least one in and one out."""
+    if not 0 < fraction < 1:
+        raise FitDataError(f"holdout: must be a fraction in (0, 1), got {fraction}")
+    n = len(data.y)
+    rng = np.random.default_rng(seed)
+    group = getattr(data, "group", None)
+    labels = None if group is None else np.unique(group)
+    if labels is not None and len(labels) >= 2:
+        k = min(max(int(round(fraction * len(labels))), 1), len(labels) - 1)
+        return np.isin(group, rng.choice(labels, k, replace=False))
+    k = int(round(fraction * n))
+    if not 0 < k < n:
+        raise FitDataError(f"holdout: {fraction} of {n} points leaves none in or none out")
+    out = np.zeros(n, bool)
+    if key is not None:
+        if key not in data.x:
+            raise FitDataError(f"holdout: key {key!r} is not an input of the data ({sorted(data.x)})")
+        out[np.argsort(np.asarray(data.x[key], float), kind="stable")[n - k:]] = True
+    else:
+        out[rng.choice(n, k, replace=False)] = True
+    return out
 
 
 @dataclass
@@ -75,9 +256,19 @@ class FitData:
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, mapping: Mapping[str, str] | None = None, *, target: str = "L",
-                   group: str | None = None) -> FitData:
-        """``mapping`` maps law names to columns, e.g. ``{"N": "params", "D": "tokens", "L": "loss"}``;
-        the entry for ``target`` is the fitted quantity. Unmapped names default to same-named columns."""
+                   group: str | None = None, step: str | None = None, loss: str | None = None,
+                   lr: str | None = None, curve: str | None = None, name: str = "curve",
+                   lr_head: str = "ramp from 0") -> FitData:
+        """Points: ``mapping`` maps law names to columns, e.g. ``{"N": "params", "D": "tokens", "L": "loss"}``;
+        the entry for ``target`` is the fitted quantity. Unmapped names default to same-named columns.
+
+        Loss curves (any of ``step``, ``loss``, ``lr`` given): one curve per value of the ``curve`` column
+        (``curve`` or ``run`` by default; one curve called ``name`` without), per-update LR interpolated from
+        the logged ``lr`` column (:func:`per_step_lr`), step-0 rows dropped (step convention, module
+        docstring): ``FitData.from_frame(df, step="step", loss="val_loss", lr="lr")``."""
+        if step is not None or loss is not None or lr is not None:
+            cs = curves_from_frame(df, step=step, loss=loss, lr=lr, curve=curve, name=name, head=lr_head)
+            return cls.from_curves([(n, st[st > 0], y[st > 0], a) for n, (st, y, a) in cs.items()])
         mapping = dict(mapping or {})
         if target not in mapping:
             mapping[target] = target
@@ -90,23 +281,63 @@ class FitData:
         return cls(x, y, g)
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike, mapping: Mapping[str, str] | str | None = None, *,
-                 target: str = "L") -> FitData:
-        """A CSV with a column mapping (dict or ``"N=params,D=tokens,L=loss"``)."""
-        if isinstance(mapping, str):
-            mapping = parse_mapping(mapping)
-        return cls.from_frame(pd.read_csv(path), mapping, target=target)
+    def from_csv(cls, path: str | os.PathLike | Sequence[str | os.PathLike],
+                 mapping: Mapping[str, str] | str | None = None, *, target: str = "L", step: str | None = None,
+                 loss: str | None = None, lr: str | None = None, curve: str | None = None,
+                 lr_head: str = "ramp from 0") -> FitData:
+        """A CSV with a column mapping (dict or ``"N=params,D=tokens,L=loss"``), or loss-curve CSVs (one or
+        several paths; ``step``/``loss``/``lr`` name the columns, each file one curve named after its stem
+        unless it has a ``curve`` column): ``FitData.from_csv(["a.csv", "b.csv"], step="step", loss="val_loss",
+        lr="lr")``."""
+        paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+        for p in paths:
+            if not os.path.isfile(p):
+                raise FitDataError(f"csv: no such file {str(p)!r}")
+        if step is None and loss is None and lr is None:
+            if len(paths) != 1:
+                raise FitDataError("csv: several files are read as loss curves only (give step=, loss=, lr=)")
+            if isinstance(mapping, str):
+                mapping = parse_mapping(mapping)
+            return cls.from_frame(pd.read_csv(paths[0]), mapping, target=target)
+        rows: list = []
+        for p in paths:
+            cs = curves_from_frame(pd.read_csv(p), step=step, loss=loss, lr=lr, curve=curve,
+                                   name=os.path.splitext(os.path.basename(p))[0], head=lr_head)
+            rows += [(n, st[st > 0], y[st > 0], a) for n, (st, y, a) in cs.items()]
+        names = [r[0] for r in rows]
+        if len(set(names)) != len(names):
+            raise FitDataError(f"curve: names must be unique across files, got {names}")
+        return cls.from_curves(rows)
 
     @classmethod
-    def from_curves(cls, curves: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> FitData:
-        """Loss curves ``(name, steps, losses, per_step_lr)`` for the schedule-aware laws."""
+    def from_curves(cls, curves: Sequence[tuple], *, step_offset: int = 0) -> FitData:
+        """Loss curves ``(name, steps, losses, lr[, peak_lr])`` for the schedule-aware laws: ``lr`` is the
+        per-update absolute LR (array), or a ``Schedule`` / schedule spec whose multipliers are scaled by
+        ``peak_lr`` (default 1). Steps follow the step convention (module docstring, :func:`check_steps`);
+        data logged by another counter is mapped with ``step_offset`` (added to every step: 1 for a log
+        whose step s is the index of the last update applied, as the multi-power-law repository's, whose
+        code sums the LRs of updates 0..s)."""
+        if step_offset not in (0, 1):
+            raise FitDataError(f"step_offset: must be 0 or 1, got {step_offset}")
         steps, ys, cid, lrs, names = [], [], [], [], []
-        for c, (name, st, loss, lr) in enumerate(curves):
-            st = np.asarray(st, np.int64)
-            lr = np.asarray(lr, np.float64)
-            if len(st) and st.max() >= len(lr):
-                raise FitDataError(f"lrs: schedule of curve {name!r} has {len(lr)} steps, shorter than the "
-                                   f"curve (last observed step {int(st.max())})")
+        for c, item in enumerate(curves):
+            if len(item) not in (4, 5):
+                raise FitDataError(f"curves: item {c} must be (name, steps, losses, lr[, peak_lr]), got {len(item)} fields")
+            name, st, loss, lr = item[:4]
+            peak = float(item[4]) if len(item) == 5 else 1.0
+            st = np.asarray(st)
+            if len(st) and not np.allclose(st, np.round(st)):
+                raise FitDataError(f"step: curve {name!r} has steps that are not whole optimizer updates")
+            st = st.astype(np.int64) + step_offset
+            is_array = isinstance(lr, np.ndarray | list | tuple)
+            if not is_array:
+                T = getattr(lr, "total_steps", None)
+                lr = lr_array(lr, peak, T if T is not None else (int(st.max()) if len(st) else 0))
+            else:
+                lr = np.asarray(lr, np.float64) * (peak if len(item) == 5 else 1.0)
+            if len(st) != len(np.asarray(loss)):
+                raise FitDataError(f"curve {name!r}: {len(st)} steps but {len(np.asarray(loss))} losses")
+            check_steps(str(name), st, len(lr), n_rows_lr=len(st))
             steps.append(st)
             ys.append(np.asarray(loss, float))
             cid.append(np.full(len(st), c))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,6 +43,14 @@ class Law:
     ``log_fn`` (optional) returns log predictions directly (numerically stabler, e.g. Chinchilla's
     log-sum-exp form). ``reported`` maps the fitted vector to the reported parameters (e.g. A = e^a);
     ``unreport`` is its inverse. ``positive`` lists inputs whose logarithm is taken.
+
+    Optional typed hooks (``None`` when the law has none):
+
+    - ``log_vjp(theta, X) -> (log L, v -> Jᵀv)``: closed-form gradient of the log prediction (fit speed).
+    - ``procedure(data, *, delta, weights) -> (theta, objective, n_starts)``: the law's own published fitting
+      procedure (the multi-power law's two-stage fit), used by :func:`workbench.fit.fit` when no starts
+      are given, and for every bootstrap refit (``weights``: per-point weights of one resample or None).
+    - ``data_starts(data) -> starts [S, P]``: starting points computed from the data instead of the grid.
     """
 
     name: str
@@ -59,7 +67,9 @@ class Law:
     positive: tuple[str, ...] = ()
     reference: str = ""
     prepare: Callable[..., dict[str, torch.Tensor]] | None = None
-    extra: dict = field(default_factory=dict)
+    log_vjp: Callable[[torch.Tensor, Mapping[str, torch.Tensor]], tuple] | None = None
+    procedure: Callable[..., tuple[np.ndarray, float, int]] | None = None
+    data_starts: Callable[[object], np.ndarray] | None = None
 
     @property
     def param_names(self) -> list[str]:
@@ -215,7 +225,7 @@ register_law(Law(
             Param("alpha", -np.inf, np.inf, (0.0, 0.5, 1.0, 1.5, 2.0)),
             Param("beta", -np.inf, np.inf, (0.0, 0.5, 1.0, 1.5, 2.0))),
     inputs=("N", "D"), positive=("N", "D"),
-    fn=lambda th, X: torch.exp(_chin_log(th, X)), log_fn=_chin_log, extra={"log_vjp": _chin_log_vjp},
+    fn=lambda th, X: torch.exp(_chin_log(th, X)), log_fn=_chin_log, log_vjp=_chin_log_vjp,
     reported=lambda t: {"A": np.exp(t[0]), "B": np.exp(t[1]), "E": np.exp(t[2]), "alpha": t[3], "beta": t[4]},
     unreport=lambda p: np.array([np.log(p["A"]), np.log(p["B"]), np.log(p["E"]), p["alpha"], p["beta"]]),
     reference="Hoffmann et al. 2022 eq. (2), Sec. D.2; Besiroglu et al. 2024 (replication)",

@@ -45,6 +45,7 @@ from scipy.stats import qmc
 
 from workbench.fit.core import DTYPE, batched_lbfgs, multistart
 from workbench.fit.errors import FitDataError
+from workbench.fit.threads import threaded_for_small_problems
 
 Curve = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -340,10 +341,39 @@ class CurveForecast:
             raise FitDataError(f"family: {name!r} is not in this forecast; fitted: {sorted(self.fits)}")
         return self._clip(self._y(FAMILIES[name](self._x(steps), self.fits[name]["params"])))
 
-    def predict(self, steps: Any) -> np.ndarray:
-        """Ensemble mean Σ_k w_k f_k(step; θ̂_k) at ``steps``."""
-        return self._clip(sum(v["weight"] * self.predict_family(k, steps) for k, v in self.fits.items()
+    @property
+    def params(self) -> dict[str, float]:
+        """Every family's fitted parameters (fitting frame) and weight, as ``family.param`` -> value."""
+        out: dict[str, float] = {}
+        for k, v in self.fits.items():
+            out[f"{k}.weight"] = float(v["weight"])
+            for name, val in zip(FAMILIES[k].params, np.asarray(v["params"], float)):
+                out[f"{k}.{name}"] = float(val)
+        return out
+
+    def predict(self, steps: Any, level: float | None = None) -> Any:
+        """Ensemble mean Σ_k w_k f_k(step; θ̂_k) at ``steps``; with ``level`` a
+        :class:`workbench.fit.result.Prediction` with the predictive band and flags (distance ratio:
+        step / last observed step; ``far`` beyond 1.5x)."""
+        mean = self._clip(sum(v["weight"] * self.predict_family(k, steps) for k, v in self.fits.items()
                               if v["weight"] > 0))
+        if level is None:
+            return mean
+        from workbench.fit.domain import flags_of
+        from workbench.fit.result import Prediction
+
+        st = np.atleast_1d(np.asarray(steps, float))
+        lo, hi = self.band(st, level)
+        ratio = np.maximum(st / float(self.steps[-1]), 1.0)
+        why = [f"step {s:g} is {r:.2f}x the last observed step ({self.steps[-1]:g})" if r > 1 else ""
+               for s, r in zip(st, ratio)]
+        return Prediction(mean, lo, hi, level, flags_of(ratio), ratio, why,
+                          "predictive mixture (bootstrap families + noise)", {"step": st})
+
+    def figure(self, **kw: Any) -> Any:
+        from workbench.figures.learning_curves import forecast_figure
+
+        return forecast_figure(self, **kw)
 
     def _components(self, steps: Any, noise: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mixture components at ``steps``: means [C, m], sds [C, m] and weights [C] (raw units)."""
@@ -446,6 +476,7 @@ class CurveForecast:
                    dict(d.get("meta", {})))
 
 
+@threaded_for_small_problems
 def fit_curve(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray, *,
               families: Iterable[str] = DEFAULT_FAMILIES, maximize: bool = False, n_boot: int = 64,
               n_starts: int = 32, max_points: int = 300, backtest: bool = True, seed: int = 0,

@@ -7,9 +7,11 @@
   LD(t) = B·Σ_{k≤t} (η_(k−1) − η_k)·G(η_k^(−γ)·S_k(t)), G(x) = 1 − (C·x + 1)^(−β), S_k(t) = Σ_{τ=k..t} η_τ.
   S1 includes the warmup (the paper's S_W), as the authors' code does.
 
-Inputs: a plain numpy per-step LR array per curve (``lrs``; absolute LR, index = optimizer step) or a
-``Schedule`` object with its peak LR (see :func:`lr_array`), plus the observed ``step`` and the curve
-index of every point.
+Inputs: a plain numpy per-update LR array per curve (``lrs``; absolute LR, ``lrs[c][i]`` = the LR of update
+i) or a ``Schedule`` object with its peak LR (see :func:`workbench.fit.data.lr_array`), plus the observed
+``step`` and the curve index of every point. Step convention (:mod:`workbench.fit.data`): the loss at step s
+is measured after s updates, so the formulas above are evaluated at t = s − 1, the last applied update
+(S1(s) = Σ_{i<s} η_i).
 
 Why the LD sum is hand-written: it is O(points × LR changes) per evaluation (170 × 24 000 for a cosine
 run). The parameter-free parts (partial areas S1(t) − S1(k−1), log η_k, the gaps) are prepared once; the
@@ -29,38 +31,34 @@ import torch
 from scipy.signal import lfilter
 
 from workbench.fit.core import huber, multistart
-from workbench.fit.data import FitData
+from workbench.fit.data import FitData, check_steps, lr_array
 from workbench.fit.errors import FitDataError
 from workbench.fit.laws import Law, Param, register_law
+from workbench.fit.metrics import curve_metrics
+from workbench.fit.objective import objective
 from workbench.fit.result import FitResult
+from workbench.fit.threads import small_problem_threads
+
+__all__ = ["LR_ANNEALING", "MULTI_POWER", "curve_metrics", "fit_multi_power", "lr_array", "schedule_law_starts"]
 
 _CHUNK = 4_000_000  # matrix entries per chunk of the LD sum
 
 
-def lr_array(schedule: object, peak_lr: float = 1.0, total_steps: int | None = None) -> np.ndarray:
-    """Per-step absolute LR from a numpy array (returned as float64) or a Schedule (``s(np.arange(T))``)."""
-    if isinstance(schedule, np.ndarray | list | tuple):
-        return np.asarray(schedule, dtype=np.float64)
-    T = total_steps if total_steps is not None else getattr(schedule, "total_steps", None)
-    if T is None:
-        raise FitDataError("total_steps: needed for a schedule without total_steps")
-    return peak_lr * np.asarray(schedule(np.arange(int(T))), dtype=np.float64)
-
-
 def _curves(X: Mapping) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Per-curve LR arrays, the index t = s − 1 of the last update applied before each observed step s (step
+    convention, :mod:`workbench.fit.data`) and the curve index of every point."""
     if "lrs" not in X:
-        raise FitDataError("lrs: schedule-aware laws need the per-step LR of every curve (FitData.from_curves)")
+        raise FitDataError("lrs: schedule-aware laws need the per-update LR of every curve (FitData.from_curves)")
     lrs = [np.asarray(a, np.float64) for a in X["lrs"]]
     step = np.asarray(X["step"]).astype(np.int64)
     curve = np.asarray(X["curve"]).astype(np.int64) if "curve" in X else np.zeros(len(step), np.int64)
     for c, a in enumerate(lrs):
         st = step[curve == c]
-        if len(st) and st.max() >= len(a):
-            raise FitDataError(f"lrs: schedule of curve {c} has {len(a)} steps, shorter than the curve "
-                               f"(last observed step {int(st.max())})")
+        if len(st):
+            check_steps(str(c), st, len(a), allow_zero=True)
         if not np.all(np.isfinite(a)) or np.any(a[1:] <= 0):
-            raise FitDataError(f"lrs: schedule of curve {c} must be finite and > 0 after step 0")
-    return lrs, step, curve
+            raise FitDataError(f"lrs: schedule of curve {c} must be finite and > 0 after update 0")
+    return lrs, step - 1, curve
 
 
 def _prepare_mpl(X: Mapping) -> dict:
@@ -201,23 +199,6 @@ def schedule_law_starts(law: Law, losses: np.ndarray, peak_lr: float) -> np.ndar
                      for B in (0.3 / peak_lr / 3, 1.0 / peak_lr / 3) for C in (1.0, 3.0)], float)
 
 
-def curve_metrics(y: np.ndarray, pred: np.ndarray, curve: Sequence[int] | None = None) -> dict[str, float]:
-    """R², MAE, RMSE, mean (PredE) and worst (WorstE) relative error; with ``curve`` given, computed per
-    curve and averaged over curves (the convention of Luo et al.'s evaluation code and Table 1)."""
-    y = np.asarray(y, float)
-    pred = np.asarray(pred, float)
-    groups = [np.arange(len(y))] if curve is None else [np.nonzero(np.asarray(curve) == c)[0]
-                                                         for c in np.unique(curve)]
-    rows = []
-    for g in groups:
-        e = y[g] - pred[g]
-        ss = np.sum((y[g] - y[g].mean()) ** 2)
-        rows.append({"r2": 1 - np.sum(e ** 2) / ss if ss > 0 else np.nan, "mae": np.mean(np.abs(e)),
-                     "rmse": np.sqrt(np.mean(e ** 2)), "mean_rel": np.mean(np.abs(e) / np.abs(y[g])),
-                     "worst_rel": np.max(np.abs(e) / np.abs(y[g]))})
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
 # ---------------------------------------------------------------- two-stage multi-power fit (Luo et al. 2025)
 def _simple_mpl_starts(S1: np.ndarray, y: np.ndarray, peak: float) -> np.ndarray:
     """Grid for stage 1: L0 around the lowest loss, (A, α) around a straight-line fit of
@@ -257,12 +238,18 @@ def fit_multi_power(data: FitData, *, delta: float = 1e-3, steps: int = 200, lrs
 
 
 def _two_stage_mpl(data: FitData, *, delta: float = 1e-3, steps: int = 200, lrs: tuple[float, float] = (5e-2, 5e-3),
-                   weight_decay: float = 0.01, patience: int = 20,
-                   init: Sequence[float] | None = None) -> tuple[np.ndarray, float, int]:
-    """:func:`fit_multi_power` without the FitResult: (best θ, its objective, number of stage-1 starts);
-    also the multi-power law's ``procedure`` for :func:`workbench.fit.fit`."""
-    from workbench.fit.fitting import objective
+                   weight_decay: float = 0.01, patience: int = 20, init: Sequence[float] | None = None,
+                   weights: np.ndarray | None = None) -> tuple[np.ndarray, float, int]:
+    """:func:`fit_multi_power` without the FitResult: (best θ, its objective, number of stage-1 starts).
+    ``weights``: per-point weights (a bootstrap resample; both stages use them)."""
+    with small_problem_threads():
+        return _two_stage_mpl_impl(data, delta=delta, steps=steps, lrs=lrs, weight_decay=weight_decay,
+                                   patience=patience, init=init, weights=weights)
 
+
+def _two_stage_mpl_impl(data: FitData, *, delta: float, steps: int, lrs: tuple[float, float], weight_decay: float,
+                        patience: int, init: Sequence[float] | None,
+                        weights: np.ndarray | None) -> tuple[np.ndarray, float, int]:
     law = MULTI_POWER
     if not delta > 0:
         raise FitDataError(f"delta: must be > 0, got {delta}")
@@ -277,13 +264,15 @@ def _two_stage_mpl(data: FitData, *, delta: float = 1e-3, steps: int = 200, lrs:
     eta = np.array([lr_list[c][s] for c, s in zip(curve, step)])
     peak = _peak(data)
     logy = torch.as_tensor(np.log(np.asarray(data.y, float)))
+    wt = None if weights is None else torch.as_tensor(np.asarray(weights, float).ravel())
     n_starts = 1
     if init is None:
         S1t, drop = torch.as_tensor(S1), torch.as_tensor(peak - eta)
 
         def simple(th: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             pred = th[:, 0:1] + th[:, 1:2] * S1t[None] ** (-th[:, 2:3]) - th[:, 3:4] * drop[None]
-            return huber(logy[None] - torch.log(pred), delta).sum(-1)
+            h = huber(logy[None] - torch.log(pred), delta)
+            return (h if wt is None else h * wt[None]).sum(-1)
 
         starts = _simple_mpl_starts(S1, np.asarray(data.y, float), peak)
         n_starts = len(starts)
@@ -292,7 +281,7 @@ def _two_stage_mpl(data: FitData, *, delta: float = 1e-3, steps: int = 200, lrs:
         theta0 = np.array([*x4, 1.0, 0.5, 0.5])
     else:
         theta0 = law.theta(init)
-    fun = objective(law, data, loss="huber", delta=delta)
+    fun = objective(law, data, loss="huber", delta=delta, weights=None if wt is None else wt[None].numpy())
     fast = torch.tensor(theta0[[0, 1, 3, 4]], dtype=torch.float64, requires_grad=True)  # L0, A, B, C
     slow = torch.tensor(theta0[[2, 5, 6]], dtype=torch.float64, requires_grad=True)  # alpha, beta, gamma
     opt = torch.optim.AdamW([{"params": [fast], "lr": lrs[0]}, {"params": [slow], "lr": lrs[1]}],
@@ -326,5 +315,5 @@ def _peak(data: object) -> float:
     return float(max(np.max(np.asarray(a, float)) for a in data.inputs["lrs"]))
 
 
-MULTI_POWER.extra["procedure"] = _two_stage_mpl
-LR_ANNEALING.extra["data_starts"] = lambda data: schedule_law_starts(LR_ANNEALING, data.y, _peak(data))
+MULTI_POWER.procedure = _two_stage_mpl
+LR_ANNEALING.data_starts = lambda data: schedule_law_starts(LR_ANNEALING, data.y, _peak(data))

@@ -21,8 +21,10 @@ log D at 23.4 where the same estimate on our resamples gives 23.9 (B fit: 23.4 v
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -105,6 +107,32 @@ class StepLawFit:
     def __iter__(self):
         """``lr, bs = fit_step_law(...)`` keeps working (the function used to return a tuple)."""
         return iter((self.lr, self.bs))
+
+    @property
+    def params(self) -> dict[str, float]:
+        return self.coefficients
+
+    def predict(self, X: Mapping[str, Any], level: float | None = None) -> dict[str, Any]:
+        """Optimal LR and batch size (tokens) at ``X`` (``N`` and ``D``): ``{"lr": ..., "bs": ...}``, arrays or
+        (with ``level``) :class:`~workbench.fit.result.Prediction` objects."""
+        X = {k: np.atleast_1d(np.asarray(v, float)) for k, v in dict(X).items()}
+        return {"lr": self.lr.predict(X, level), "bs": self.bs.predict({"D": X["D"]}, level)}
+
+    def report(self) -> str:
+        c = self.coefficients
+        head = (f"[[step law]] {self.n_selected} near-optimal runs: eta_opt = {c['a']:.4g} * N^{c['alpha']:.4g} * "
+                f"D^{c['beta']:.4g},  B_opt = {c['c']:.4g} * D^{c['gamma']:.4g} (bootstrap means)")
+        return "\n".join([head, self.lr.report(), self.bs.report()])
+
+    def figure(self, **kw: Any) -> Any:
+        return self.lr.figure(**kw)
+
+    def to_dict(self) -> dict:
+        return {"lr": self.lr.to_dict(), "bs": self.bs.to_dict(), "n_selected": self.n_selected}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> StepLawFit:
+        return cls(FitResult.from_dict(d["lr"]), FitResult.from_dict(d["bs"]), int(d["n_selected"]))
 
 
 def _result(name: str, theta: np.ndarray, boot: np.ndarray | None, x: dict, y: np.ndarray) -> FitResult:
