@@ -28,7 +28,7 @@ def _curves(stems: list[str]) -> FitData:
         s, peak = mpl_schedule(stem)
         T = int(df["step"].max()) + 1
         out.append((stem, df["step"].to_numpy(), df["loss"].to_numpy(), peak * np.asarray(s(np.arange(T)), float)))
-    return FitData.from_curves(out)
+    return FitData.from_curves(out, step_offset=1)  # the repository's step s: after updates 0..s
 
 
 def _result(law: str, theta: list[float], data: FitData, boot: np.ndarray | None = None) -> FitResult:
@@ -47,7 +47,8 @@ def test_law_loss_matches_the_fitters_prediction(mpl25, one_torch_thread):
         s, peak = mpl_schedule(stem)
         lr = peak * s(np.arange(s.total_steps))
         at = np.array([100, 5000, 15000, s.total_steps - 1])
-        X = {"step": at, "curve": np.zeros(4, int), "lrs": [lr]}
+        # workbench.fit's step convention: the loss after updates 0..at is the loss at step at + 1
+        X = {"step": at + 1, "curve": np.zeros(4, int), "lrs": [lr]}
         want = get_law("multi_power").predict(np.asarray(REF25), X)
         got = law_loss("multi_power", REF25, torch.as_tensor(lr), torch.as_tensor(at)).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-10)

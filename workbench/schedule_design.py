@@ -314,7 +314,8 @@ def _design(fit_result: object, name: str, sched: Schedule, peak_lr: float, T: i
             curve_points: int, baselines: Mapping[str, Schedule | dict]) -> Design:
     lr = peak_lr * np.asarray(sched(np.arange(T)), float)
     at = np.unique(np.linspace(1, T, min(curve_points, T)).astype(int)) - 1
-    X = {"step": at, "curve": np.zeros(len(at), int), "lrs": [np.maximum(lr, 1e-300)]}
+    # workbench.fit's step convention: the loss after updates 0..at is logged at step at + 1
+    X = {"step": at + 1, "curve": np.zeros(len(at), int), "lrs": [np.maximum(lr, 1e-300)]}
     lo = hi = None
     boot = getattr(fit_result, "boot", None)
     if boot is not None and len(boot):
