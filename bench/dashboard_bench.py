@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=20.0, help="steps appended to every run per second")
     ap.add_argument("--bands", action="store_true", help="open grouped by cfg.seed with mean + band per group")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between heap samples")
+    ap.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the page at the end")
     a = ap.parse_args(argv)
     if a.runs < 1 or a.points < 1 or a.minutes <= 0 or a.rate <= 0:
         ap.error("--runs, --points must be >= 1, --minutes and --rate > 0")
@@ -200,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_timeout(3000)
             heap.append((time.time() - t_start, page.evaluate(HEAP_JS) / 2**20))
             seen = page.evaluate("window.__wb.dump()")
+            if a.screenshot is not None:
+                page.screenshot(path=str(a.screenshot), full_page=True)
             page.close()
             warm = ctx.new_page()
             last = commits[-1][0] if commits else a.points - 1

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from workbench.errors import WorkbenchError
 
@@ -76,6 +75,8 @@ def ema(values: Sequence[float] | np.ndarray, weight: float, *, state: EmaState 
             out[finite] = xf
             new = EmaState(float(xf[-1]), st.count + xf.size)
         else:
+            from scipy.signal import lfilter  # here, not at import: scipy.signal takes ~0.5 s to import
+
             m, _ = lfilter([1.0 - w], [1.0, -w], xf, zi=[w * st.m])
             k = st.count + np.arange(1, xf.size + 1)
             debias = -np.expm1(k * math.log(w))  # 1 - w**k, accurate for w near 1

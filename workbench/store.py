@@ -776,7 +776,7 @@ class RunStore:
         For each ``(run, name)``: ``{"width", "b", "cols", "last", "first_wall", "n"}`` in the layout of
         :class:`workbench.curves.MinMaxBuckets` (``from_buckets``), at the smallest power-of-two width
         (``>= 128`` steps, from ``metric_blocks``) that gives at most ``max_buckets`` buckets; a series of
-        at most ``4 * max_buckets`` rows, or spanning fewer than ``max_buckets / 4`` blocks, comes as its rows. The cost depends on the number of
+        at most ``4 * max_buckets`` rows, or spanning fewer than ``max_buckets / 8`` blocks, comes as its rows. The cost depends on the number of
         buckets, not of rows: one index range per series, no scan of the metric rows. All series and the
         cursor are read in one snapshot, so ``tail(since=cursor)`` continues every summary exactly."""
         from workbench.curves import BUCKET_COLS
@@ -806,7 +806,7 @@ class RunStore:
                  "WHERE run=? AND name=? ORDER BY step DESC, id DESC LIMIT 1", (run, name)).fetchone()
         res = {"last": tuple(float(v) for v in last), "first_wall": float(ends[0]) if ends[0] is not None else math.nan,
                "n": int(n)}
-        if n <= 4 * max_buckets or b1 - b0 + 1 < max_buckets // 4:  # short: blocks would be too coarse
+        if n <= 4 * max_buckets or b1 - b0 + 1 < max_buckets // 8:  # short: blocks would be too coarse
             rows = q("SELECT step, COALESCE(tokens, 'nan'), COALESCE(wall, 'nan'), COALESCE(value, flag) "
                      "FROM metrics WHERE run=? AND name=? ORDER BY id", (run, name)).fetchall()
             a = np.array(rows, dtype=np.float64)

@@ -59,11 +59,9 @@ from workbench.figures.curves import (
     is_test_metric,
     metric_panels,
 )
-
-try:  # the engine's list of metric names, for ordering; the store's names are used either way
-    from workbench.metrics import METRIC_NAMES
-except Exception:  # pragma: no cover - engine not there yet
-    METRIC_NAMES = ()
+from workbench.metric_names import (
+    METRIC_NAMES,  # the engine's order (torch-free: a page need not import torch)
+)
 
 ALL = "(all)"
 ZOOM_DEBOUNCE_S = 0.25
