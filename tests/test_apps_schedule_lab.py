@@ -261,3 +261,83 @@ def test_real_schedule_law_from_workbench_fit(lab):
     lr = lab.peak_lr * build(lab.chosen[0])(np.arange(601))
     want = law.predict(theta, {"step": np.arange(601), "curve": np.zeros(601, dtype=np.int64), "lrs": [lr]})
     assert lab.predictions()["final loss"].iloc[0] == pytest.approx(want[-1], rel=1e-3)
+
+
+def _annealing_runs(store, task: str, names=("constant", "cosine")) -> list[str]:
+    """Runs that logged lr and train_loss, made by the LR-annealing law (Tissue et al. 2024) with known
+    parameters (the law's own predict), one per schedule."""
+    fitmod = pytest.importorskip("workbench.fit")
+    law = fitmod.get_law("lr_annealing")
+    theta = np.array([2.628, 0.429, 0.55, 0.411])
+    ids = []
+    for name in names:
+        lr = 3e-4 * build(name, total_steps=600, **({"min_ratio": 0.1} if name == "cosine" else {}))(np.arange(601))
+        steps = np.arange(10, 601, 10)
+        loss = law.predict(theta, {"step": steps, "curve": np.zeros(len(steps), dtype=np.int64), "lrs": [lr]})
+        rid = store.create_run(f"{task}-{name}", task=task, config={"schedule": name})
+        for st, y in zip(steps, loss):
+            store.log(rid, int(st), {"lr": float(lr[st]), "train_loss": float(y)})
+        store.set_status(rid, "finished")
+        ids.append(rid)
+    return ids
+
+
+def test_fit_on_chosen_runs_of_one_task_and_refuse_mixed_tasks(lab):
+    lm = _annealing_runs(lab.store, "lm")
+    other = _annealing_runs(lab.store, "modular", names=("constant",))
+    lab.refresh_fit_runs()
+    assert set(lab.param.fit_runs.objects) == set(lm + other)
+    # nothing chosen: a message naming the field, no fit
+    assert lab.fit_law_on_runs("lr_annealing") is None
+    assert lab.message.alert_type == "danger" and "fit_runs" in lab.message.object
+    # mixed tasks: refused with the tasks named
+    lab.fit_runs = lm + other
+    assert lab.fit_law_on_runs("lr_annealing") is None
+    assert "mix tasks" in lab.message.object and "lm (2 runs)" in lab.message.object
+    assert "modular (1 run)" in lab.message.object
+    # one task: fitted, and the prediction of a chosen schedule follows the law
+    lab.fit_runs = lm
+    res = lab.fit_law_on_runs("lr_annealing")
+    assert res is not None, lab.message.object
+    assert res.r2 > 0.999
+    lab.schedule = "wsd"
+    lab.set_values(total_steps=600, min_ratio=0.1)
+    lab.add_current()
+    assert len(lab.predictions()) == 1 and lab.pred_plot.visible
+
+
+def test_prediction_with_a_schedule_that_decays_to_zero(lab):
+    """min_ratio = 0 (an LR of 0 at the end) predicts, as the limit of a tiny final LR."""
+    fitmod = pytest.importorskip("workbench.fit")
+    law = fitmod.get_law("multi_power")
+    theta = [3.04045406, 0.52468604, 0.50786857, 363.78751622, 2.06560812, 0.58279013, 0.64142257]
+    if len(law.params) != len(theta):
+        pytest.skip("multi_power parameters changed")
+
+    class Fitted:  # the published 25M parameters of Luo et al. (2025) under the workbench law
+        def predict(self, X, **_):
+            return law.predict(np.array(theta), X)
+
+    lab.set_law(Fitted())
+    for ratio in (0.0, 1e-9):
+        lab.chosen = []
+        lab.schedule = "cosine"
+        lab.set_values(total_steps=3000, min_ratio=ratio)
+        lab.add_current()
+        assert not (lab.message.visible and lab.message.alert_type == "danger"), lab.message.object
+        p = lab.predictions()
+        assert len(p) == 1 and np.isfinite(p["final loss"].iloc[0])
+        if ratio == 0.0:
+            at_zero = p["final loss"].iloc[0]
+    assert at_zero == pytest.approx(p["final loss"].iloc[0], rel=1e-6)  # continuous at an LR of 0
+
+
+def test_an_error_stays_until_the_user_acts(lab):
+    lab.show_error("**ValueError**: broken")
+    lab.show_info("Fitted something.")
+    assert lab.message.alert_type == "danger" and "broken" in lab.message.object
+    assert "Fitted something." in lab.message.object
+    lab.on_exception(RuntimeError("from a watcher"))  # Panel's per-session exception handler
+    assert "RuntimeError" in lab.message.object and lab.message.visible
+    lab.add_current()  # the user acts: the old message goes
+    assert lab.message.alert_type == "info" and "broken" not in lab.message.object

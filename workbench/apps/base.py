@@ -15,7 +15,10 @@ from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 
 from workbench.store import RunStore, default_path
 
-pn.extension("plotly", "tabulator", notifications=True, sizing_mode="stretch_width")
+# inline=True: in a notebook, Panel's and the extensions' JavaScript is embedded in the output instead of
+# fetched from a CDN, so the components render offline (under `panel serve` the server sends them anyway)
+pn.extension("plotly", "tabulator", notifications=True, sizing_mode="stretch_width", inline=True)
+
 # The sidebars are fixed-width columns whose height follows their content, on purpose; Bokeh warns
 # (W-1005) about every such column at every page load, which buried real warnings in the server log.
 silence(FIXED_SIZING_MODE, True)
@@ -86,7 +89,18 @@ class AppBase(pn.viewable.Viewer):
         self.show_message(msg, "danger")
 
     def show_info(self, msg: str) -> None:
+        """Show an information; an error on show stays (the information is added under it): an error is
+        cleared only when the user acts again (``clear_message``), never by a later message."""
+        if self.message.visible and self.message.alert_type == "danger":
+            self.message.object = f"{self.message.object}\n\n{escape(msg)}"
+            return
         self.show_message(msg, "info")
+
+    def on_exception(self, exc: BaseException) -> None:
+        """Panel's exception handler for this page's session: an exception in any callback (a watcher,
+        a button, a periodic callback) reaches the message area instead of only the server log."""
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+        self.show_error(f"**{type(exc).__name__}**: {exc}")
 
     def clear_message(self) -> None:
         self.message.visible = False
@@ -122,6 +136,8 @@ class AppBase(pn.viewable.Viewer):
         pages must work offline (no request may leave the machine)."""
         from workbench.apps import APPS
 
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.config.exception_handler = self.on_exception  # set in a session: applies to this session only
         links = " · ".join(f'<a href="./{a.path}" style="color:#dbe7ff">{a.title}</a>' for a in APPS.values())
         header = pn.pane.HTML(
             f'<div style="display:flex;align-items:baseline;gap:24px"><span style="font-size:22px;'

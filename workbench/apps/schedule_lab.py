@@ -22,6 +22,8 @@ from __future__ import annotations
 import importlib
 import json
 import threading
+import time
+import traceback
 import uuid
 from typing import Any
 
@@ -31,7 +33,7 @@ import panel as pn
 import param
 import plotly.graph_objects as go
 
-from workbench.apps.base import AppBase, guarded
+from workbench.apps.base import AppBase, escape, guarded
 
 SCHEDULE_AWARE_LAWS = ("multi_power", "mpl", "multi-power", "lr_annealing", "annealing", "momentum")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -249,6 +251,21 @@ def predict_curve(result: Any, lr: np.ndarray) -> np.ndarray:
                      f"(a schedule-aware law such as the multi-power law is needed): {errors[-1]}")
 
 
+LR_FLOOR = 1e-12
+"""Relative floor for LRs of 0 in a prediction (``positive_lr``)."""
+
+
+def positive_lr(lr: np.ndarray) -> np.ndarray:
+    """The LR series with values of 0 (a schedule decaying to ``min_ratio = 0``, a zero warmup start) raised
+    to ``LR_FLOOR`` x its peak, since the schedule-aware laws take the log of every LR after step 0. Their
+    prediction is the limit as the LR goes to 0: no update happens at an LR of 0, and the multi-power law's
+    loss drop for a decay to 1e-12 x peak differs from that limit by ~1e-9 of the drop. Negative or
+    non-finite LRs are left for the law to refuse."""
+    lr = np.asarray(lr, dtype=np.float64)
+    peak = float(np.max(lr)) if lr.size and np.all(np.isfinite(lr)) else 0.0
+    return np.where(lr == 0, LR_FLOOR * peak, lr) if peak > 0 else lr
+
+
 def law_name(result: Any) -> str:
     law = getattr(result, "law", None)
     return str(getattr(law, "name", law) or type(result).__name__)
@@ -273,6 +290,7 @@ class ScheduleLab(AppBase):
                                doc="TrainConfig fields (YAML) shared by launched runs")
     last_run = param.String(default=None, allow_None=True)
     last_sweep = param.String(default=None, allow_None=True)
+    fit_runs = param.ListSelector(default=[], objects=[], doc="Runs of the store to fit the law on (one task)")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -280,6 +298,14 @@ class ScheduleLab(AppBase):
         self._specs: dict[str, Any] = {}
         self._law: Any = None
         self._threads: list[threading.Thread] = []
+        self._fit_thread: threading.Thread | None = None
+        self._fit_tick: Any = None
+        self._fit_t0, self._fit_what = 0.0, ""
+        self.fit_spinner = pn.indicators.LoadingSpinner(value=False, visible=False, size=24, width=24,
+                                                        sizing_mode="fixed", css_classes=["wb-fit-spinner"])
+        self.fit_btn = pn.widgets.Button(label="Fit multi-power law on the chosen runs", css_classes=["wb-fit-runs"])
+        self.fit_btn.on_click(lambda *_: self.fit_law_on_runs(background=True))
+        self.fit_status = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["wb-fit-status"])
         self.form = pn.Column(sizing_mode="stretch_width")
         self.plot = pn.pane.Plotly(schedules_figure([]), sizing_mode="stretch_width", height=400)
         self.pred_plot = pn.pane.Plotly(prediction_figure({}), sizing_mode="stretch_width", height=360,
@@ -299,6 +325,10 @@ class ScheduleLab(AppBase):
             self.schedule = "cosine" if "cosine" in names else names[0]
         self._build_form()
         self._refresh()
+        try:
+            self.refresh_fit_runs()
+        except Exception as e:  # noqa: BLE001 - the store is optional here: shown in the page
+            self.show_error(f"**Runs unavailable**: {type(e).__name__}: {e}")
 
     # -------------------------------------------------------------- form
     @param.depends("schedule", watch=True)
@@ -344,6 +374,7 @@ class ScheduleLab(AppBase):
     # -------------------------------------------------------------- actions
     @guarded
     def add_current(self, *_: Any) -> None:
+        self.clear_message()  # a new action: the previous message goes
         s = self.current()
         self.chosen = [*self.chosen, s.to_dict()]
         self.show_info(f"Added {s.name} ({s.total_steps} steps).")
@@ -351,6 +382,7 @@ class ScheduleLab(AppBase):
     @guarded
     def add_spec(self, text: str) -> None:
         """Add a schedule from a JSON or YAML spec (nested schedules: warmup, sequence, rewarm)."""
+        self.clear_message()  # a new action: the previous message goes
         from workbench import yamlio
 
         try:
@@ -372,6 +404,7 @@ class ScheduleLab(AppBase):
     @guarded
     def load_law(self, text: str | bytes) -> None:
         """Load a fitted law from ``FitResult.to_json()`` text (at most ``MAX_LAW_BYTES``)."""
+        self.clear_message()  # a new action: the previous message goes
         if len(text) > MAX_LAW_BYTES:
             raise ValueError(f"law file: {len(text):,} bytes, more than the limit of {MAX_LAW_BYTES:,} bytes "
                              "(MAX_LAW_BYTES); a fitted law's JSON is a few kB")
@@ -392,26 +425,93 @@ class ScheduleLab(AppBase):
         self.law_json = result.to_json() if hasattr(result, "to_json") else None
         self._refresh()
 
-    @guarded
-    def fit_law_on_runs(self, law: str = "multi_power", run_ids: list[str] | None = None) -> None:
-        """Fit a schedule-aware law on runs of the store that logged ``lr`` and a loss."""
-        fitmod = _module("workbench.fit")
+    def refresh_fit_runs(self, *_: Any) -> None:
+        """Offer the store's runs for fitting (label: name · task · id), newest first."""
         runs = self.store.runs()
-        if runs.empty:
-            raise ValueError("runs: the store has no runs to fit a law on; upload a fitted law instead")
-        ids = run_ids or runs["id"].tolist()
+        if "created" in runs:
+            runs = runs.sort_values("created", ascending=False)
+        self.param.fit_runs.objects = {escape(f"{r.name} · {r.task or '?'} · {r.id}"): r.id for r in runs.itertuples()}
+        self.fit_runs = [r for r in self.fit_runs if r in set(runs["id"])]
+
+    def _fit_curves(self, ids: list[str]) -> list[tuple]:
+        """The chosen runs as loss curves (run id, steps, loss, per-step LR); bad choices raise a message."""
+        if not ids:
+            raise ValueError("fit_runs: choose the runs to fit the law on (runs of one task that logged 'lr' "
+                             "and a loss)")
+        runs = self.store.runs().set_index("id")
+        unknown = [r for r in ids if r not in runs.index]
+        if unknown:
+            raise ValueError(f"fit_runs: no run {unknown[0]!r} in the store")
+        tasks = runs.loc[ids, "task"].fillna("").replace("", "?").value_counts()
+        if len(tasks) > 1:
+            mix = ", ".join(f"{t} ({n} run{'s' if n > 1 else ''})" for t, n in tasks.items())
+            raise ValueError(f"fit_runs: the chosen runs mix tasks: {mix}. A loss law fitted across tasks "
+                             "describes none of them; choose runs of one task")
         df = self.store.metrics(ids, ["lr", "train_loss", "loss"], wide=True)
-        if "lr" not in df or not ({"train_loss", "loss"} & set(df.columns)):
-            raise ValueError("runs: none of the chosen runs logged both 'lr' and a loss ('train_loss')")
         ycol = "train_loss" if "train_loss" in df else "loss"
-        curves = []
-        for rid, g in df.dropna(subset=["lr", ycol]).groupby("run"):
+        curves, missing = [], []
+        for rid in ids:
+            g = df[df["run"] == rid] if "lr" in df and ycol in df else df.iloc[:0]
+            g = g.dropna(subset=["lr", ycol]) if len(g) else g
+            if len(g) < 3:
+                missing.append(rid)
+                continue
             steps = g["step"].to_numpy(dtype=np.int64)
             lr = np.interp(np.arange(int(steps.max()) + 1), steps, g["lr"].to_numpy(float))  # per-step LR
             curves.append((rid, steps, g[ycol].to_numpy(float), lr))
-        self._law = fitmod.fit(law, fitmod.FitData.from_curves(curves))
-        self.law_json = self._law.to_json()
-        self.show_info(f"Fitted {law} on {len(curves)} run(s).")
+        if missing:
+            names = ", ".join(runs.loc[missing, "name"].astype(str).tolist()[:5])
+            raise ValueError(f"fit_runs: {len(missing)} chosen run(s) did not log both 'lr' and a loss "
+                             f"('train_loss') at 3 steps or more: {names}")
+        return curves
+
+    @guarded
+    def fit_law_on_runs(self, law: str = "multi_power", run_ids: list[str] | None = None,
+                        background: bool = False) -> Any:
+        """Fit a schedule-aware law on chosen runs of the store (``fit_runs``; one task only) that logged
+        ``lr`` and a loss. ``background=True`` (the page's button) fits in a thread with a spinner and the
+        elapsed time; otherwise returns the FitResult. Bad input shows a message and returns None."""
+        if self._fit_thread is not None and self._fit_thread.is_alive():
+            raise ValueError("fit_runs: a fit is already running; wait for it to finish")
+        fitmod = _module("workbench.fit")
+        curves = self._fit_curves(list(self.fit_runs if run_ids is None else run_ids))
+        data = fitmod.FitData.from_curves(curves)
+        self.clear_message()
+        self._fit_what = f"{law} on {len(curves)} run(s)"
+        self._fit_t0 = time.perf_counter()
+        if not background:
+            return self._run_fit(fitmod, law, data)
+        self.fit_spinner.value = self.fit_spinner.visible = True
+        self.fit_btn.disabled = True
+        self.fit_status.object = f"Fitting {self._fit_what}…"
+        self._fit_thread = threading.Thread(target=self._run_fit, args=(fitmod, law, data), daemon=True,
+                                            name="schedule-lab-fit")
+        self._fit_thread.start()
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None and self._fit_tick is None:
+            self._fit_tick = self.add_periodic(self._tick_fit, 500)
+        return None
+
+    def _tick_fit(self) -> None:
+        if self._fit_thread is not None and self._fit_thread.is_alive():
+            self.fit_status.object = f"Fitting {self._fit_what}… {time.perf_counter() - self._fit_t0:.0f} s"
+
+    def _run_fit(self, fitmod: Any, law: str, data: Any) -> Any:
+        try:
+            res = fitmod.fit(law, data)
+            self._law = res
+            self.law_json = res.to_json()
+            self.fit_status.object = (f"Fitted {self._fit_what} in {time.perf_counter() - self._fit_t0:.1f} s "
+                                      f"(training R² {res.r2:.4f}).")
+            self.show_info(f"Fitted {self._fit_what}.")
+            return res
+        except Exception as e:  # noqa: BLE001 - shown in the page (the traceback goes to the log)
+            traceback.print_exc()
+            self.show_error(f"**Fit failed**: {type(e).__name__}: {e}")
+            self.fit_status.object = f"Fit of {self._fit_what} failed."
+            return None
+        finally:
+            self.fit_spinner.value = self.fit_spinner.visible = False
+            self.fit_btn.disabled = False
 
     def predictions(self) -> pd.DataFrame:
         """Predicted final loss of each chosen schedule under the loaded law (empty without a law)."""
@@ -427,7 +527,8 @@ class ScheduleLab(AppBase):
         out = {}
         for label, s in self.chosen_schedules():
             T = int(s.total_steps)  # the loss after update T-1 is logged at step T (workbench.fit.data)
-            out[label] = (np.arange(1, T + 1), predict_curve(self._law, np.asarray(s(np.arange(T))) * self.peak_lr))
+            lr = positive_lr(np.asarray(s(np.arange(T))) * self.peak_lr)
+            out[label] = (np.arange(1, T + 1), predict_curve(self._law, lr))
         return out
 
     # -------------------------------------------------------------- training
@@ -598,8 +699,10 @@ class ScheduleLab(AppBase):
 
         law_file = pn.widgets.FileInput(accept=".json", multiple=False)
         law_file.param.watch(lambda e: e.new and self.load_law(e.new), "value")
-        fit_btn = pn.widgets.Button(label="Fit multi-power law on the store's runs")
-        fit_btn.on_click(lambda *_: self.fit_law_on_runs())
+        refresh_runs = pn.widgets.Button(label="↻", width=40, sizing_mode="fixed", description="Refresh the run list")
+        refresh_runs.on_click(self.refresh_fit_runs)
+        pick = pn.widgets.MultiChoice.from_param(self.param.fit_runs, label="Runs to fit on (one task)",
+                                                 css_classes=["wb-fit-pick"], max_items=200)
 
         base_cfg = pn.widgets.TextAreaInput.from_param(
             self.param.base_config, label="Base training config (YAML; schedule, steps and lr come from here)",
@@ -621,8 +724,9 @@ class ScheduleLab(AppBase):
             width=320, sizing_mode="fixed",
         )
         law_box = pn.Card(pn.pane.Markdown("Upload a fitted schedule-aware law (`FitResult.to_json()`), "
-                                           "or fit one on runs in the store:"),
-                          law_file, fit_btn, title="Loss prediction", collapsed=False)
+                                           "or fit one on runs of the store that logged `lr` (one task):"),
+                          law_file, pn.Row(pick, refresh_runs), pn.Row(self.fit_btn, self.fit_spinner),
+                          self.fit_status, title="Loss prediction", collapsed=False)
         launch_box = pn.Card(base_cfg, pn.Row(run_btn, sweep_btn), self.status, title="Launch", collapsed=False)
         main = pn.Column(self.plot, self.chosen_table, law_box, self.pred_plot, self.pred_table, launch_box,
                          self._export(), sizing_mode="stretch_width")
