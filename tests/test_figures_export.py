@@ -102,3 +102,100 @@ def test_write_by_extension(tmp_path: Path) -> None:
     assert p.read_bytes()[:15].lower() == b"<!doctype html>"
     with pytest.raises(fx.ExportError, match="path"):
         fx.write(tmp_path / "f.xlsx", df)
+
+
+# ---------------------------------------------------------------- figures for papers
+def _three() -> go.Figure:
+    f = go.Figure()
+    f.add_trace(go.Scatter(x=[0, 1, 2], y=[3.0, 2.0, 1.5], name="kept_trace"))
+    f.add_trace(go.Scatter(x=[0, 1, 2], y=[1.0, 1.2, 1.1], name="hidden_trace", visible="legendonly"))
+    f.add_trace(go.Scatter(x=[0, 1, 2], y=[2.0, 2.0, 2.0], name="preview_trace", meta={"wb_role": "preview"},
+                           line={"dash": "dash", "color": "#444444"}))
+    f.update_layout(title="paper figure", xaxis_title="step", yaxis_title="loss", yaxis_type="log")
+    return f
+
+
+def test_prepare_figure_keeps_only_shown_traces_and_applies_style() -> None:
+    fig = _three()
+    st = fx.FigureStyle(width=420, height=260, scale=3, font_size=9, legend="inside top right")
+    out = fx.prepare_figure(fig, st)
+    assert [t.name for t in out.data] == ["kept_trace"]
+    assert len(fig.data) == 3  # the app's figure is untouched
+    assert (out.layout.width, out.layout.height, out.layout.font.size) == (420, 260, 9)
+    assert out.layout.legend.xanchor == "right" and out.layout.legend.x > 0.9
+    assert fx.prepare_figure(fig, fx.FigureStyle(legend="none")).layout.showlegend is False
+    for bad, field in (({"width": 5}, "width"), ({"font_size": 0}, "font_size"), ({"legend": "left"}, "legend"),
+                       ({"scale": 20}, "scale")):
+        with pytest.raises(fx.ExportError, match=field):
+            fx.FigureStyle(**bad)
+
+
+def pdf_size(data: bytes) -> tuple[float, float]:
+    box = re.search(rb"/MediaBox\s*\[\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*\]", data)
+    assert box, "no MediaBox"
+    x0, y0, x1, y1 = (float(v) for v in box.groups())
+    return x1 - x0, y1 - y0
+
+
+@needs_chromium
+def test_same_size_in_every_format_and_no_hidden_trace() -> None:
+    st = fx.FigureStyle(width=480, height=300, scale=2.5, font_size=14, legend="bottom")
+    png = fx.figure_to_image(_three(), "png", style=st)
+    assert png_size(png) == (1200, 750)  # width x height at the PNG scale
+    svg = fx.figure_to_image(_three(), "svg", style=st)
+    root = ET.fromstring(svg)
+    assert (root.get("width"), root.get("height"), root.get("viewBox")) == ("480", "300", "0 0 480 300")
+    assert b"kept_trace" in svg and b"hidden_trace" not in svg and b"preview_trace" not in svg
+    assert b"font-size: 14px" in svg
+    w, h = pdf_size(fx.figure_to_image(_three(), "pdf", style=st))
+    assert abs(w - 480 * 0.75) < 1.5 and abs(h - 300 * 0.75) < 1.5  # 480 x 300 px at 96 dpi, in pt
+    html = fx.figure_to_html(_three(), style=st).decode()
+    assert "kept_trace" in html and "preview_trace" not in html and "hidden_trace" not in html
+
+
+def test_pgfplots_files(tmp_path: Path) -> None:
+    import zipfile
+
+    from workbench.figures.pgfplots import pgfplots_files, tex_escape
+
+    assert tex_escape("a_b & 50%<br>x") == r"a\_b \& 50\% x"
+    fig = _three()
+    fig.data[0].name = "lr_1e-3 & more"
+    files = pgfplots_files(fx.prepare_figure(fig), fx.FigureStyle(width=400, height=200, legend="top"), basename="f")
+    assert sorted(files) == ["f-0.csv", "f-standalone.tex", "f.tex"]
+    tex = files["f.tex"].decode()
+    assert "ymode=log" in tex and "xlabel={step}" in tex and r"\addlegendentry{lr\_1e-3 \& more}" in tex
+    assert "width=300pt" in tex and "height=150pt" in tex  # 0.75 pt per px
+    back = pd.read_csv(io.BytesIO(files["f-0.csv"]))
+    assert back["y"].tolist() == [3.0, 2.0, 1.5]
+    z = zipfile.ZipFile(io.BytesIO(fx.export_bytes("tex", _three(), basename="g")))
+    assert sorted(z.namelist()) == ["g-0.csv", "g-standalone.tex", "g.tex"]  # the hidden and preview traces left out
+    with pytest.raises(fx.ExportError, match="pgfplots export draws line/marker traces only"):
+        pgfplots_files(go.Figure(go.Heatmap(z=[[1, 2]])))
+    with pytest.raises(fx.ExportError, match="basename"):
+        pgfplots_files(_fig(), basename="../x")
+
+
+@pytest.mark.skipif(not shutil.which("pdflatex"), reason="pdflatex is not installed")
+def test_pgfplots_compiles_with_pdflatex(tmp_path: Path) -> None:
+    """A multi-panel curves figure (log axes, smoothing with faint raw curves, a min/max band, special
+    characters in names) written as pgfplots compiles to a PDF."""
+    import subprocess
+
+    from workbench.figures.curves import curves_figure
+    from workbench.figures.pgfplots import pgfplots_files
+
+    rows = [{"run": r, "step": s, "tokens": s, "wall": s, "name": n, "value": float(np.exp(-s * lr) + off)}
+            for r, lr in (("a", 0.01), ("b", 0.03)) for s in range(60) for n, off in (("train_loss", 0.1),
+                                                                                     ("test_loss", 0.2))]
+    runs = pd.DataFrame({"id": ["a", "b"], "name": ["run_a & 50%", "run #b"], "cfg.lr": [0.01, 0.03]})
+    figs = {"panels": curves_figure(pd.DataFrame(rows), runs, color_by="cfg.lr", smoothing=0.6, log_y=True,
+                                    overlay=False, title="loss $ curves"),
+            "band": curves_figure(pd.DataFrame(rows), runs, names=["train_loss"], color_by="cfg.lr", bands=True)}
+    for name, fig in figs.items():
+        for fname, data in pgfplots_files(fx.prepare_figure(fig), fx.FigureStyle(), basename=name).items():
+            (tmp_path / fname).write_bytes(data)
+        r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", f"{name}-standalone.tex"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, r.stdout[-3000:]
+        assert (tmp_path / f"{name}-standalone.pdf").read_bytes().startswith(b"%PDF-")

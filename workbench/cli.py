@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--status")
     r.add_argument("--task")
     r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.add_argument("--columns", help="comma-separated columns of `runs list` (e.g. id,name,cfg.lr,final.test_loss,"
+                                     "tags); any column of the runs table: id name task sweep status created tags "
+                                     "note last_step cfg.<key that varies> final.<metric> best.<metric>")
 
     e = sub.add_parser("export", help="export runs to .csv or .parquet (long form, re-importable)")
     e.add_argument("out", help="output file, .csv or .parquet")
@@ -121,12 +124,11 @@ def cmd_runs(a: argparse.Namespace) -> int:
         if df.empty:
             print("no runs")
             return 0
-        steps = store._query("SELECT run, MAX(step) FROM metrics GROUP BY run")
-        last = dict(steps)
-        print(f"{'id':<14}{'name':<28}{'task':<12}{'status':<12}{'sweep':<16}{'steps':>8}  created")
-        for _, row in df.iterrows():
-            print(f"{row['id']:<14}{str(row['name'])[:27]:<28}{str(row['task'])[:11]:<12}{row['status']:<12}"
-                  f"{str(row['sweep'] or '')[:15]:<16}{last.get(row['id'], 0):>8}  {_fmt_time(row['created'])}")
+        from workbench.runs_table import format_table, runs_table
+
+        table = runs_table(store, sweep=a.sweep, status=a.status, task=a.task)
+        cols = [c.strip() for c in a.columns.split(",") if c.strip()] if a.columns else None
+        print(format_table(table, cols))
         return 0
     if not a.ids:
         raise CliError(f"runs {a.action}: give at least one run id")
@@ -221,11 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.cmd is None:
         parser.print_help()
         return 0
+    from workbench.errors import WorkbenchError
     from workbench.store import StoreError, UnknownRunError
 
     try:
         return {"runs": cmd_runs, "export": cmd_export, "import": cmd_import, "serve": cmd_serve}[a.cmd](a)
-    except (CliError, StoreError, UnknownRunError, ValueError) as e:
+    except (CliError, StoreError, UnknownRunError, WorkbenchError, ValueError) as e:
         print(f"workbench {a.cmd}: error: {e}", file=sys.stderr)
         return 2
 

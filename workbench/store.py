@@ -15,6 +15,7 @@ Layout
               '-inf') and read back as the same float: nothing is dropped.
 ``artifacts`` checkpoint paths, exported figures: (run, kind, path, meta JSON, created).
 ``sweeps``    id, name, spec (JSON), status, timestamps.
+``run_notes`` a researcher's tags (JSON list) and free-text note per run (the runs page edits them).
 
 Durability: ``journal_mode=WAL`` + ``synchronous=NORMAL`` keeps every committed transaction across
 a process kill (only an OS crash or power loss can drop the last ones). Writers batch rows with
@@ -204,9 +205,14 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 2: per-block min/max summaries of every series (the live monitor's first paint), computed from the
     #    stored rows once; kept up to date by every insert afterwards
     _migrate_blocks,
+    # 3: tags (JSON list) and a free-text note per run, edited on the runs page
+    "CREATE TABLE IF NOT EXISTS run_notes (run TEXT PRIMARY KEY, tags TEXT NOT NULL DEFAULT '[]', "
+    "note TEXT NOT NULL DEFAULT '', updated REAL NOT NULL)",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_INT = 2**63 - 1  # SQLite's INTEGER range: steps and token counts beyond it cannot be stored
+MAX_TAG_LEN = 64
+MAX_NOTE_LEN = 20_000
 
 _METRIC_COLS = ["id", "run", "step", "tokens", "wall", "name", "value"]
 _RUN_COLS = ["id", "name", "sweep", "task", "config", "status", "device", "created", "updated",
@@ -624,7 +630,8 @@ class RunStore:
         """Delete a run with its metrics and artifact records (not the artifact files)."""
         self._require(run_id)
         with self._write() as conn:
-            for table, col in (("metrics", "run"), ("metric_blocks", "run"), ("artifacts", "run"), ("runs", "id")):
+            for table, col in (("metrics", "run"), ("metric_blocks", "run"), ("artifacts", "run"), ("run_notes", "run"),
+                               ("runs", "id")):
                 conn.execute(f"DELETE FROM {table} WHERE {col}=?", (run_id,))
 
     def mark_interrupted(self) -> list[str]:
@@ -637,6 +644,46 @@ class RunStore:
             self._tx("UPDATE runs SET status='interrupted', updated=?, finished=? WHERE id=? AND status='running'",
                      [(now, now, rid) for rid in dead], many=True)
         return dead
+
+    # ------------------------------------------------------------------ tags and notes
+    def set_tags(self, run_id: str, tags: str | Sequence[str]) -> list[str]:
+        """Replace a run's tags (a list, or one comma-separated string); returns them cleaned (stripped,
+        duplicates dropped, order kept). A tag is 1-64 characters without a comma."""
+        self._require(run_id)
+        items = tags.split(",") if isinstance(tags, str) else list(tags)
+        clean: list[str] = []
+        for t in items:
+            if not isinstance(t, str):
+                raise StoreError(f"tags: each tag must be a string, got {t!r}")
+            t = t.strip()
+            if not t:
+                continue
+            if len(t) > MAX_TAG_LEN or "," in t:
+                raise StoreError(f"tags: each tag must be 1-{MAX_TAG_LEN} characters without a comma, got {t[:80]!r}")
+            if t not in clean:
+                clean.append(t)
+        self._tx("INSERT INTO run_notes (run, tags, updated) VALUES (?,?,?) ON CONFLICT(run) DO UPDATE SET "
+                 "tags=excluded.tags, updated=excluded.updated", (run_id, json.dumps(clean), time.time()))
+        return clean
+
+    def set_note(self, run_id: str, note: str) -> None:
+        """Replace a run's free-text note (at most 20,000 characters; empty clears it)."""
+        self._require(run_id)
+        if not isinstance(note, str):
+            raise StoreError(f"note: must be a string, got {type(note).__name__}")
+        if len(note) > MAX_NOTE_LEN:
+            raise StoreError(f"note: at most {MAX_NOTE_LEN} characters, got {len(note)}")
+        self._tx("INSERT INTO run_notes (run, note, updated) VALUES (?,?,?) ON CONFLICT(run) DO UPDATE SET "
+                 "note=excluded.note, updated=excluded.updated", (run_id, note, time.time()))
+
+    def annotations(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Tags (list) and note of runs that have any: columns ``run, tags, note``."""
+        sql, params = "SELECT run, tags, note FROM run_notes", list(run_ids or [])
+        if run_ids is not None:
+            sql += f" WHERE run IN ({','.join('?' * len(params))})"
+        df = self._df(sql + " ORDER BY run", params)
+        df["tags"] = [json.loads(t) for t in df["tags"]]
+        return df
 
     # ------------------------------------------------------------------ metrics
     def log(self, run_id: str, step: int, metrics: Mapping[str, float], *, tokens: int | None = None,

@@ -41,6 +41,8 @@ APPS: dict[str, AppInfo] = {
                 "Define and launch sweeps, watch progress, compare results and performance profiles."),
         AppInfo("laws", "workbench.apps.law_fitter:LawFitter", "Law fitter",
                 "Fit scaling and loss-curve laws, compare them, extrapolate, find crossovers."),
+        AppInfo("runs", "workbench.apps.runs:RunsPage", "Runs",
+                "Every run in one table: filter, sort, group, tag, annotate; compare curves and configs."),
     )
 }
 

@@ -34,6 +34,7 @@ import param
 import plotly.graph_objects as go
 
 from workbench.apps.base import AppBase, escape, guarded
+from workbench.figures.export import PREVIEW_ROLE
 
 SCHEDULE_AWARE_LAWS = ("multi_power", "mpl", "multi-power", "lr_annealing", "annealing", "momentum")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -174,6 +175,7 @@ def schedules_figure(schedules: list[tuple[str, Any]], *, x_axis: str = "steps",
     if preview:
         fig.data[-1].line.dash = "dash"
         fig.data[-1].line.color = "#444444"
+        fig.data[-1].meta = {"wb_role": PREVIEW_ROLE}  # shown while editing, never exported
     fig.update_layout(height=380)
     return fig
 
@@ -199,7 +201,7 @@ def _fallback_schedules_figure(schedules: list[tuple[str, Any]], *, x_axis: str,
         y = np.asarray(s(steps)) * scale
         x = steps * tokens_per_step if x_axis == "tokens" else steps
         color = "#444444" if dashed else PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label,
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label, meta={"wb_role": PREVIEW_ROLE} if dashed else None,
                                  line={"color": color, "dash": "dash" if dashed else "solid", "width": 2}))
         if boundaries:
             for b in getattr(s, "boundaries", ()):

@@ -13,6 +13,15 @@
 Everything returns ``bytes`` so the caller decides where they go (a file, a download, a store
 artifact). :func:`export_bytes` dispatches on a format name; :data:`FORMATS` lists them with their
 file extension and MIME type.
+
+Figures for papers (:class:`FigureStyle`, :func:`prepare_figure`): width and height (CSS px, the
+figure's layout size), scale (pixel density of the PNG only), font size and legend position. The
+figure has the same layout size in every format: a PNG is ``width*scale x height*scale`` pixels, an
+SVG is ``width x height`` (its viewBox), a PDF page is ``width x height`` px at 96 dpi (0.75 pt per
+px), a pgfplots figure is ``0.75*width x 0.75*height`` pt. Only what is visible is exported: traces
+hidden (``visible`` False or "legendonly") or marked as an editor preview (``meta={"wb_role":
+"preview"}``) are dropped. ``tex`` is a zip of a pgfplots/TikZ picture with one CSV per trace
+(:mod:`workbench.figures.pgfplots`).
 """
 
 from __future__ import annotations
@@ -58,9 +67,68 @@ FORMATS: dict[str, Format] = {
         Format("csv", "csv", "text/csv", "data"),
         Format("parquet", "parquet", "application/vnd.apache.parquet", "data"),
         Format("json", "json", "application/json", "fit"),
+        Format("tex", "zip", "application/zip", "figure"),
     )
 }
 IMAGE_FORMATS = ("png", "svg", "pdf")
+LEGEND_POSITIONS = ("right", "top", "bottom", "inside top right", "inside bottom left", "none")
+PREVIEW_ROLE = "preview"
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    """Size and text of an exported figure. ``width`` / ``height``: layout size in CSS px (10-10000);
+    ``scale``: PNG pixels per CSS px (0.1-10); ``font_size``: px (4-72); ``legend``: one of
+    :data:`LEGEND_POSITIONS`."""
+
+    width: int = 800
+    height: int = 500
+    scale: float = 2.0
+    font_size: float = 12.0
+    legend: str = "right"
+
+    def __post_init__(self) -> None:
+        _check_dim("width", self.width, 10, 10000)
+        _check_dim("height", self.height, 10, 10000)
+        _check_dim("scale", self.scale, 0.1, 10)
+        _check_dim("font_size", self.font_size, 4, 72)
+        if self.legend not in LEGEND_POSITIONS:
+            raise ExportError(f"legend: must be one of {LEGEND_POSITIONS}, got {self.legend!r}")
+
+
+def is_shown(trace: Any) -> bool:
+    """Whether a trace is drawn: not hidden (``visible`` False / "legendonly") and not an editor preview."""
+    meta = trace.meta if hasattr(trace, "meta") else trace.get("meta")
+    visible = trace.visible if hasattr(trace, "visible") else trace.get("visible")
+    role = meta.get("wb_role") if isinstance(meta, Mapping) else None
+    return visible not in (False, "legendonly") and role != PREVIEW_ROLE
+
+
+_LEGEND = {
+    "right": {"orientation": "v", "x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
+    "top": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
+    "bottom": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.15, "yanchor": "top"},
+    "inside top right": {"orientation": "v", "x": 0.99, "xanchor": "right", "y": 0.99, "yanchor": "top",
+                         "bgcolor": "rgba(255,255,255,0.7)"},
+    "inside bottom left": {"orientation": "v", "x": 0.01, "xanchor": "left", "y": 0.01, "yanchor": "bottom",
+                           "bgcolor": "rgba(255,255,255,0.7)"},
+}
+
+
+def prepare_figure(fig: Any, style: FigureStyle | None = None) -> go.Figure:
+    """A copy of ``fig`` holding only its shown traces (:func:`is_shown`), laid out at ``style``'s
+    size, font size and legend position (the input figure is not changed)."""
+    fig = _check_figure(fig)
+    out = go.Figure(fig)
+    out.data = [t for t in out.data if is_shown(t)]
+    if style is None:
+        return out
+    out.update_layout(width=style.width, height=style.height, autosize=False, font={"size": style.font_size})
+    if style.legend == "none":
+        out.update_layout(showlegend=False)
+    else:
+        out.update_layout(showlegend=True, legend={**_LEGEND[style.legend], "font": {"size": style.font_size}})
+    return out
 
 _lock = threading.Lock()
 _server_started = False
@@ -120,11 +188,15 @@ def _check_dim(name: str, v: float | None, low: float, high: float) -> None:
 
 
 def figure_to_image(fig: go.Figure, fmt: str = "png", *, width: int | None = None, height: int | None = None,
-                    scale: float | None = None) -> bytes:
-    """A plotly figure as PNG, SVG or PDF bytes (kaleido + system Chromium)."""
+                    scale: float | None = None, style: FigureStyle | None = None) -> bytes:
+    """A plotly figure as PNG, SVG or PDF bytes (kaleido + system Chromium), shown traces only. With
+    ``style`` the figure is laid out at its size and fonts, and ``style.scale`` applies to the PNG only
+    (SVG and PDF keep the layout size: see the module docstring)."""
     if fmt not in IMAGE_FORMATS:
         raise ExportError(f"fmt: must be one of {IMAGE_FORMATS}, got {fmt!r}")
-    fig = _check_figure(fig)
+    fig = prepare_figure(fig, style)
+    if style is not None:
+        width, height, scale = style.width, style.height, (style.scale if fmt == "png" else 1)
     _check_dim("width", width, 10, 10000)
     _check_dim("height", height, 10, 10000)
     _check_dim("scale", scale, 0.1, 10)
@@ -137,9 +209,10 @@ def figure_to_image(fig: go.Figure, fmt: str = "png", *, width: int | None = Non
             return pio.to_image(fig, format=fmt, width=width, height=height, scale=scale)
 
 
-def figure_to_html(fig: go.Figure, *, title: str | None = None) -> bytes:
-    """A plotly figure as one self-contained HTML page with plotly.js inlined (works offline)."""
-    fig = _check_figure(fig)
+def figure_to_html(fig: go.Figure, *, title: str | None = None, style: FigureStyle | None = None) -> bytes:
+    """A plotly figure (shown traces only) as one self-contained HTML page with plotly.js inlined
+    (works offline)."""
+    fig = prepare_figure(fig, style)
     html = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
     if title:
         import html as _html
@@ -206,6 +279,11 @@ def export_bytes(fmt: str, obj: Any, **kwargs: Any) -> bytes:
         return figure_to_image(obj, fmt, **kwargs)
     if fmt == "html":
         return figure_to_html(obj, **kwargs)
+    if fmt == "tex":
+        from workbench.figures.pgfplots import figure_to_pgfplots_zip
+
+        return figure_to_pgfplots_zip(prepare_figure(obj, kwargs.get("style")), kwargs.get("style") or FigureStyle(),
+                                      basename=kwargs.get("basename", "figure"))
     if fmt == "csv":
         return data_to_csv(obj)
     if fmt == "parquet":
@@ -214,10 +292,13 @@ def export_bytes(fmt: str, obj: Any, **kwargs: Any) -> bytes:
 
 
 def write(path: str | os.PathLike, obj: Any, **kwargs: Any) -> Path:
-    """Write ``obj`` to ``path`` in the format given by its extension (``.png``, ``.html``, ``.csv``, ...)."""
+    """Write ``obj`` to ``path`` in the format given by its extension (``.png``, ``.html``, ``.csv``, ...;
+    ``.zip`` writes the pgfplots/TikZ picture and its data)."""
     path = Path(path)
     ext = path.suffix.lower().lstrip(".")
-    fmt = {"pq": "parquet", "htm": "html"}.get(ext, ext)
+    fmt = {"pq": "parquet", "htm": "html", "zip": "tex"}.get(ext, ext)
+    if fmt == "tex":
+        kwargs.setdefault("basename", path.stem)
     if fmt not in FORMATS:
         raise ExportError(f"path: {path.name!r} must end in one of {sorted('.' + f.ext for f in FORMATS.values())}")
     data = export_bytes(fmt, obj, **kwargs)

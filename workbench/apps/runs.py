@@ -1,0 +1,266 @@
+"""Runs page: every run of the store in one table (the config keys that vary and each metric's final
+and best value as columns), filtered, sorted and grouped; tags and a note per run kept in the run
+store; two or more selected runs compared (curves overlaid, config diff with the differing keys
+highlighted).
+
+The table and the diff come from :mod:`workbench.runs_table`, the curves from
+:func:`workbench.figures.curves.curves_figure`; this module only lays them out. Under ``panel serve``
+the view state (search, status, tag, sort, grouping, selection) lives in the page URL, so a reload
+or a shared link shows the same table. Every user string (run names, tags, notes, config values) that
+reaches HTML is escaped: the config diff and Tabulator's group headers (its cells are set as text).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+import plotly.graph_objects as go
+
+from workbench.apps.base import AppBase, guarded
+from workbench.apps.export import ExportPanel
+from workbench.figures.curves import curves_figure
+from workbench.runs_table import config_diff, filter_table, flatten_config, runs_table, sort_table
+from workbench.store import STATUSES
+
+PREFERRED = ("train_loss", "test_loss", "val_loss", "loss", "test_acc", "val_acc")
+
+
+def _shown(v: Any) -> Any:
+    """A cell as the table shows it: floats to 4 significant digits."""
+    if isinstance(v, float) and math.isfinite(v):
+        return float(f"{v:.4g}")
+    return v
+
+
+def diff_html(diff: pd.DataFrame) -> str:
+    """The config diff as an HTML table (every value escaped); rows whose values differ carry the
+    class ``wb-diff`` and a highlight."""
+    runs = [c for c in diff.columns if c not in ("key", "differs")]
+    head = "".join(f"<th>{html.escape(str(r))}</th>" for r in runs)
+    rows = []
+    for _, r in diff.iterrows():
+        cls = ' class="wb-diff" style="background:#fff1c2;font-weight:600"' if r["differs"] else ""
+        cells = "".join(f"<td>{'' if r[c] is None else html.escape(str(r[c]))}</td>" for c in runs)
+        rows.append(f"<tr{cls}><td>{html.escape(str(r['key']))}</td>{cells}</tr>")
+    return ("<style>.wb-config-diff td,.wb-config-diff th{padding:2px 12px;text-align:left;"
+            "border-bottom:1px solid #eee}</style>"
+            f'<table class="wb-config-diff" style="border-collapse:collapse;font-size:13px">'
+            f"<thead><tr><th>config key</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+class RunsPage(AppBase):
+    """The runs of the store as a table: filter, sort, group, tag, annotate, compare."""
+
+    title = "Runs"
+
+    query = param.String(default="", doc="Words every shown run contains (key=value matches a config key)")
+    status = param.ListSelector(default=[], objects=list(STATUSES), doc="Show only these statuses (all if none)")
+    tag = param.Selector(default="", objects=[""], doc="Show only runs with this tag")
+    sort_by = param.Selector(default="", objects=[""], doc="Column to sort by")
+    descending = param.Boolean(default=False)
+    group_by = param.Selector(default="", objects=[""], doc="Group rows by this column")
+    selected = param.List(default=[], item_type=str, doc="Ids of the selected runs")
+    compare_metrics = param.ListSelector(default=[], objects=[], doc="Metrics drawn for the selected runs")
+    only_differences = param.Boolean(default=False, doc="Config diff: hide keys that are the same")
+    tags_text = param.String(default="", doc="Tags of the selected runs (comma-separated)")
+    note_text = param.String(default="", doc="Note of the selected runs")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._all = pd.DataFrame()
+        self._shown_ids: list[str] = []
+        self._syncing = False
+        self.info = pn.pane.Markdown("", css_classes=["wb-runs-info"], margin=(0, 10))
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(), disabled=True, show_index=False, selectable="checkbox", height=420,
+            pagination="local", page_size=200, sizing_mode="stretch_width", css_classes=["wb-runs-table"],
+            frozen_columns=["name"])
+        self.table.param.watch(self._on_selection, "selection")
+        self.table.param.watch(self._on_sorters, "sorters")
+        self.curves = pn.pane.Plotly(go.Figure(), sizing_mode="stretch_width", height=420, visible=False)
+        self.diff = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-diff-pane"])
+        self.compare_md = pn.pane.Markdown("*Select two or more runs (the boxes on the left) to compare them.*")
+        self.export = ExportPanel(figure=self.figure, data=self.data, configs=self.configs, basename="runs")
+        self.reload()
+
+    # -------------------------------------------------------------- data
+    @guarded
+    def reload(self) -> None:
+        """Read the runs (and their tags / notes) from the store again."""
+        self._all = runs_table(self.store)
+        cols = [c for c in self._all.columns if c not in ("created",)]
+        tags = sorted({t.strip() for s in self._all.get("tags", []) for t in str(s).split(",") if t.strip()})
+        metrics = sorted(c.removeprefix("final.") for c in self._all.columns if c.startswith("final."))
+        with param.parameterized.batch_call_watchers(self):
+            self.param.tag.objects = ["", *tags]
+            self.param.sort_by.objects = ["", *cols]
+            self.param.group_by.objects = ["", *[c for c in cols if c in ("task", "sweep", "status", "tags")
+                                                 or c.startswith("cfg.")]]
+            self.param.compare_metrics.objects = metrics
+            for p in ("tag", "sort_by", "group_by"):  # a value from the URL that no longer exists
+                if getattr(self, p) not in self.param[p].objects:
+                    setattr(self, p, "")
+            if not self.compare_metrics or not set(self.compare_metrics) <= set(metrics):
+                pref = [m for m in PREFERRED if m in metrics][:2]
+                self.compare_metrics = pref or metrics[:1]
+        self._render()
+
+    def visible_table(self) -> pd.DataFrame:
+        """The runs as shown: filtered, then sorted."""
+        t = filter_table(self._all, self.query, status=self.status, tag=self.tag or None)
+        return sort_table(t, self.sort_by or None, self.descending)
+
+    @param.depends("query", "status", "tag", "sort_by", "descending", "group_by", watch=True)
+    def _render(self) -> None:
+        t = self.visible_table()
+        self._shown_ids = t["id"].tolist() if len(t) else []
+        show = t.drop(columns=[c for c in ("created",) if c in t.columns]).map(_shown)
+        if self.group_by in show.columns:  # Tabulator writes group headers as HTML (cells as text): escape
+            show[self.group_by] = [html.escape(str(v)) for v in show[self.group_by]]
+        self._syncing = True
+        try:
+            self.table.value = show.reset_index(drop=True)
+            self.table.height = min(420, 70 + 30 * max(len(show), 1))  # a few runs: no empty box under them
+            self.table.groupby = [self.group_by] if self.group_by else []
+            self.table.hidden_columns = [self.group_by] if self.group_by else []  # its values head the groups
+            self.table.sorters = [{"field": self.sort_by, "dir": "desc" if self.descending else "asc"}] \
+                if self.sort_by else []
+            self.table.selection = [i for i, r in enumerate(self._shown_ids) if r in set(self.selected)]
+        finally:
+            self._syncing = False
+        n_all = len(self._all)
+        self.info.object = (f"{len(t)} of {n_all} runs" + (f" · {len(self.selected)} selected" if self.selected else "")
+                            if n_all else "No runs in the store yet: train one (`workbench run ...`).")
+
+    def _on_selection(self, event: Any) -> None:
+        if self._syncing:
+            return
+        shown = set(self._shown_ids)
+        keep = [r for r in self.selected if r not in shown]  # selected runs hidden by a filter stay selected
+        self.selected = keep + [self._shown_ids[i] for i in event.new if i < len(self._shown_ids)]
+
+    def _on_sorters(self, event: Any) -> None:
+        if self._syncing or not event.new:
+            return
+        s = event.new[0]
+        if s.get("field") in self.param.sort_by.objects:
+            with param.parameterized.batch_call_watchers(self):
+                self.sort_by = s["field"]
+                self.descending = s.get("dir") == "desc"
+
+    @param.depends("selected", watch=True)
+    def _on_selected(self) -> None:
+        sel = self._all[self._all["id"].isin(self.selected)] if len(self._all) else self._all
+        if len(sel) == 1:
+            self.tags_text, self.note_text = str(sel.iloc[0]["tags"]), str(sel.iloc[0]["note"])
+        self.info.object = f"{len(self.visible_table())} of {len(self._all)} runs · {len(self.selected)} selected"
+        self._compare()
+
+    # -------------------------------------------------------------- tags and notes
+    @guarded
+    def save_annotations(self, *_: Any) -> None:
+        """Write the tags and note fields to every selected run."""
+        if not self.selected:
+            raise ValueError("selection: select the runs to tag or annotate first")
+        for rid in self.selected:
+            self.store.set_tags(rid, self.tags_text)
+            self.store.set_note(rid, self.note_text)
+        self.clear_message()
+        self.reload()
+
+    # -------------------------------------------------------------- compare
+    def _selected_runs(self) -> pd.DataFrame:
+        order = {r: i for i, r in enumerate(self.selected)}
+        sel = self._all[self._all["id"].isin(self.selected)]
+        return sel.sort_values("id", key=lambda s: s.map(order))
+
+    @param.depends("compare_metrics", "only_differences", watch=True)
+    @guarded
+    def _compare(self) -> None:
+        sel = self._selected_runs() if len(self._all) else self._all
+        if len(sel) < 2:
+            self.curves.visible = False
+            self.diff.object = ""
+            self.compare_md.object = "*Select two or more runs (the boxes on the left) to compare them.*"
+            return
+        labels = _labels(sel)
+        configs = {labels[r]: self.store.get_run(r)["config"] for r in sel["id"]}
+        diff = config_diff(configs, only_differences=self.only_differences)
+        n_diff = int(diff["differs"].sum()) if len(diff) else 0
+        self.compare_md.object = f"**{len(sel)} runs compared** · {n_diff} config key(s) differ (highlighted)"
+        self.diff.object = diff_html(diff)
+        fig = self.figure()
+        self.curves.visible = fig is not None
+        if fig is not None:
+            self.curves.object = fig
+
+    def data(self) -> pd.DataFrame | None:
+        """The selected runs' compared metrics, tidy long form: ``run, name, step, tokens, wall, value``
+        (the configs are in :meth:`configs`, once per run)."""
+        if len(self.selected) < 1 or not self.compare_metrics:
+            return None
+        ids = [r for r in self.selected if r in set(self._all["id"])]
+        m = self.store.metrics(ids, list(self.compare_metrics))
+        return m.drop(columns="id")[["run", "name", "step", "tokens", "wall", "value"]] if len(m) else None
+
+    def configs(self) -> pd.DataFrame | None:
+        """One row per selected run: id, name, status and every flattened config key."""
+        sel = self._selected_runs() if len(self._all) else self._all
+        if sel.empty:
+            return None
+        rows = [{"run": r, "run_name": self.store.get_run(r)["name"], **flatten_config(self.store.get_run(r)["config"])}
+                for r in sel["id"]]
+        return pd.DataFrame(rows)
+
+    def figure(self) -> go.Figure | None:
+        """The selected runs' curves of the chosen metrics, overlaid (one panel per metric)."""
+        m = self.data()
+        if m is None:
+            return None
+        sel = self._selected_runs()
+        labels = _labels(sel)
+        runs = pd.DataFrame({"id": sel["id"], "name": [labels[r] for r in sel["id"]]})
+        return curves_figure(m, runs, names=list(self.compare_metrics), title="Selected runs")
+
+    # -------------------------------------------------------------- view
+    def view(self) -> pn.viewable.Viewable:
+        loc = pn.state.location
+        if loc is not None and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            loc.sync(self, {"query": "q", "status": "status", "tag": "tag", "sort_by": "sort",
+                            "descending": "desc", "group_by": "group", "selected": "sel"})
+        w = pn.widgets
+        save = w.Button(label="Save tags and note to selected", color="primary", css_classes=["wb-save-notes"])
+        save.on_click(self.save_annotations)
+        refresh = w.Button(label="Reload from store")
+        refresh.on_click(lambda *_: self.reload())
+        controls = pn.Column(
+            "### Filter",
+            w.TextInput.from_param(self.param.query, label="search (words, or key=value)", css_classes=["wb-query"]),
+            w.MultiChoice.from_param(self.param.status, label="status"),
+            w.Select.from_param(self.param.tag, label="tag"),
+            pn.Row(w.Select.from_param(self.param.sort_by, label="sort by", css_classes=["wb-sort"], width=170),
+                   w.Checkbox.from_param(self.param.descending, label="desc", align="end", css_classes=["wb-desc"])),
+            w.Select.from_param(self.param.group_by, label="group by"),
+            refresh,
+            "### Tags and note",
+            w.TextInput.from_param(self.param.tags_text, label="tags (comma-separated)", css_classes=["wb-tags"]),
+            w.TextAreaInput.from_param(self.param.note_text, label="note", height=90, css_classes=["wb-note"]),
+            save,
+            "### Compare",
+            w.MultiChoice.from_param(self.param.compare_metrics, label="metrics"),
+            w.Checkbox.from_param(self.param.only_differences, label="diff: only keys that differ"),
+            width=300, sizing_mode="fixed")
+        main = pn.Column(self.info, self.table, self.compare_md, self.curves, self.diff, self.export,
+                         sizing_mode="stretch_width")
+        return pn.Row(controls, main, sizing_mode="stretch_width")
+
+
+def _labels(sel: pd.DataFrame) -> dict[str, str]:
+    """A label per run: its name, with the id added where two runs share a name."""
+    counts = sel["name"].value_counts()
+    return {r: (n if counts[n] == 1 else f"{n} ({r})") for r, n in zip(sel["id"], sel["name"])}
