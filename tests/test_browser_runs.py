@@ -66,7 +66,7 @@ def search(page, text: str, n: int) -> None:
     for _attempt in range(2):  # a keystroke sent while the page still hydrates can be lost: type again once
         box.fill(text)
         box.press("Enter")
-        for _ in range(80):
+        for _ in range(180):
             page.wait_for_timeout(250)
             if len(rows(page)) == n:
                 return
@@ -80,16 +80,16 @@ def test_filter_sort_tag_note_persist_across_reload(served, page) -> None:
     assert page.locator(".wb-runs-table img").count() == 0
     search(page, "w128", 4)
     page.locator(".tabulator-col[tabulator-field='final.test_loss'] .tabulator-col-title").first.click()
-    page.wait_for_function("() => location.search.includes('sort=final.test_loss')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('sort=final.test_loss')", timeout=45_000)
     ordered = rows(page)
     assert ordered == ["modular-lr0.03-w128", "modular-lr0.01-w128", "modular-lr0.003-w128", "modular-lr0.001-w128"]
     page.locator(".wb-runs-table .tabulator-row input[type='checkbox']").nth(1).check()  # lr0.01-w128
-    page.wait_for_function("() => location.search.includes('sel=')", timeout=20_000)
+    page.wait_for_function("() => location.search.includes('sel=')", timeout=45_000)
     page.locator(".wb-tags input").first.fill("keep, <b>bold</b>")
     page.locator(".wb-note textarea").first.fill("loss spike at step 40 & recovered")
     page.locator(".wb-save-notes button").first.click()
     page.wait_for_selector(".tabulator-cell[tabulator-field='note']:has-text('loss spike at step 40')",
-                           timeout=20_000)
+                           timeout=45_000)
 
     page.reload(timeout=120_000)
     page.wait_for_selector(".wb-runs-table .tabulator-row", timeout=60_000)
@@ -109,17 +109,18 @@ def test_selecting_two_runs_shows_their_config_diff(served, page, tmp_path) -> N
     boxes = page.locator(".wb-runs-table .tabulator-row input[type='checkbox']")
     boxes.nth(0).check()
     boxes.nth(1).check()
-    page.wait_for_selector("table.wb-config-diff", timeout=20_000)
+    page.wait_for_selector("table.wb-config-diff", timeout=45_000)
     diff = page.locator("table.wb-config-diff tr.wb-diff")
     assert diff.count() == 1
     assert diff.first.locator("td").all_inner_texts() == ["model_params.width", "64", "128"]
     same = page.locator("table.wb-config-diff tbody tr:not(.wb-diff) td:first-child").all_inner_texts()
     assert sorted(same) == ["lr", "optimizer", "steps"]
-    page.wait_for_selector(".js-plotly-plot", timeout=20_000)
-    names = page.evaluate("""() => { const out = []; const walk = (r) => r.querySelectorAll('*').forEach((el) => {
-        if (el._fullData) el._fullData.forEach(t => out.push(t.name)); if (el.shadowRoot) walk(el.shadowRoot); });
-        walk(document); return out; }""")
-    assert {"modular-lr0.001-w64", "modular-lr0.001-w128"} <= set(names)
+    want = {"modular-lr0.001-w64", "modular-lr0.001-w128"}
+    for _ in range(180):  # the overlaid curves of the two runs
+        if want <= set(trace_names(page)):
+            break
+        page.wait_for_timeout(250)
+    assert want <= set(trace_names(page))
     page.locator(".wb-runs-table").scroll_into_view_if_needed()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
@@ -131,6 +132,13 @@ def test_selecting_two_runs_shows_their_config_diff(served, page, tmp_path) -> N
     svg = ET.fromstring(download(page, "svg", tmp_path))
     assert (svg.get("width"), svg.get("height")) == ("480", "300")
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+def trace_names(page) -> list[str]:
+    """Names of the traces of every plotly figure in the page (through shadow roots)."""
+    return page.evaluate("""() => { const out = []; const walk = (r) => r.querySelectorAll('*').forEach((el) => {
+        if (el._fullData) el._fullData.forEach(t => out.push(t.name)); if (el.shadowRoot) walk(el.shadowRoot); });
+        walk(document); return out; }""")
 
 
 def set_size(page, width: int, height: int, scale: float) -> None:
@@ -155,9 +163,7 @@ def test_schedule_lab_export_has_the_size_and_no_preview(served, page, tmp_path)
     page.goto(served.url + "/schedules", timeout=120_000)
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     page.wait_for_timeout(1500)
-    shown = page.evaluate("""() => { const out = []; const walk = (r) => r.querySelectorAll('*').forEach((el) => {
-        if (el._fullData) el._fullData.forEach(t => out.push(t.name)); if (el.shadowRoot) walk(el.shadowRoot); });
-        walk(document); return out; }""")
+    shown = trace_names(page)
     previews = [n for n in shown if n.startswith("preview")]
     assert previews, shown  # the page draws the form's schedule as a dashed preview
     set_size(page, 500, 320, 1.5)

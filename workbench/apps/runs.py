@@ -21,7 +21,7 @@ import panel as pn
 import param
 import plotly.graph_objects as go
 
-from workbench.apps.base import AppBase, guarded
+from workbench.apps.base import AppBase, guarded, options, safe_titles
 from workbench.apps.export import ExportPanel
 from workbench.figures.curves import curves_figure
 from workbench.runs_table import config_diff, filter_table, flatten_config, runs_table, sort_table
@@ -101,7 +101,7 @@ class RunsPage(AppBase):
             self.param.sort_by.objects = ["", *cols]
             self.param.group_by.objects = ["", *[c for c in cols if c in ("task", "sweep", "status", "tags")
                                                  or c.startswith("cfg.")]]
-            self.param.compare_metrics.objects = metrics
+            self.param.compare_metrics.objects = options(metrics)  # MultiChoice labels are HTML: escaped
             for p in ("tag", "sort_by", "group_by"):  # a value from the URL that no longer exists
                 if getattr(self, p) not in self.param[p].objects:
                     setattr(self, p, "")
@@ -124,6 +124,7 @@ class RunsPage(AppBase):
             show[self.group_by] = [html.escape(str(v)) for v in show[self.group_by]]
         self._syncing = True
         try:
+            self.table.titles = safe_titles(show)  # column titles (config keys, metric names) are HTML
             self.table.value = show.reset_index(drop=True)
             self.table.height = min(420, 70 + 30 * max(len(show), 1))  # a few runs: no empty box under them
             self.table.groupby = [self.group_by] if self.group_by else []
