@@ -75,7 +75,7 @@ def wait_http(url: str, timeout: float = 90.0) -> None:
     last: Exception | None = None
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=5) as r:
+            with urllib.request.urlopen(url, timeout=60) as r:  # a first page build can take > 5 s on a loaded box
                 if r.status == 200:
                     return
         except Exception as e:  # not up yet

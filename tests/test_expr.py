@@ -126,3 +126,19 @@ def test_law_fitter_derive_uses_the_safe_parser(df: pd.DataFrame, tmp_path) -> N
     with pytest.raises(CSVError, match="derive: .*not allowed"):
         derive(df, f"C = __import__('os').system('touch {target}')")
     assert not target.exists()
+
+
+def test_law_fitter_app_refuses_the_exploit_with_a_message(tmp_path) -> None:
+    from workbench.apps.law_fitter import LawFitter
+
+    target = tmp_path / "X"
+    app = LawFitter(store_path=str(tmp_path / "r.db"))
+    app.load(b"size,loss\n10,2.76\n100,1.9\n1000,1.63\n10000,1.54\n")
+    app.param.update(mapping="x=size,L=loss", laws=["power_law"], x_var="x", holdout=0,
+                     derived=f"z = __import__('os').system('touch {target}')")
+    assert app.fit() is None
+    assert "not allowed" in app.message.object and app.message.alert_type == "danger"
+    assert not target.exists()
+    app.derived = "size_k = size / 1000"
+    assert app.fit() is not None, app.message.object
+    assert "size_k" in app.frame()

@@ -176,3 +176,26 @@ def test_malicious_csv_text_is_shown_as_text(server, page, tmp_path) -> None:
     assert page.evaluate("window.__wb_xss") is None  # no onerror ran anywhere
     assert page.locator("img[src='x']").count() == 0
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+@pytest.mark.browser
+def test_derived_columns_box_never_runs_code(server, page, tmp_path) -> None:
+    """The exploit of the issue, through the page: the box used to reach DataFrame.eval."""
+    target = tmp_path / "X"
+    page.set_viewport_size({"width": 1300, "height": 1000})
+    page.goto(server.url + "/laws", timeout=120_000)
+    page.wait_for_selector(".wb-csv-upload input[type='file']", state="attached", timeout=90_000)
+    good = tmp_path / "good.csv"
+    good.write_text("size,loss\n" + "\n".join(f"{x},{1.5 + 4 * x ** -0.5}" for x in (10, 30, 100, 300, 1e3, 3e3)))
+    page.locator(".wb-csv-upload input[type='file']").set_input_files(str(good))
+    page.wait_for_selector("text=Loaded good.csv", timeout=60_000)
+    box = page.locator(".bk-input-group").filter(has_text="Derived columns").locator("textarea").first
+    box.fill(f"z = __import__('os').system('touch {target}')")
+    box.press("Tab")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Fit", exact=True).click()
+    page.wait_for_selector("text=is not allowed", timeout=60_000)
+    msg = page.get_by_text("is not allowed", exact=False).first.inner_text()
+    assert "calling" in msg and "__import__" in msg and "allowed are" in msg, msg
+    page.screenshot(path=str(SHOTS / "law-fitter-derived-refused.png"), full_page=True)
+    assert not target.exists()

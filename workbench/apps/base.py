@@ -4,6 +4,7 @@ and the page template used under ``panel serve`` (the bare view is used in noteb
 from __future__ import annotations
 
 import functools
+import re
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,9 @@ pn.extension("plotly", "tabulator", notifications=True, sizing_mode="stretch_wid
 # The sidebars are fixed-width columns whose height follows their content, on purpose; Bokeh warns
 # (W-1005) about every such column at every page load, which buried real warnings in the server log.
 silence(FIXED_SIZING_MODE, True)
+
+
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9\\])_|_(?![A-Za-z0-9])")
 
 
 def escape(text: object) -> str:
@@ -81,7 +85,9 @@ class AppBase(pn.viewable.Viewer):
     def show_message(self, msg: str, kind: str = "info") -> None:
         """The one way a message reaches the page: ``msg`` (Markdown, with user values in it) is escaped
         as a whole, so no HTML in a file name, column, run or sweep name or error text is ever parsed."""
-        self.message.object = escape(msg)
+        # an underscore at a word's edge would start Markdown emphasis (``__import__`` shown as a bold
+        # "import"); escaped, it shows as typed. Underscores inside names (fit_points) never do.
+        self.message.object = _EDGE_UNDERSCORE.sub(r"\\_", escape(msg))
         self.message.alert_type = kind
         self.message.visible = True
 

@@ -297,7 +297,9 @@ class LawFitter(AppBase):
     sweep = param.Selector(default=None, objects=[], allow_None=True, doc="Sweep in the store")
     laws = param.ListSelector(default=["power_law"], objects=[], doc="Laws to fit")
     mapping = param.String(default="x=x,L=y", doc="Law input = column, comma-separated; L (or y) is the target")
-    derived = param.String(default="", doc="Derived columns, one 'name = expression' per line")
+    derived = param.String(default="", doc="Derived columns, one 'name = expression' per line: column names "
+                                            "(`back-quoted` with spaces), numbers, + - * / **, parentheses, "
+                                            "log exp sqrt log10 abs")
     x_var = param.String(default="x", doc="Law input on the figure's x axis")
     holdout = param.Number(default=0.2, bounds=(0, 0.5), doc="Share held out of the fit and predicted: the points with the largest x "
                            "(workbench.fit.data.holdout_mask, as the CLI's --holdout)")
