@@ -105,6 +105,7 @@ def test_token_is_required_and_sufficient(token_server) -> None:
         assert code == 403 and "token required" in body, (path, code)
         assert get(url + path + "?token=wrong")[0] == 403
         assert get(url + path, {"Cookie": f"workbench_token_{token_server.port}=forged"})[0] == 403
+    assert get(url + "/laws/autoload.js?bokeh-autoload-element=x&bokeh-app-path=/laws")[0] == 403  # embedding
     code, body, headers = get(url + "/laws?token=s3cret-Token_1")
     assert code == 200 and "Set-Cookie" in headers and "HttpOnly" in headers["Set-Cookie"]
     cookie = headers["Set-Cookie"].split(";")[0]
