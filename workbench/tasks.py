@@ -17,6 +17,7 @@ training loop handles all of them alike.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,11 +119,12 @@ class Dataset:
         return x[idx], y[idx]
 
     def to(self, device: torch.device) -> Dataset:
-        for k in ("x_train", "y_train", "x_test", "y_test", "stream_train", "stream_test"):
-            t = getattr(self, k)
-            if t is not None:
-                setattr(self, k, t.to(device))
-        return self
+        """A copy on ``device`` (this dataset is left as it is)."""
+        moved = {k: getattr(self, k).to(device) for k in TENSOR_FIELDS if getattr(self, k) is not None}
+        return dataclasses.replace(self, **moved)
+
+
+TENSOR_FIELDS = ("x_train", "y_train", "x_test", "y_test", "stream_train", "stream_test")
 
 
 def _check_frac(frac: float) -> float:
@@ -229,6 +231,9 @@ def digits(n_train: int = 1000, seed: int = 0) -> Dataset:
 
 
 TASKS = {"modular": modular, "parity": parity, "lm": lm, "digits": digits}
+# each task's parameters (besides ``seed``), declared once
+TASK_PARAMS = {"modular": ("p", "op", "frac"), "parity": ("n_bits", "k", "n_train", "n_test"),
+               "lm": ("seq_len", "test_frac", "max_chars", "eval_windows"), "digits": ("n_train",)}
 ALIASES = {"grokking": "modular", "modular_arithmetic": "modular", "sparse_parity": "parity", "mnist": "digits"}
 
 
@@ -241,11 +246,9 @@ def canonical_task(name: str) -> str:
 
 def make_task(name: str, params: dict | None = None, seed: int = 0) -> Dataset:
     """Build a task by name with its parameters (unknown parameters raise a TaskError)."""
-    import inspect
-
     fn = TASKS[canonical_task(name)]
     params = dict(params or {})
-    allowed = [k for k in inspect.signature(fn).parameters if k != "seed"]
+    allowed = list(TASK_PARAMS[canonical_task(name)])
     bad = sorted(set(params) - set(allowed))
     if bad:
         raise TaskError(f"task_params: unknown parameter {bad[0]!r} for task {name!r}; allowed: {allowed}")

@@ -42,11 +42,6 @@ from workbench.errors import WorkbenchError
 
 EXECUTORS = ("batched", "local", "ray")
 
-# TrainConfig fields the batched loop may vary member by member (everything else must be equal).
-PER_MEMBER_FIELDS = {"lr", "schedule", "weight_decay", "seed", "optimizer_params", "name", "grad_clip",
-                     "betas", "momentum", "eps"}
-
-
 class ExecutorError(WorkbenchError):
     """A bad executor choice or option: names it and what is allowed."""
 
@@ -109,12 +104,10 @@ def _record_failure(store: Any, job: Job, sweep: str | None, exc: BaseException)
 def last_checkpoint(store: Any, run_id: str) -> tuple[int, list[str]]:
     """Step of ``run_id``'s last checkpoint still on disk (0 if none) and the run ids trained in the
     same stack (the engine's ``resume`` continues the whole stack)."""
-    cks = store.artifacts(run_id, kind="checkpoint")
-    for _, row in cks.iloc[::-1].iterrows():
-        if Path(row["path"]).exists():
-            meta = row["meta"] or {}
-            return int(meta.get("step", 0)), list(meta.get("members", [run_id]))
-    return 0, [run_id]
+    from workbench.train.checkpoint import last_checkpoint as last
+
+    step, _, stack = last(store, run_id)
+    return step, stack
 
 
 def _status(store: Any, run_id: str) -> str | None:
@@ -170,10 +163,11 @@ def make_executor(name: str, **options: Any) -> Executor:
 
 # ---------------------------------------------------------------------------------------- batched
 def batch_key(cfg: dict[str, Any]) -> str:
-    """Members with equal keys can share one batched model."""
-    import json
+    """Members with equal keys can share one batched model (they differ only in the engine's
+    ``BATCHABLE_FIELDS``, declared once in :mod:`workbench.train.config`)."""
+    from workbench.train.config import batch_key as key
 
-    return json.dumps({k: v for k, v in cfg.items() if k not in PER_MEMBER_FIELDS}, sort_keys=True, default=str)
+    return key(cfg)
 
 
 def _free_bytes(device: str) -> int:
@@ -222,7 +216,7 @@ def pack(jobs: Sequence[Job], max_group: int | None = None, memory_fraction: flo
         try:
             per = member_bytes(g[0].config)
             cap = max(1, int(free // max(per, 1)))
-        except Exception:  # noqa: BLE001 - an unknown model: let the engine decide, one chunk
+        except WorkbenchError:  # an unknown model or task: let the engine decide, one chunk
             cap = len(g)
         if max_group is not None:
             cap = min(cap, max_group)
@@ -262,39 +256,29 @@ class BatchedExecutor(Executor):
             if len(group) == 1:
                 done(run_one(store, group[0], sweep))
                 continue
-            try:
-                cfgs = [engine.TrainConfig.from_dict(j.config) for j in group]
-                results = _train_batched(engine, cfgs, store, sweep, group)
-            except Exception:  # noqa: BLE001 - the batched loop refused the group: one run each
-                for j in group:
-                    for rid in _runs_named(store, sweep, j.name):   # partly started by the batched loop
-                        store.delete_run(rid)
-                    done(run_one(store, j, sweep))
-                continue
-            for j, r in zip(group, results):
-                done(_outcome(r, getattr(r, "run_id", None) or j.run_id))
+            for o in _run_group(engine, store, sweep, group):
+                done(o)
         return outs
 
 
-def _runs_named(store: Any, sweep: str | None, name: str) -> list[str]:
-    runs = store.runs(sweep=sweep)
-    return runs.loc[runs["name"] == name, "id"].tolist()
-
-
-def _train_batched(engine: Any, cfgs: list, store: Any, sweep: str | None, group: list[Job]) -> list:
-    """``train_batched`` with the members' names (the sweep finds its members by name) and, where the
-    engine accepts them, their run ids."""
-    import inspect
-
-    params = inspect.signature(engine.train_batched).parameters
-    kw: dict[str, Any] = {"sweep": sweep}
-    if "run_ids" in params:
-        kw["run_ids"] = [j.run_id for j in group]
-    if "names" in params:
-        kw["names"] = [j.name for j in group]
-    if group[0].until is not None:
-        kw["until"] = group[0].until
-    return engine.train_batched(cfgs, store, **kw)
+def _run_group(engine: Any, store: Any, sweep: str | None, group: list[Job]) -> list[Outcome]:
+    """One group as one stack (``train_batched`` with the members' run ids). A group the engine refuses
+    (``BatchedUnsupportedError`` / ``ConfigError``: before any step) runs one member at a time; any other
+    error fails every member of the group, recorded with its traceback, and the sweep goes on."""
+    try:
+        cfgs = [engine.TrainConfig.from_dict(j.config) for j in group]
+        results = engine.train_batched(cfgs, store, sweep=sweep, run_ids=[j.run_id for j in group],
+                                       names=[j.name for j in group], until=group[0].until, progress=False)
+    except (engine.BatchedUnsupportedError, engine.ConfigError):
+        for j in group:
+            if _status(store, j.run_id) is not None:        # registered before the engine refused
+                store.delete_run(j.run_id)
+        return [run_one(store, j, sweep) for j in group]
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - a failed stack fails its members, not the sweep
+        return [_record_failure(store, j, sweep, e) for j in group]
+    return [_outcome(r, r.run_id or j.run_id) for j, r in zip(group, results)]
 
 
 # ---------------------------------------------------------------------------------------- local pool

@@ -1,0 +1,174 @@
+"""Entry points: :func:`train` (one run), :func:`train_batched` (N runs as one stack), :func:`resume`.
+
+Each builds the members' models (member i initialised from ``seed_i`` exactly as a run alone), a
+backend, the data and the LR table, registers the runs in the store, and hands them to
+:func:`workbench.train.loop.run_loop`. Every random draw of a run happens inside
+``torch.random.fork_rng``: the run seeds its own copy of the RNG (and a resumed run restores the
+checkpoint's), so the caller's RNG state is the same after ``train()`` as before it.
+
+``store`` is a :class:`~workbench.store.RunStore`, a path (opened and closed here) or None (nothing
+recorded). ``progress=None`` means on in a terminal and off under CI (:func:`default_progress`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from workbench.device import configure_precision, pick_device
+from workbench.models import build_model
+from workbench.store import RunStore
+from workbench.train import checkpoint
+from workbench.train.backends import make_backend
+from workbench.train.config import ConfigError, TrainConfig, check_batchable, check_until
+from workbench.train.data import MemberData
+from workbench.train.loop import Run, RunResult, run_loop
+from workbench.train.sink import Sink, default_progress
+
+StoreLike = RunStore | str | os.PathLike | None
+
+
+@contextlib.contextmanager
+def open_store(store: StoreLike) -> Iterator[RunStore | None]:
+    """``store`` as a RunStore (a path is opened here and closed on exit; a RunStore is left open)."""
+    if store is None or isinstance(store, RunStore):
+        yield store
+        return
+    with RunStore(store) as s:
+        yield s
+
+
+def _own_rng(device: torch.device) -> contextlib.AbstractContextManager:
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+def learning_rates(cfgs: Sequence[TrainConfig], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """[N, steps] learning rate of each member at each step: peak ``lr`` x its schedule's multiplier."""
+    peaks = torch.tensor([c.lr for c in cfgs], dtype=torch.float64)
+    return (peaks[:, None] * multipliers(cfgs, "cpu").double()).to(device, dtype)
+
+
+def multipliers(cfgs: Sequence[TrainConfig], device: torch.device | str) -> torch.Tensor:
+    """[N, steps] LR multipliers of each member's schedule (ones for no schedule)."""
+    steps = cfgs[0].steps
+    if all(c.schedule is None for c in cfgs):
+        return torch.ones(len(cfgs), steps, device=device)
+    from workbench.schedules import lr_table
+
+    return lr_table([schedule_spec(c) for c in cfgs], steps, device=device)
+
+
+def schedule_spec(cfg: TrainConfig) -> dict:
+    """The member's schedule spec with ``total_steps`` = ``steps`` filled in where the schedule takes it."""
+    from workbench.schedules import param_specs
+
+    spec = dict(cfg.schedule or {"name": "constant"})
+    names = {p.name for p in param_specs(spec.get("name", ""))}
+    if "total_steps" in names and "total_steps" not in spec:
+        spec["total_steps"] = cfg.steps
+    return spec
+
+
+def _build(cfgs: Sequence[TrainConfig], stacked: bool, store: Any, run_ids: list[str | None]) -> Run:
+    c = cfgs[0]
+    device = pick_device(c.device)
+    if device.type == "cuda":
+        configure_precision(c.tf32)
+    data = MemberData(c.task, c.task_params, [m.seed for m in cfgs], [m.data_seed for m in cfgs], c.batch_size,
+                      device)
+    models = []
+    for m in cfgs:
+        torch.manual_seed(m.seed)
+        models.append(build_model(c.model, c.model_params, data.ds).to(device))
+    model = make_backend(cfgs, models, device, stacked)
+    lrs = learning_rates(cfgs, model.lr_device, model.lr_dtype)
+    alive = torch.ones(len(cfgs), dtype=torch.bool, device=device)
+    return Run(cfgs, model, data, lrs, store, run_ids, 0, alive)
+
+
+def _tokens_per_step(run: Run) -> int:
+    ds = run.data.ds
+    return run.data.examples_per_step * (ds.seq_len if ds.kind == "lm" else 1)
+
+
+def _go(run: Run, progress: bool | None, until: int | None, return_params: bool, resumed_at: int = -1
+        ) -> list[RunResult]:
+    show = default_progress() if progress is None else bool(progress)
+    sink = Sink(run.cfgs[0], run.store, run.run_ids, _tokens_per_step(run), run.step, show)
+    return run_loop(run, sink, until, resumed_at, return_params)
+
+
+def train(cfg: TrainConfig | dict, store: StoreLike = None, *, name: str | None = None, sweep: str | None = None,
+          run_id: str | None = None, progress: bool | None = None, return_params: bool = False,
+          until: int | None = None) -> RunResult:
+    """Train one run (plain module, any library optimizer); stream metrics into ``store`` if given.
+    ``until=k``: pause at step k (checkpoint, status ``interrupted``, the schedule still sees ``steps``)."""
+    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
+    check_until(until)
+    with open_store(store) as st, _own_rng(pick_device(cfg.device)):
+        run = _build([cfg], False, st, [None])
+        if st is not None:
+            run.run_ids = [st.create_run(name or f"{cfg.task}-s{cfg.seed}", task=cfg.task, config=cfg.to_dict(),
+                                         sweep=sweep, device=str(run.data.device), run_id=run_id)]
+        return _go(run, progress, until, return_params)[0]
+
+
+def train_batched(cfgs: Sequence[TrainConfig | dict], store: StoreLike = None, *, sweep: str | None = None,
+                  run_ids: Sequence[str] | None = None, names: Sequence[str] | None = None,
+                  progress: bool | None = None, return_params: bool = False,
+                  until: int | None = None) -> list[RunResult]:
+    """Train N members as one stacked model; one store run per member, with ids ``run_ids`` when given
+    (``until``: as in :func:`train`). The members may differ only in ``BATCHABLE_FIELDS``."""
+    cfgs = [c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c) for c in cfgs]
+    check_until(until)
+    check_batchable(cfgs)
+    for arg, vals in (("run_ids", run_ids), ("names", names)):
+        if vals is not None and len(vals) != len(cfgs):
+            raise ConfigError(f"{arg}: must give one per member ({len(cfgs)}), got {len(vals)}")
+    with open_store(store) as st, _own_rng(pick_device(cfgs[0].device)):
+        run = _build(cfgs, True, st, [None] * len(cfgs))
+        if st is not None:
+            run.run_ids = [st.create_run((names[i] if names else None) or f"{c.task}-s{c.seed}-m{i}", task=c.task,
+                                         config=c.to_dict(), sweep=sweep, device=str(run.data.device),
+                                         run_id=run_ids[i] if run_ids else None)
+                           for i, c in enumerate(cfgs)]
+        return _go(run, progress, until, return_params)
+
+
+def resume(run_id: str, store: StoreLike, *, progress: bool | None = None, return_params: bool = False,
+           until: int | None = None) -> RunResult:
+    """Continue a killed / interrupted run from its last checkpoint at the exact step (with the
+    optimizer, filter, schedule position and RNG state). A member of a stack resumes the whole stack
+    except members marked ``pruned`` (unless ``run_id`` is one); the result of ``run_id`` is returned.
+    ``until=k`` pauses again at step k."""
+    check_until(until)
+    with open_store(store) as st:
+        _, path, stack = checkpoint.last_checkpoint(st, run_id)
+        members = [r for r in stack if r == run_id or st.get_run(r)["status"] != "pruned"]
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        cfgs = [TrainConfig.from_dict({k: v for k, v in st.get_run(r)["config"].items() if k in fields})
+                for r in members]
+        device = pick_device(cfgs[0].device)
+        sd = checkpoint.load(path, device) if path is not None else None
+        stacked = len(members) > 1 or bool(sd and sd.get("stacked", sd.get("batched")))
+        with _own_rng(device):
+            run = _build(cfgs, stacked, st, list(members))
+            if sd is not None:
+                if len(members) < len(stack):
+                    sd = checkpoint.select_members(sd, [stack.index(r) for r in members])
+                run.model.load_state_dict(sd)
+                run.alive = sd["alive"].to(device)
+                torch.set_rng_state(sd["rng"])
+                run.step = int(sd["step"])
+            for r in members:
+                if st.get_run(r)["status"] != "diverged":
+                    st.claim(r)
+            # rows logged after the checkpoint are logged again by the resumed run: drop them, never duplicate
+            st.delete_metrics(members, from_step=run.step)
+            results = _go(run, progress, until, return_params, resumed_at=run.step)
+        return results[members.index(run_id)]
