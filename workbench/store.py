@@ -54,6 +54,7 @@ with a message saying so.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import math
 import os
@@ -74,8 +75,25 @@ import pandas as pd
 from workbench import __version__
 from workbench.errors import WorkbenchError
 
+
 # "pruned": stopped early by a sweep because its learning-curve forecast was hopeless (never resumed)
-STATUSES = ("running", "finished", "diverged", "failed", "interrupted", "pruned")
+class RunStatus(str, enum.Enum):
+    """The status of a run (compares equal to its string: ``RunStatus.FINISHED == "finished"``).
+    DONE members of a sweep are never run again: finished, diverged, failed, pruned."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    PRUNED = "pruned"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATUSES = tuple(s.value for s in RunStatus)
+DONE_STATUSES = (RunStatus.FINISHED.value, RunStatus.DIVERGED.value, RunStatus.FAILED.value, RunStatus.PRUNED.value)
 DEFAULT_PATH = Path("runs") / "workbench.db"
 
 _SCHEMA = """
@@ -208,6 +226,8 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 3: tags (JSON list) and a free-text note per run, edited on the runs page
     "CREATE TABLE IF NOT EXISTS run_notes (run TEXT PRIMARY KEY, tags TEXT NOT NULL DEFAULT '[]', "
     "note TEXT NOT NULL DEFAULT '', updated REAL NOT NULL)",
+    # 4: sweep members and pruning decisions in their own tables (they were artifacts with path = sweep id)
+    lambda conn: _sweep_tables(conn),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_INT = 2**63 - 1  # SQLite's INTEGER range: steps and token counts beyond it cannot be stored
@@ -282,6 +302,61 @@ def _statements(script: str) -> list[str]:
     if buf.strip(" \n\t;"):
         out.append(buf.strip())
     return out
+
+
+def _sweep_tables(conn: sqlite3.Connection) -> None:
+    """Migration 4: the tables ``sweep_members`` and ``sweep_decisions``, filled from the ``sweep_member`` /
+    ``sweep_prune_decision`` artifacts of earlier releases (which are then removed: the rows moved, and the
+    pre-migration backup keeps the old layout). A member's ``run_id`` becomes the run the sweep really
+    trained: earlier batched sweeps gave their runs fresh ids and found them by the run name
+    ``<spec name>/m<index>``."""
+    conn.execute(_SWEEP_MEMBERS)
+    conn.execute(_SWEEP_DECISIONS)
+    names = {}
+    for sid, spec in conn.execute("SELECT id, spec FROM sweeps").fetchall():
+        d = json.loads(spec or "{}")
+        inner = d["spec"] if isinstance(d.get("spec"), dict) else d
+        names[sid] = inner.get("name", "")
+    rows = conn.execute("SELECT id, path, meta FROM artifacts WHERE run IS NULL AND kind='sweep_member' "
+                        "ORDER BY id").fetchall()
+    for aid, sweep, meta in rows:
+        m = json.loads(meta)
+        idx = int(m["index"])
+        found = conn.execute("SELECT id FROM runs WHERE sweep=? AND name=? ORDER BY created DESC",
+                             (sweep, f"{names.get(sweep, '')}/m{idx:04d}")).fetchone()
+        conn.execute("INSERT OR IGNORE INTO sweep_members (sweep, idx, trial, seed, params, config, run_id) "
+                     "VALUES (?,?,?,?,?,?,?)",
+                     (sweep, idx, m.get("trial"), int(m.get("seed", 0)), json.dumps(m.get("params", {})),
+                      json.dumps(m.get("config", {})), found[0] if found else m.get("run_id")))
+        conn.execute("DELETE FROM artifacts WHERE id=?", (aid,))
+    rows = conn.execute("SELECT id, path, meta FROM artifacts WHERE run IS NULL AND kind='sweep_prune_decision' "
+                        "ORDER BY id").fetchall()
+    for aid, sweep, meta in rows:
+        d = json.loads(meta)
+        conn.execute(_INSERT_DECISION, (sweep, *_decision_row(d)))
+        conn.execute("DELETE FROM artifacts WHERE id=?", (aid,))
+
+
+_SWEEP_MEMBERS = """CREATE TABLE IF NOT EXISTS sweep_members (
+    sweep TEXT NOT NULL, idx INTEGER NOT NULL, trial INTEGER, seed INTEGER NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}', config TEXT NOT NULL DEFAULT '{}', run_id TEXT NOT NULL,
+    PRIMARY KEY (sweep, idx))"""
+_SWEEP_DECISIONS = """CREATE TABLE IF NOT EXISTS sweep_decisions (
+    sweep TEXT NOT NULL, trial INTEGER NOT NULL, pruned INTEGER NOT NULL, prob REAL, best REAL, step INTEGER,
+    value REAL, reason TEXT NOT NULL DEFAULT '', PRIMARY KEY (sweep, trial))"""
+_INSERT_DECISION = ("INSERT OR REPLACE INTO sweep_decisions (sweep, trial, pruned, prob, best, step, value, reason) "
+                    "VALUES (?,?,?,?,?,?,?,?)")
+DECISION_COLUMNS = ["trial", "pruned", "prob", "best", "step", "value", "reason"]
+
+
+def _decision_row(d: Mapping) -> tuple:
+    def num(k: str) -> float | None:
+        v = d.get(k)
+        return None if v is None else float(v)
+
+    step = d.get("step")
+    return (int(d["trial"]), int(bool(d.get("pruned"))), num("prob"), num("best"),
+            None if step is None else int(step), num("value"), str(d.get("reason") or ""))
 
 
 def _apply_step(conn: sqlite3.Connection, step: str | Callable[[sqlite3.Connection], None]) -> None:
@@ -985,6 +1060,38 @@ class RunStore:
     def set_sweep_status(self, sweep_id: str, status: str) -> None:
         self.get_sweep(sweep_id)
         self._tx("UPDATE sweeps SET status=?, updated=? WHERE id=?", (status, time.time(), sweep_id))
+
+    def add_sweep_members(self, sweep_id: str, members: Iterable[Mapping]) -> None:
+        """Record members of a sweep (``index``, ``trial``, ``seed``, ``params``, ``config``, ``run_id``);
+        a member already recorded is kept as it is (a member has one identity for the sweep's life)."""
+        self.get_sweep(sweep_id)
+        rows = [(sweep_id, int(m["index"]), None if m.get("trial") is None else int(m["trial"]), int(m["seed"]),
+                 _check_config(m.get("params") or {}), _check_config(m.get("config") or {}), str(m["run_id"]))
+                for m in members]
+        self._tx("INSERT OR IGNORE INTO sweep_members (sweep, idx, trial, seed, params, config, run_id) "
+                 "VALUES (?,?,?,?,?,?,?)", rows, many=True)
+
+    def sweep_member_table(self, sweep_id: str) -> pd.DataFrame:
+        """The recorded members of a sweep, by index: index, trial, seed, params, config, run_id."""
+        df = self._df("SELECT idx AS 'index', trial, seed, params, config, run_id FROM sweep_members "
+                      "WHERE sweep=? ORDER BY idx", (sweep_id,))
+        for c in ("params", "config"):
+            df[c] = [json.loads(v) for v in df[c]]
+        return df
+
+    def add_sweep_decision(self, sweep_id: str, decision: Mapping) -> None:
+        """Record the pruning decision of one trial (:data:`DECISION_COLUMNS`); a later one replaces it."""
+        self.get_sweep(sweep_id)
+        self._tx(_INSERT_DECISION, (sweep_id, *_decision_row(decision)))
+
+    def sweep_decisions(self, sweep_id: str) -> pd.DataFrame:
+        """The pruning decisions of a sweep, by trial (:data:`DECISION_COLUMNS`)."""
+        df = self._df("SELECT trial, pruned, prob, best, step, value, reason FROM sweep_decisions "
+                      "WHERE sweep=? ORDER BY trial", (sweep_id,))
+        df["pruned"] = df["pruned"].astype(bool)
+        for k in ("prob", "best", "step", "value"):
+            df[k] = pd.to_numeric(df[k], errors="coerce").astype(float)
+        return df
 
     def sweeps(self) -> pd.DataFrame:
         df = self._df("SELECT id, name, spec, status, created, updated FROM sweeps ORDER BY created")

@@ -38,19 +38,18 @@ from __future__ import annotations
 import os
 import statistics
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-from workbench.store import RunStore
+from workbench.store import DONE_STATUSES, RunStatus, RunStore
 from workbench.sweeps.executors import EXECUTORS, Executor, ExecutorError, Job, Outcome, make_executor
 from workbench.sweeps.spec import Member, SweepSpec, SweepSpecError
 
-DONE = ("finished", "diverged", "failed", "pruned")
-MEMBER_KIND = "sweep_member"
-DECISION_KIND = "sweep_prune_decision"
+DONE = DONE_STATUSES
 
 
 class SweepBusyError(WorkbenchError):
@@ -61,6 +60,25 @@ def _as_store(store: RunStore | str | os.PathLike | None) -> RunStore:
     if isinstance(store, RunStore):
         return store
     return RunStore(store)
+
+
+@dataclass
+class SweepRecord:
+    """A registered sweep as ``run_sweep`` stored it: its spec, executor and options, status and name."""
+
+    id: str
+    name: str
+    status: str
+    spec: SweepSpec
+    executor: str
+    executor_options: dict[str, Any]
+
+
+def sweep_record(store: RunStore, sweep_id: str) -> SweepRecord:
+    rec = store.get_sweep(sweep_id)
+    payload = rec["spec"] or {}
+    return SweepRecord(sweep_id, rec["name"], rec["status"], SweepSpec.from_dict(payload.get("spec", payload)),
+                       payload.get("executor", "batched"), dict(payload.get("executor_options", {})))
 
 
 def _as_spec(spec: SweepSpec | Mapping | str | os.PathLike) -> SweepSpec:
@@ -97,48 +115,27 @@ def _executor_options(spec: SweepSpec, executor: str, options: Mapping[str, Any]
 
 # ---------------------------------------------------------------------------------------- members table
 def _write_members(store: RunStore, sweep_id: str, members: list[Member]) -> None:
-    have = set(_members_df(store, sweep_id)["index"])
-    for m in members:
-        if m.index in have:
-            continue
-        store.add_artifact(None, MEMBER_KIND, sweep_id,
-                           meta={**m.to_dict(), "run_id": member_run_id(sweep_id, m.index)})
-
-
-def _members_df(store: RunStore, sweep_id: str) -> pd.DataFrame:
-    a = store.artifacts(kind=MEMBER_KIND)
-    a = a[a["path"] == sweep_id]
-    if a.empty:
-        return pd.DataFrame(columns=["index", "run_id", "seed", "trial", "params", "config"])
-    df = pd.DataFrame(list(a["meta"]))
-    return df.drop_duplicates("index").sort_values("index").reset_index(drop=True)
+    """Record members with their run ids, assigned here once for every executor (``<sweep>-m<index>``)."""
+    store.add_sweep_members(sweep_id, [{**m.to_dict(), "run_id": member_run_id(sweep_id, m.index)} for m in members])
 
 
 def sweep_members(sweep_id: str, store: RunStore | str | None = None) -> pd.DataFrame:
-    """The sweep's members: index, run id, seed, trial, axis values, config, and the run's status
-    (``pending`` when not started) with its last metrics."""
+    """The sweep's members: index, run id, seed, trial, axis values, config, the run's name and status
+    (``pending`` when not started)."""
     store = _as_store(store)
-    df = _members_df(store, sweep_id)
-    by_name = _member_runs(store, sweep_id)
-    spec = SweepSpec.from_dict(store.get_sweep(sweep_id)["spec"]["spec"])
-    names = [member_name(spec, int(i)) for i in df["index"]]
-    df["run_id"] = [by_name[n][0] if n in by_name else r for n, r in zip(names, df["run_id"])]
-    df["status"] = [by_name[n][1] if n in by_name else "pending" for n in names]
-    df["name"] = names
+    spec = sweep_record(store, sweep_id).spec
+    df = store.sweep_member_table(sweep_id)
+    runs = store.runs(sweep=sweep_id)
+    status = dict(zip(runs["id"], runs["status"]))
+    df["status"] = [status.get(r, "pending") for r in df["run_id"]]
+    df["name"] = [member_name(spec, int(i)) for i in df["index"]]
     return df
 
 
 # ---------------------------------------------------------------------------------------- plan + drive
 def member_name(spec: SweepSpec, index: int) -> str:
-    """The run name of a member; the sweep finds its members' runs by name (the batched engine picks
-    its own run ids)."""
+    """The run name of a member (for people; the sweep knows its members by run id)."""
     return f"{spec.name}/m{index:04d}"
-
-
-def _member_runs(store: RunStore, sweep_id: str) -> dict[str, tuple[str, str]]:
-    """name -> (run id, status) of the sweep's runs."""
-    runs = store.runs(sweep=sweep_id)
-    return {n: (i, s) for n, i, s in zip(runs["name"], runs["id"], runs["status"])}
 
 
 def _member_steps(cfg: Mapping[str, Any]) -> int:
@@ -158,15 +155,18 @@ def _jobs(store: RunStore, sweep_id: str, spec: SweepSpec, members: list[Member]
     if len(live):
         raise SweepBusyError(f"sweep {sweep_id}: {len(live)} member(s) are being run by a live process "
                              f"(e.g. run {live['id'].iloc[0]}); stop it before resuming")
-    by_name = _member_runs(store, sweep_id)
+    status = dict(zip(runs["id"], runs["status"]))
+    table = store.sweep_member_table(sweep_id)
+    ids = dict(zip(table["index"], table["run_id"]))
     jobs, done, covered = [], 0, set()
     for m in members:
         name = member_name(spec, m.index)
-        rid, st = by_name.get(name, (member_run_id(sweep_id, m.index), None))
+        rid = ids.get(m.index, member_run_id(sweep_id, m.index))
+        st = status.get(rid)
         until = spec.pruning_step(_member_steps(m.config)) if pause else None
         if st in DONE:
             done += 1
-        elif st == "interrupted":
+        elif st == RunStatus.INTERRUPTED:
             if rid in covered:
                 continue
             at, stack = last_checkpoint(store, rid)
@@ -214,10 +214,12 @@ def _final_objective(store: RunStore, run_id: str, spec: SweepSpec) -> float | N
 
 
 def _decisions(store: RunStore, sweep_id: str) -> dict[int, dict[str, Any]]:
-    """trial -> its stored pruning decision ``{trial, pruned, reason, prob, step, value}``."""
-    a = store.artifacts(kind=DECISION_KIND)
-    a = a[a["path"] == sweep_id]
-    return {int(m["trial"]): m for m in a["meta"]}
+    """trial -> its stored pruning decision ``{trial, pruned, prob, best, step, value, reason}``."""
+    df = store.sweep_decisions(sweep_id)
+    out = {}
+    for r in df.to_dict("records"):
+        out[int(r["trial"])] = {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+    return out
 
 
 def _median_curve(store: RunStore, run_ids: list[str], metric: str, until: int) -> dict[int, float]:
@@ -314,7 +316,7 @@ def _decide(store: RunStore, sweep_id: str, spec: SweepSpec, study: Any, t: int,
         prob = "n/a" if d["prob"] is None else f"{d['prob']:.3g}"
         d["reason"] = (f"P(better than {study.best_value:.4g} at step {steps}) = {prob} "
                        f"{'<' if d['pruned'] else '>='} {pr['threshold']:g}")
-    store.add_artifact(None, DECISION_KIND, sweep_id, meta=d)
+    store.add_sweep_decision(sweep_id, d)
     return d
 
 
@@ -325,60 +327,101 @@ def _apply_decisions(store: RunStore, members_df: pd.DataFrame, dec: dict[int, d
             store.set_status(rid, "pruned")
 
 
+@dataclass
+class _Bayes:
+    """What the Bayesian driver knows at the top of a round, read from the store."""
+
+    members_df: pd.DataFrame
+    known: dict[int, pd.DataFrame]          # trial -> its members
+    members: list[Member]
+    dec: dict[int, dict[str, Any]]          # trial -> pruning decision
+
+    @classmethod
+    def read(cls, store: RunStore, sweep_id: str, spec: SweepSpec) -> _Bayes:
+        df = sweep_members(sweep_id, store)
+        known = {} if df.empty else {int(t): g for t, g in df.groupby("trial")}
+        members = [Member(int(r["index"]), r["params"], int(r["seed"]), r["config"], int(r["trial"]))
+                   for _, r in df.iterrows()]
+        dec = _decisions(store, sweep_id) if spec.pruning is not None else {}
+        return cls(df, known, members, dec)
+
+
+def _pause(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, b: _Bayes) -> bool:
+    """Phase 2: train every member of the undecided trials to its pruning step. True if it ran any."""
+    undecided = [m for m in b.members if m.trial not in b.dec]
+    jobs, _ = _jobs(store, sweep_id, spec, undecided, pause=True) if undecided else ([], 0)
+    if jobs:
+        ex.run(jobs, store, sweep_id)
+    return bool(jobs)
+
+
+def _decide_paused(store: RunStore, sweep_id: str, spec: SweepSpec, b: _Bayes) -> bool:
+    """Phase 3: decide each trial paused at its pruning step from its forecast, store the decision, then
+    mark the members of pruned trials ``pruned`` (also after a crash between the two). True if it decided any."""
+    _apply_decisions(store, b.members_df, b.dec)
+    ts = sorted({m.trial for m in b.members if m.trial not in b.dec})
+    if ts:
+        study = _study(store, spec, b.known, b.dec, spec.sampler_seed, skip=set(ts))
+        for t in ts:
+            _decide(store, sweep_id, spec, study, t, b.known[t])
+    return bool(ts)
+
+
+def _finish_kept(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, b: _Bayes, bar: Any) -> bool:
+    """Phase 4: run every started, kept member to its end (resuming paused ones). True if it ran any."""
+    jobs, done = _jobs(store, sweep_id, spec, b.members)
+    bar.n = done
+    bar.refresh()
+    if jobs:
+        ex.run(jobs, store, sweep_id, on_done=lambda o: _progress_step(o, bar, jobs))
+    return bool(jobs)
+
+
+def _propose(store: RunStore, sweep_id: str, spec: SweepSpec, b: _Bayes, parallel: int) -> bool:
+    """Phase 1: ask TPE (every finished trial replayed) for the next ``parallel`` trials and record their
+    members. False when the budget is spent."""
+    import optuna
+
+    trials, seeds = int(spec.budget["trials"]), spec.seeds
+    if len(b.known) >= trials:
+        return False
+    study = _study(store, spec, b.known, b.dec, spec.sampler_seed + len(b.known))
+    new = []
+    for k in range(len(b.known), min(trials, len(b.known) + max(1, parallel))):
+        tr = study.ask()
+        params = {a.name: a.suggest(tr) for a in spec.axes}
+        new += [Member(k * len(seeds) + j, params, s, spec.config_for(params, s), trial=k) for j, s in enumerate(seeds)]
+    if spec.pruning is not None and not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        for k in sorted({m.trial for m in new}):       # nothing to compare with yet: run them to the end
+            store.add_sweep_decision(sweep_id, _kept(k, "no completed trial yet"))
+    _write_members(store, sweep_id, new)
+    return True
+
+
 def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> None:
+    """Rounds of propose -> pause -> decide -> finish until the budget is spent. Each round re-reads the
+    store, so a resumed sweep picks up in whichever phase it was killed."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    n_seeds = len(spec.seeds)
-    trials = int(spec.budget["trials"])
-    parallel = int(spec.budget.get("parallel", max(1, int(spec.resources.get("max_group", 8)) // n_seeds)))
-    bar = _bar(spec, trials * n_seeds, 0, progress)
+    parallel = int(spec.budget.get("parallel", max(1, int(spec.resources.get("max_group", 8)) // len(spec.seeds))))
+    bar = _bar(spec, int(spec.budget["trials"]) * len(spec.seeds), 0, progress)
     try:
         while True:
-            members_df = sweep_members(sweep_id, store)
-            known = {} if members_df.empty else {int(t): g for t, g in members_df.groupby("trial")}
-            members = [Member(int(r["index"]), r["params"], int(r["seed"]), r["config"], int(r["trial"]))
-                       for _, r in members_df.iterrows()]
-            dec = _decisions(store, sweep_id) if spec.pruning is not None else {}
-            if spec.pruning is not None:
-                _apply_decisions(store, members_df, dec)
-                undecided = [m for m in members if m.trial not in dec]
-                if undecided:
-                    jobs, _ = _jobs(store, sweep_id, spec, undecided, pause=True)
-                    if jobs:                          # train the undecided trials to their pruning step
-                        ex.run(jobs, store, sweep_id)
-                        continue
-                    ts = sorted({m.trial for m in undecided})
-                    study = _study(store, spec, known, dec, spec.sampler_seed, skip=set(ts))
-                    for t in ts:
-                        _decide(store, sweep_id, spec, study, t, known[t])
-                    continue
-            # finish any started trial first (resume), then replay finished trials into the study
-            jobs, done = _jobs(store, sweep_id, spec, members)
-            bar.n = done
-            bar.refresh()
-            if jobs:
-                ex.run(jobs, store, sweep_id, on_done=lambda o, js=jobs: _progress_step(o, bar, js))
+            b = _Bayes.read(store, sweep_id, spec)
+            if spec.pruning is not None and (_pause(store, sweep_id, spec, ex, b)
+                                             or _decide_paused(store, sweep_id, spec, b)):
                 continue
-            study = _study(store, spec, known, dec, spec.sampler_seed + len(known))
-            if len(known) >= trials:
+            if _finish_kept(store, sweep_id, spec, ex, b, bar):
+                continue
+            if not _propose(store, sweep_id, spec, b, parallel):
                 break
-            new = []
-            for k in range(len(known), min(trials, len(known) + max(1, parallel))):
-                tr = study.ask()
-                params = {a.name: a.suggest(tr) for a in spec.axes}
-                for j, s in enumerate(spec.seeds):
-                    new.append(Member(k * n_seeds + j, params, s, spec.config_for(params, s), trial=k))
-            if spec.pruning is not None and not study.get_trials(deepcopy=False,
-                                                                 states=(optuna.trial.TrialState.COMPLETE,)):
-                for k in sorted({m.trial for m in new}):   # nothing to compare with: run them to the end
-                    store.add_artifact(None, DECISION_KIND, sweep_id, meta=_kept(k, "no completed trial yet"))
-            _write_members(store, sweep_id, new)
     finally:
         bar.close()
 
 
-def _finish(store: RunStore, sweep_id: str) -> None:
+def _close(store: RunStore, sweep_id: str) -> None:
+    """Record the sweep's status: finished when every member is done, else interrupted."""
     members = sweep_members(sweep_id, store)
     left = [s for s in members["status"] if s not in DONE]
     store.set_sweep_status(sweep_id, "finished" if not left else "interrupted")
@@ -409,7 +452,7 @@ def _run(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress
         _drive(store, sweep_id, spec, ex, progress)
     finally:
         ex.close()
-    _finish(store, sweep_id)
+    _close(store, sweep_id)
     return sweep_id
 
 
@@ -430,11 +473,10 @@ def resume_sweep(sweep_id: str, store: RunStore | str | os.PathLike | None = Non
     """Continue a sweep after a crash or kill: skip finished members, resume interrupted ones from
     their checkpoints, start the rest (with the sweep's executor unless ``executor`` is given)."""
     store = _as_store(store)
-    rec = store.get_sweep(sweep_id)
-    spec = SweepSpec.from_dict(rec["spec"]["spec"])
-    ex_name = executor or rec["spec"].get("executor", "batched")
-    opts = {**rec["spec"].get("executor_options", {}), **executor_options} if executor in (None, ex_name) \
-        else dict(executor_options)
+    rec = sweep_record(store, sweep_id)
+    spec = rec.spec
+    ex_name = executor or rec.executor
+    opts = {**rec.executor_options, **executor_options} if executor in (None, ex_name) else dict(executor_options)
     ex = make_executor(ex_name, **opts)
     _check_pausable(spec, ex)
     store.set_sweep_status(sweep_id, "running")
@@ -444,15 +486,15 @@ def resume_sweep(sweep_id: str, store: RunStore | str | os.PathLike | None = Non
 def sweep_status(sweep_id: str, store: RunStore | str | os.PathLike | None = None) -> dict[str, Any]:
     """``{"id", "name", "status", "strategy", "members", "counts": {status: n}, "done", "pending"}``."""
     store = _as_store(store)
-    rec = store.get_sweep(sweep_id)
-    spec = SweepSpec.from_dict(rec["spec"]["spec"])
+    rec = sweep_record(store, sweep_id)
+    spec = rec.spec
     members = sweep_members(sweep_id, store)
     total = spec.n_members() if spec.strategy != "bayes" else max(spec.n_members(), len(members))
     counts = members["status"].value_counts().to_dict() if len(members) else {}
     counts["pending"] = counts.get("pending", 0) + total - len(members)
     done = sum(counts.get(s, 0) for s in DONE)
-    return {"id": sweep_id, "name": rec["name"], "status": rec["status"], "strategy": spec.strategy,
-            "executor": rec["spec"].get("executor"), "members": total,
+    return {"id": sweep_id, "name": rec.name, "status": rec.status, "strategy": spec.strategy,
+            "executor": rec.executor, "members": total,
             "counts": {k: int(v) for k, v in counts.items() if v}, "done": done, "pending": total - done}
 
 
@@ -461,8 +503,7 @@ def sweep_results(sweep_id: str, store: RunStore | str | os.PathLike | None = No
     """One row per member: index, seed, status, the axis values (one column each) and the last value
     of each metric (default: the objective and target metrics)."""
     store = _as_store(store)
-    rec = store.get_sweep(sweep_id)
-    spec = SweepSpec.from_dict(rec["spec"]["spec"])
+    spec = sweep_record(store, sweep_id).spec
     df = sweep_members(sweep_id, store)
     names = metrics or sorted({spec.objective["metric"], *([spec.target["metric"]] if spec.target else [])})
     from workbench.sweeps.spec import _key
@@ -490,11 +531,7 @@ def sweep_pruning(sweep_id: str, store: RunStore | str | os.PathLike | None = No
     ``reason``. Empty for a sweep without pruning or before its first decision."""
     store = _as_store(store)
     store.get_sweep(sweep_id)                       # unknown id -> UnknownRunError
-    rows = sorted(_decisions(store, sweep_id).values(), key=lambda d: int(d["trial"]))
-    df = pd.DataFrame([{k: d.get(k) for k in PRUNING_COLUMNS} for d in rows], columns=PRUNING_COLUMNS)
-    for k in ("prob", "best", "step", "value"):
-        df[k] = pd.to_numeric(df[k], errors="coerce").astype(float)
-    return df.astype({"trial": int, "pruned": bool})
+    return store.sweep_decisions(sweep_id)[PRUNING_COLUMNS].astype({"trial": int, "pruned": bool})
 
 
 __all__ = ["run_sweep", "resume_sweep", "sweep_status", "sweep_members", "sweep_results", "sweep_pruning",
