@@ -86,3 +86,44 @@ def test_dataset_to_returns_a_copy():
     moved = ds.to(torch.device("cpu"))
     assert ds.x_train is x and moved is not ds
     assert torch.equal(moved.x_train, x)
+
+
+def test_schedule_free_uses_the_schedulefree_optimizer():
+    """A schedule-free run is not AdamW under another name: it equals schedulefree.AdamWScheduleFree
+    driven by hand (train mode for steps, eval mode for the weights it reports) to 1e-6."""
+    schedulefree = pytest.importorskip("schedulefree")
+    from workbench.models import build_model
+    from workbench.tasks import make_task
+
+    cfg = TrainConfig(task="digits", task_params={"n_train": 200}, model="mlp", model_params={"hidden": [16]},
+                      optimizer="adamw", lr=5e-3, weight_decay=0.01, steps=40, log_every=10, eval_every=40,
+                      schedule={"name": "schedule_free", "warmup_steps": 10}, device="cpu", seed=2)
+    sf = train(cfg, return_params=True)
+    adamw = train(cfg.replace(schedule=None), return_params=True)
+    assert _rel(sf.params, adamw.params) > 1e-2
+
+    ds = make_task("digits", {"n_train": 200}, seed=0)
+    torch.manual_seed(2)
+    model = build_model("mlp", {"hidden": [16]}, ds)
+    opt = schedulefree.AdamWScheduleFree(model.parameters(), lr=5e-3, weight_decay=0.01, warmup_steps=10)
+    opt.train()
+    for _ in range(40):
+        loss = nn.functional.cross_entropy(model(ds.x_train), ds.y_train)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    opt.eval()
+    ref = {n: p.detach() for n, p in model.named_parameters()}
+    assert _rel(sf.params, ref) < 1e-6
+
+
+def test_schedule_free_is_refused_in_a_stack_with_a_clear_error():
+    from workbench.optim import BatchedUnsupportedError
+    from workbench.train import ConfigError
+
+    cfg = TrainConfig(task="digits", task_params={"n_train": 100}, model="mlp", steps=5, device="cpu",
+                      schedule={"name": "schedule_free"})
+    with pytest.raises(BatchedUnsupportedError, match="schedule_free"):
+        train_batched([cfg, cfg.replace(seed=1)])
+    with pytest.raises(ConfigError, match="optimizer: a schedule_free run needs one of"):
+        cfg.replace(optimizer="lion")

@@ -453,7 +453,7 @@ class LawFitter(AppBase):
     @guarded
     def load_sweep(self, sweep: str | None = None) -> None:
         """The runs of a sweep as data: config values (``cfg.*``) and final metrics (``final.*``)."""
-        from workbench.apps.sweep_board import results_table
+        from workbench.sweeps.results import results_table
 
         sid = sweep or self.sweep
         if not sid:

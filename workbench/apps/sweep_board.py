@@ -34,10 +34,11 @@ import plotly.graph_objects as go
 from bokeh.models.widgets.tables import NumberFormatter
 
 from workbench.apps.base import AppBase, escape, guarded, show_table
+from workbench.sweeps.results import RESULT_METRICS, results_table  # noqa: F401 - re-exported
+from workbench.sweeps.results import label as _label
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
-RESULT_METRICS = ["train_loss", "test_loss", "val_loss", "loss", "train_acc", "test_acc", "val_acc"]
 SIZE_HINTS = ("width", "d_model", "n_embd", "params", "size", "n_layer", "depth", "hidden")
 LOG_HINTS = ("lr", "weight_decay", "wd", "eps", "lr_min", "params", "tokens")
 
@@ -73,16 +74,6 @@ def sweeps_api(name: str) -> Any:
     return fn if fn is not None else getattr(_module("workbench.sweeps.runner"), name)
 
 
-def _label(v: Any) -> str:
-    if isinstance(v, dict):
-        name = v.get("name", "")
-        rest = ",".join(f"{k}={v[k]}" for k in sorted(v) if k not in ("name", "total_steps"))
-        return f"{name}({rest})" if rest else str(name)
-    if isinstance(v, (list, tuple)):
-        return str(list(v))
-    return v
-
-
 def _is_log(col: str, values: pd.Series) -> bool:
     leaf = col.split(".")[-1]
     v = pd.to_numeric(values, errors="coerce").dropna()
@@ -97,47 +88,6 @@ def stored_spec(store: Any, sweep: str) -> dict:
     next to the executor; a sweep created by hand may store the spec itself)."""
     rec = store.get_sweep(sweep)["spec"] or {}
     return rec["spec"] if isinstance(rec.get("spec"), dict) else rec
-
-def results_table(store: Any, sweep: str, metrics: list[str] | None = RESULT_METRICS) -> pd.DataFrame:
-    """One row per run of ``sweep``: id, name, status, seed, the *varied* config fields (``cfg.*``,
-    schedules shown by label) and the last logged value of each metric (``final.<name>``) and the
-    best (``best.<name>``, min for losses, max otherwise)."""
-    runs = store.runs(sweep=sweep, expand_config=True)
-    if runs.empty:
-        return pd.DataFrame(columns=["id", "name", "status"])
-    cfg_cols = [c for c in runs.columns if c.startswith("cfg.")]
-    # group nested schedule dicts into one label column
-    sched = [c for c in cfg_cols if c.startswith("cfg.schedule.")]
-    out = runs[["id", "name", "status"]].copy()
-    if sched:
-        out["cfg.schedule"] = [_label({k.removeprefix("cfg.schedule."): r[k] for k in sched
-                                       if not (isinstance(r[k], float) and math.isnan(r[k]))})
-                               for _, r in runs.iterrows()]
-    for c in cfg_cols:
-        if c in sched:
-            continue
-        col = runs[c].map(_label)
-        try:
-            varied = col.astype(str).nunique(dropna=False) > 1
-        except TypeError:
-            varied = True
-        if varied or c in ("cfg.seed", "cfg.lr"):
-            out[c] = col
-    ids = runs["id"].tolist()
-    m = store.metrics(ids, metrics) if ids else pd.DataFrame()
-    if len(m):
-        m = m.sort_values(["run", "step", "id"])
-        last = m.groupby(["run", "name"])["value"].last().unstack("name")
-        best_min = m.groupby(["run", "name"])["value"].min().unstack("name")
-        best_max = m.groupby(["run", "name"])["value"].max().unstack("name")
-        steps = m.groupby("run")["step"].max().rename("last_step")
-        out = out.merge(steps, left_on="id", right_index=True, how="left")
-        for n in last.columns:
-            out[f"final.{n}"] = out["id"].map(last[n])
-            best = best_min[n] if ("loss" in n or "err" in n) else best_max[n]
-            out[f"best.{n}"] = out["id"].map(best)
-    return out.reset_index(drop=True)
-
 
 def pruning_reasons(store: Any, sweep: str, run_ids: pd.Series) -> list[str]:
     """For each run of a pruned Bayesian sweep, why its trial was pruned (the forecast decision of

@@ -80,11 +80,12 @@ def cli_main(argv: list[str]) -> int:
             opts = {k: v for k, v in (("workers", a.workers), ("max_group", a.max_group), ("address", a.address),
                                       ("gpus_per_trial", a.gpus_per_trial), ("store_mode", a.store_mode))
                     if v is not None}
-            sid = runner.run_sweep(spec, a.executor, store, progress=not a.no_progress, **opts)
+            sid = runner.run_sweep(spec, a.executor, store, progress=False if a.no_progress else None, **opts)
             st = runner.sweep_status(sid, store)
             print(f"sweep {sid}: {st['status']} ({_counts(st)})")
         elif a.cmd == "resume":
-            sid = runner.resume_sweep(a.sweep_id, store, executor=a.executor, progress=not a.no_progress)
+            sid = runner.resume_sweep(a.sweep_id, store, executor=a.executor,
+                                      progress=False if a.no_progress else None)
             st = runner.sweep_status(sid, store)
             print(f"sweep {sid}: {st['status']} ({_counts(st)})")
         elif a.cmd == "status":

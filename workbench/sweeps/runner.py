@@ -47,6 +47,7 @@ import pandas as pd
 from workbench.errors import WorkbenchError
 from workbench.store import DONE_STATUSES, RunStatus, RunStore
 from workbench.sweeps.executors import EXECUTORS, Executor, ExecutorError, Job, Outcome, make_executor
+from workbench.sweeps.results import results_table
 from workbench.sweeps.spec import Member, SweepSpec, SweepSpecError
 
 DONE = DONE_STATUSES
@@ -184,14 +185,19 @@ def _progress_step(o: Outcome, bar: Any, jobs: list[Job]) -> None:
     bar.update(max(1, len(j.covers)) if j is not None else 1)
 
 
-def _bar(spec: SweepSpec, total: int, initial: int, progress: bool) -> Any:
+def _bar(spec: SweepSpec, total: int, initial: int, progress: bool | None) -> Any:
+    """The sweep's progress bar (``progress=None``: on in a terminal, off under CI, as for a run)."""
     from tqdm.auto import tqdm
+
+    from workbench.train.sink import default_progress
+
+    progress = default_progress() if progress is None else progress
 
     return tqdm(total=total, initial=initial, desc=f"sweep {spec.name}", unit="member", disable=not progress,
                 dynamic_ncols=True)
 
 
-def _drive(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> None:
+def _drive(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool | None) -> None:
     if spec.strategy == "bayes":
         _drive_bayes(store, sweep_id, spec, ex, progress)
         return
@@ -398,7 +404,7 @@ def _propose(store: RunStore, sweep_id: str, spec: SweepSpec, b: _Bayes, paralle
     return True
 
 
-def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> None:
+def _drive_bayes(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool | None) -> None:
     """Rounds of propose -> pause -> decide -> finish until the budget is spent. Each round re-reads the
     store, so a resumed sweep picks up in whichever phase it was killed."""
     import optuna
@@ -429,7 +435,7 @@ def _close(store: RunStore, sweep_id: str) -> None:
 
 # ---------------------------------------------------------------------------------------- public API
 def run_sweep(spec: SweepSpec | Mapping | str | os.PathLike, executor: str = "batched",
-              store: RunStore | str | os.PathLike | None = None, *, progress: bool = True,
+              store: RunStore | str | os.PathLike | None = None, *, progress: bool | None = None,
               sweep_id: str | None = None, **executor_options: Any) -> str:
     """Validate ``spec``, register it in ``store`` and run all its members with ``executor``
     (``batched`` | ``local`` | ``ray``; options such as ``workers=``, ``max_group=``, ``address=``,
@@ -446,7 +452,7 @@ def run_sweep(spec: SweepSpec | Mapping | str | os.PathLike, executor: str = "ba
     return _run(store, sid, spec, ex, progress)
 
 
-def _run(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool) -> str:
+def _run(store: RunStore, sweep_id: str, spec: SweepSpec, ex: Executor, progress: bool | None) -> str:
     """Drive a registered sweep to its end with executor ``ex`` (closed afterwards), then record its status."""
     try:
         _drive(store, sweep_id, spec, ex, progress)
@@ -469,7 +475,7 @@ def _plain_opts(opts: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def resume_sweep(sweep_id: str, store: RunStore | str | os.PathLike | None = None, *, executor: str | None = None,
-                 progress: bool = True, **executor_options: Any) -> str:
+                 progress: bool | None = None, **executor_options: Any) -> str:
     """Continue a sweep after a crash or kill: skip finished members, resume interrupted ones from
     their checkpoints, start the rest (with the sweep's executor unless ``executor`` is given)."""
     store = _as_store(store)
@@ -510,14 +516,10 @@ def sweep_results(sweep_id: str, store: RunStore | str | os.PathLike | None = No
 
     for a in spec.axes:
         df[a.name] = [_key(p.get(a.name)) for p in df["params"]]
-    started = [r for r, s in zip(df["run_id"], df["status"]) if s != "pending"]
-    last = pd.DataFrame()
-    if started:
-        m = store.metrics(started, names)
-        if len(m):
-            last = m.sort_values(["run", "step"]).groupby(["run", "name"])["value"].last().unstack("name")
+    table = results_table(store, sweep_id, names).set_index("id")
     for n in names:
-        df[n] = [last.loc[r, n] if n in last.columns and r in last.index else float("nan") for r in df["run_id"]]
+        col = table[f"final.{n}"] if f"final.{n}" in table.columns else pd.Series(dtype=float)
+        df[n] = [float(col.get(r, float("nan"))) for r in df["run_id"]]
     return df.drop(columns=["params", "config"])
 
 

@@ -86,8 +86,15 @@ class ModuleBackend:
         self.cfg, self.model, self.device, self.N = cfg, model, device, 1
         self.names = [n for n, _ in model.named_parameters()]
         self.lr_device = torch.device("cpu")
-        self.opt = build_optimizer(cfg.optimizer, model, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                   orthograd=cfg.orthograd, **cfg.optimizer_params)
+        if cfg.schedule_free:       # the schedulefree package's optimizer (its own warmup; train / eval modes)
+            from workbench.schedules.adaptive import schedule_free_optimizer
+
+            spec = {**cfg.schedule, "optimizer": cfg.optimizer.lower(), "total_steps": cfg.steps}
+            self.opt = schedule_free_optimizer(model.parameters(), cfg.lr, spec, weight_decay=cfg.weight_decay,
+                                               **cfg.optimizer_params)
+        else:
+            self.opt = build_optimizer(cfg.optimizer, model, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                       orthograd=cfg.orthograd, **cfg.optimizer_params)
         self.filter = GradFilter.from_spec(cfg.grokfast)
         self._call = torch.compile(model) if cfg.compile and device.type == "cuda" else model
 

@@ -146,6 +146,29 @@ class TrainConfig:
                 GradFilter.from_spec(self.grokfast)
             except (TypeError, ValueError) as e:
                 raise ConfigError(f"grokfast: {e}") from None
+        if self.schedule_free:
+            self._check_schedule_free()
+
+    @property
+    def schedule_free(self) -> bool:
+        """True for a schedule-free run (``schedule={"name": "schedule_free", ...}``, Defazio et al. 2024):
+        the ``schedulefree`` package's optimizer replaces the schedule (and does its own warmup)."""
+        return isinstance(self.schedule, dict) and self.schedule.get("name") == "schedule_free"
+
+    def _check_schedule_free(self) -> None:
+        from workbench.schedules.adaptive import SCHEDULE_FREE_OPTIMIZERS
+
+        allowed = sorted(SCHEDULE_FREE_OPTIMIZERS)
+        if self.optimizer.lower() not in SCHEDULE_FREE_OPTIMIZERS:
+            raise ConfigError(f"optimizer: a schedule_free run needs one of {allowed} (the schedulefree "
+                              f"package's optimizers), got {self.optimizer!r}")
+        named = self.schedule.get("optimizer", self.optimizer.lower())
+        if named != self.optimizer.lower():
+            raise ConfigError(f"schedule.optimizer: {named!r} differs from optimizer {self.optimizer!r}; "
+                              "leave it out (the run's optimizer is used)")
+        if self.orthograd:
+            raise ConfigError("orthograd: not available with a schedule_free run (the OrthoGrad wrapper hides "
+                              "the optimizer's train()/eval() switch)")
 
     # ------------------------------------------------------------------ plain data
     def to_dict(self) -> dict:
@@ -248,6 +271,10 @@ def check_batchable(cfgs: Sequence[TrainConfig]) -> None:
             if k not in BATCHABLE_FIELDS and d[k] != c0[k]:
                 raise ConfigError(f"{k}: must be the same for every member of a batch (member {i} has {d[k]!r}, "
                                   f"member 0 has {c0[k]!r}); members may differ in {sorted(BATCHABLE_FIELDS)}")
+    if any(c.schedule_free for c in cfgs):
+        raise BatchedUnsupportedError(
+            "schedule: 'schedule_free' has no per-member batched implementation (the schedulefree optimizers "
+            "keep their own averaged weights); train schedule-free runs one at a time with train()")
     if cfgs[0].optimizer.lower() not in BATCHED_OPTIMIZERS:
         raise BatchedUnsupportedError(
             f"optimizer: {cfgs[0].optimizer!r} has no per-member batched implementation; batched mode supports "

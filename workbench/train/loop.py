@@ -81,13 +81,9 @@ def run_loop(run: Run, sink: Sink, until: int | None = None, resumed_at: int = -
                 sink.sync(run.alive, step, force=True)
                 run.checkpoint()
             logs: dict[str, torch.Tensor] = {}
-            with model.evaluating():                          # measures of the parameters before this step
-                if step % cfg.eval_every == 0:
-                    logs.update(measures.eval_metrics(model, data))
-                if cfg.sharpness_every and step % cfg.sharpness_every == 0:
-                    logs["sharpness"] = measures.sharpness(cfg, model, data, step)
-                if progress is not None and step % cfg.progress_every == 0:
-                    logs.update(progress(model, data))
+            if measures.due(cfg, step):                       # eval, sharpness, progress of the weights so far
+                with model.evaluating():
+                    logs.update(measures.measure(cfg, model, data, step, progress))
 
             x, y = data.train_batch(step)                     # the update
             logits, per_sample, loss = model.forward(x, y, data.xdim)

@@ -66,6 +66,24 @@ def sharpness(cfg: TrainConfig, model: Backend, data: MemberData, step: int) -> 
                        member_dim=model.member_dim)
 
 
+def due(cfg: TrainConfig, step: int) -> bool:
+    """Whether any measure of the current weights is due at ``step`` (eval, sharpness, progress)."""
+    return any(every and step % every == 0 for every in (cfg.eval_every, cfg.sharpness_every, cfg.progress_every))
+
+
+def measure(cfg: TrainConfig, model: Backend, data: MemberData, step: int,
+            progress: Progress | None) -> dict[str, torch.Tensor]:
+    """The measures due at ``step``: test loss / accuracy, sharpness, progress measures."""
+    out: dict[str, torch.Tensor] = {}
+    if step % cfg.eval_every == 0:
+        out.update(eval_metrics(model, data))
+    if cfg.sharpness_every and step % cfg.sharpness_every == 0:
+        out["sharpness"] = sharpness(cfg, model, data, step)
+    if progress is not None and step % cfg.progress_every == 0:
+        out.update(progress(model, data))
+    return out
+
+
 class Progress:
     """Nanda et al. 2023's progress measures on the full p x p grid (modular ``+`` only; else nothing)."""
 

@@ -54,8 +54,10 @@ def learning_rates(cfgs: Sequence[TrainConfig], device: torch.device, dtype: tor
 
 
 def multipliers(cfgs: Sequence[TrainConfig], device: torch.device | str) -> torch.Tensor:
-    """[N, steps] LR multipliers of each member's schedule (ones for no schedule)."""
+    """[N, steps] LR multipliers of each member's schedule (ones for no schedule, and for a schedule-free
+    run, whose optimizer applies its own warmup to the peak LR)."""
     steps = cfgs[0].steps
+    cfgs = [c.replace(schedule=None) if c.schedule_free else c for c in cfgs]
     if all(c.schedule is None for c in cfgs):
         return torch.ones(len(cfgs), steps, device=device)
     from workbench.schedules import lr_table

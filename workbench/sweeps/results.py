@@ -1,0 +1,67 @@
+"""One results table for a sweep, used by ``sweep_results``, the sweep board and the law fitter.
+
+:func:`results_table` gives one row per run of a sweep: id, name, status, seed, the *varied* config
+fields (``cfg.*``, schedules shown by label) and, per metric, the last logged value (``final.<name>``),
+the best (``best.<name>``: min for losses and errors, max otherwise) and the last step logged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+RESULT_METRICS = ["train_loss", "test_loss", "val_loss", "loss", "train_acc", "test_acc", "val_acc"]
+
+
+def label(v: Any) -> str:
+    """A config value as a short cell: a schedule dict as ``name(k=v,...)``, a list as its text."""
+    if isinstance(v, dict):
+        name = v.get("name", "")
+        rest = ",".join(f"{k}={v[k]}" for k in sorted(v) if k not in ("name", "total_steps"))
+        return f"{name}({rest})" if rest else str(name)
+    if isinstance(v, (list, tuple)):
+        return str(list(v))
+    return v
+
+
+def results_table(store: Any, sweep: str, metrics: list[str] | None = RESULT_METRICS) -> pd.DataFrame:
+    """One row per run of ``sweep``: id, name, status, seed, the *varied* config fields (``cfg.*``,
+    schedules shown by label) and the last logged value of each metric (``final.<name>``) and the
+    best (``best.<name>``, min for losses, max otherwise)."""
+    runs = store.runs(sweep=sweep, expand_config=True)
+    if runs.empty:
+        return pd.DataFrame(columns=["id", "name", "status"])
+    cfg_cols = [c for c in runs.columns if c.startswith("cfg.")]
+    # group nested schedule dicts into one label column
+    sched = [c for c in cfg_cols if c.startswith("cfg.schedule.")]
+    out = runs[["id", "name", "status"]].copy()
+    if sched:
+        out["cfg.schedule"] = [label({k.removeprefix("cfg.schedule."): r[k] for k in sched
+                                       if not (isinstance(r[k], float) and math.isnan(r[k]))})
+                               for _, r in runs.iterrows()]
+    for c in cfg_cols:
+        if c in sched:
+            continue
+        col = runs[c].map(label)
+        try:
+            varied = col.astype(str).nunique(dropna=False) > 1
+        except TypeError:
+            varied = True
+        if varied or c in ("cfg.seed", "cfg.lr"):
+            out[c] = col
+    ids = runs["id"].tolist()
+    m = store.metrics(ids, metrics) if ids else pd.DataFrame()
+    if len(m):
+        m = m.sort_values(["run", "step", "id"])
+        last = m.groupby(["run", "name"])["value"].last().unstack("name")
+        best_min = m.groupby(["run", "name"])["value"].min().unstack("name")
+        best_max = m.groupby(["run", "name"])["value"].max().unstack("name")
+        steps = m.groupby("run")["step"].max().rename("last_step")
+        out = out.merge(steps, left_on="id", right_index=True, how="left")
+        for n in last.columns:
+            out[f"final.{n}"] = out["id"].map(last[n])
+            best = best_min[n] if ("loss" in n or "err" in n) else best_max[n]
+            out[f"best.{n}"] = out["id"].map(best)
+    return out.reset_index(drop=True)
