@@ -536,5 +536,6 @@ def sweep_pruning(sweep_id: str, store: RunStore | str | os.PathLike | None = No
     return store.sweep_decisions(sweep_id)[PRUNING_COLUMNS].astype({"trial": int, "pruned": bool})
 
 
-__all__ = ["run_sweep", "resume_sweep", "sweep_status", "sweep_members", "sweep_results", "sweep_pruning",
+__all__ = ["run_sweep", "resume_sweep", "sweep_status", "sweep_members", "sweep_results", "sweep_pruning", "sweep_record",
+           "SweepRecord",
            "member_run_id", "SweepBusyError", "SweepSpecError", "ExecutorError", "Outcome"]
