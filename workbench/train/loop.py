@@ -57,7 +57,6 @@ class Run:
     run_ids: list[str | None]
     step: int = 0
     alive: torch.Tensor | None = None
-    rng: torch.Tensor | None = None
 
     def state_dict(self) -> dict:
         return {"step": self.step, **self.model.state_dict(), "alive": self.alive.clone(),
