@@ -41,8 +41,23 @@ def test_malformed_csv_is_a_message(app):
         read_csv(b"")
 
 
+def test_uploaded_mapping_is_shown_and_confirmed_never_guessed(app):
+    app.upload(power_csv(), "good.csv")
+    assert "Proposed mapping: x=size,L=loss" in app.message.object and not app.mapping_confirmed
+    assert app.confirm_btn.visible
+    assert app.fit() is None and "confirm the uploaded file's column mapping" in app.message.object
+    app.confirm_mapping()
+    assert app.mapping_confirmed and not app.confirm_btn.visible
+    assert app.fit() is not None, app.message.object
+    app.upload(power_csv(), "again.csv")  # a new file: a new proposal to confirm
+    assert not app.mapping_confirmed
+    app.mapping = "x=tokens_m,L=loss"  # typing a mapping is the user's choice
+    assert app.mapping_confirmed and app.fit() is not None, app.message.object
+
+
 def test_fit_recovers_power_law_and_ranks(app):
     app.upload(power_csv(), "good.csv")
+    app.confirm_mapping()
     assert len(app.df) == 40
     app.param.update(mapping="x=size,L=loss", x_var="x", laws=["power_law", "grok_power"], holdout=0.2,
                      target_scale=1e7)
@@ -83,6 +98,7 @@ def test_mapping_errors_and_derived_columns(app):
 
 def test_schedule_law_is_refused_on_points_with_a_reason(app):
     app.upload(power_csv(), "good.csv")
+    app.confirm_mapping()
     app.param.update(mapping="x=size,L=loss", laws=["multi_power"])
     assert app.fit() is None and "loss curves" in app.message.object
 

@@ -125,9 +125,9 @@ def test_law_fitter_page(served, page, tmp_path):
                                                                                        1e4, 3e4, 1e5)) + "\n")
     page.locator("input[type='file']").first.set_input_files(str(good))
     page.wait_for_selector("text=Loaded good.csv", timeout=20_000)
-    mapping = page.locator(".bk-input-group").filter(has_text="Mapping").locator("input").first
-    mapping.fill("x=size,L=loss")
-    mapping.press("Enter")
+    page.wait_for_selector("text=Proposed mapping: x=size,L=loss", timeout=20_000)  # shown, not used unasked
+    page.get_by_role("button", name="Confirm mapping").click()
+    page.wait_for_selector("text=Mapping confirmed", timeout=20_000)
     before = plot_signature(page)
     page.get_by_role("button", name="Fit").click()
     after = wait_change(page, before, timeout=60_000)

@@ -297,6 +297,7 @@ class LawFitter(AppBase):
     sweep = param.Selector(default=None, objects=[], allow_None=True, doc="Sweep in the store")
     laws = param.ListSelector(default=["power_law"], objects=[], doc="Laws to fit")
     mapping = param.String(default="x=x,L=y", doc="Law input = column, comma-separated; L (or y) is the target")
+    mapping_confirmed = param.Boolean(default=True, doc="False while an uploaded file's proposed mapping awaits the user")
     derived = param.String(default="", doc="Derived columns, one 'name = expression' per line: column names "
                                             "(`back-quoted` with spaces), numbers, + - * / **, parentheses, "
                                             "log exp sqrt log10 abs")
@@ -330,8 +331,13 @@ class LawFitter(AppBase):
                                  doc="Peak LR of the typed schedule (absolute LR = peak x multiplier)")
     curve_log_y = param.Boolean(default=False, doc="log y on the loss-curve figure")
 
+    _proposing = False  # True while upload() proposes a mapping (not the user's choice)
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        self.confirm_btn = pn.widgets.Button(label="Confirm mapping", button_type="warning", visible=False,
+                                             css_classes=["wb-confirm-mapping"])
+        self.confirm_btn.on_click(self.confirm_mapping)
         self.df = pd.DataFrame()
         self.results: dict[str, Any] = {}
         self._fig = overlay_figure({}, np.array([]), np.array([]), "x")
@@ -431,11 +437,32 @@ class LawFitter(AppBase):
         self.df = read_csv(data)
         show_table(self.preview, self.df.head(200))
         num = [c for c in self.df.columns if pd.api.types.is_numeric_dtype(self.df[c])]
-        if len(num) >= 2:  # start from the simplest law: target = last numeric column, x = the first
-            self.param.update(mapping=f"x={num[0]},L={num[-1]}", x_var="x",
-                              laws=["power_law"] if "power_law" in self.param.laws.objects else self.laws)
-        self.show_info(f"Loaded {filename}: {len(self.df)} rows. Map its columns, then Fit."
+        self._proposing = True
+        try:  # a proposal only: the simplest law, target = last numeric column, x = the first
+            if len(num) >= 2:
+                self.param.update(mapping=f"x={num[0]},L={num[-1]}", x_var="x",
+                                  laws=["power_law"] if "power_law" in self.param.laws.objects else self.laws)
+        finally:
+            self._proposing = False
+        self.mapping_confirmed = False  # an uploaded file's columns are never used on a guess
+        self.confirm_btn.visible = True
+        self.show_info(f"Loaded {filename}: {len(self.df)} rows, columns {', '.join(map(str, self.df.columns[:20]))}. "
+                       f"**Proposed mapping: {self.mapping}** (a guess from the column order). Check it, edit "
+                       "it in the Mapping field or press **Confirm mapping**; Fit waits for that."
                        + self._detect_curves(self.df, Path(filename).stem))
+
+    def confirm_mapping(self, *_: Any) -> None:
+        """The user accepts the mapping shown for an uploaded file."""
+        self.mapping_confirmed = True
+        self.confirm_btn.visible = False
+        self.show_info(f"Mapping confirmed: {self.mapping}.")
+
+    @param.depends("mapping", watch=True)
+    def _mapping_edited(self) -> None:
+        if not self._proposing:  # typed (or set) by the user: that is a choice, not a guess
+            self.mapping_confirmed = True
+            if hasattr(self, "confirm_btn"):
+                self.confirm_btn.visible = False
 
     def _detect_curves(self, df: pd.DataFrame, name: str) -> str:
         """Also load a table with the columns of loss curves (step, lr, loss) into the Loss curves tab;
@@ -484,6 +511,9 @@ class LawFitter(AppBase):
 
         if not self.laws:
             raise ValueError("laws: choose at least one law")
+        if self.source == "upload" and not self.mapping_confirmed:
+            raise ValueError(f"mapping: confirm the uploaded file's column mapping first (proposed {self.mapping}): "
+                             "edit the Mapping field or press Confirm mapping")
         df = self.frame()
         mapping = parse_map(self.mapping)
         inputs = [i for n in self.laws for i in get_law(n).inputs]
@@ -881,6 +911,7 @@ class LawFitter(AppBase):
             pn.pane.Markdown("or upload a CSV:"), upload,
             pn.Row(pn.widgets.Select.from_param(self.param.sweep, label="or a sweep"), load_sweep),
             pn.widgets.TextInput.from_param(self.param.mapping, label="Mapping (input=column, ...)"),
+            self.confirm_btn,
             pn.widgets.TextAreaInput.from_param(self.param.derived, label="Derived columns", height=70),
             pn.widgets.IntInput.from_param(self.param.drop_highest, label="Drop highest k targets"),
             pn.pane.Markdown("**Laws**"),
