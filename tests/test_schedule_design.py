@@ -126,3 +126,21 @@ def test_needs_a_schedule_aware_fit():
                                      D=np.array([1e9, 2e9, 4e9])))
     with pytest.raises(WorkbenchError, match="fit_result"):
         optimize_schedule(fr, 100, peak_lr=1e-3)
+
+
+def test_curves_from_store_align_logged_steps_with_the_law(store):
+    """A loss logged at step s is the loss after s updates: law index s - 1 of the run's per-step LR."""
+    from workbench.schedule_design import curves_from_store, per_step_lr
+
+    cfg = {"steps": 50, "lr": 2e-3, "schedule": {"name": "cosine", "min_ratio": 0.1}}
+    rid = store.create_run("cos", task="lm", config=cfg)
+    for s, v in ((0, 4.0), (10, 3.0), (20, float("nan")), (50, 2.5)):
+        store.log(rid, s, {"test_loss": v})
+    d = curves_from_store(store, [rid])
+    np.testing.assert_array_equal(d.x["step"], [9, 49])
+    np.testing.assert_array_equal(d.y, [3.0, 2.5])
+    np.testing.assert_allclose(d.lrs[0], 2e-3 * cosine(total_steps=50, min_ratio=0.1)(np.arange(50)))
+    assert per_step_lr({"steps": 5, "lr": 1.0})[-1] == 1.0          # no schedule: constant
+    empty = store.create_run("none", task="lm", config=cfg)
+    with pytest.raises(WorkbenchError, match="run_ids"):
+        curves_from_store(store, [empty])

@@ -352,3 +352,33 @@ def _notes(fit_result: object, lr: np.ndarray) -> list[str]:
     elif "step" in x and len(lr) - 1 > int(np.max(x["step"])):
         notes.append("extrapolates in time beyond the last fitted step")
     return notes
+
+
+# ------------------------------------------------------------------------------------ the loop on real runs
+def per_step_lr(config: Mapping) -> np.ndarray:
+    """Absolute LR of every optimizer update of a run from its stored config (``lr`` x its schedule; the
+    schedule's ``total_steps`` defaults to the run's ``steps``, as the training engine does)."""
+    steps = int(config["steps"])
+    spec = dict(config.get("schedule") or {"name": "constant"})
+    from workbench.schedules import param_specs
+
+    if "total_steps" in {p.name for p in param_specs(spec.get("name", ""))} and "total_steps" not in spec:
+        spec["total_steps"] = steps
+    return float(config["lr"]) * np.asarray(build(spec)(np.arange(steps)), float)
+
+
+def curves_from_store(store: object, run_ids: list[str], metric: str = "test_loss") -> object:
+    """``FitData.from_curves`` of finished runs: ``metric`` at every logged step s >= 1 is the loss after s
+    updates, i.e. law index s - 1 of the run's per-step LR (:func:`per_step_lr`)."""
+    from workbench.fit import FitData
+
+    out = []
+    for rid in run_ids:
+        run = store.get_run(rid)
+        s = store.series(rid, metric)
+        step, val = np.asarray(s["step"], int), np.asarray(s["value"], float)
+        ok = (step >= 1) & np.isfinite(val)
+        if not ok.any():
+            raise DesignError(f"run_ids: run {rid!r} has no finite {metric!r} after step 0")
+        out.append((run.get("name") or rid, step[ok] - 1, val[ok], per_step_lr(run["config"])))
+    return FitData.from_curves(out)
