@@ -127,3 +127,17 @@ def test_schedule_free_is_refused_in_a_stack_with_a_clear_error():
         train_batched([cfg, cfg.replace(seed=1)])
     with pytest.raises(ConfigError, match="optimizer: a schedule_free run needs one of"):
         cfg.replace(optimizer="lion")
+
+
+def test_presets_are_explicit_and_merge_one_level():
+    from workbench.train import PRESETS
+
+    cfg = TrainConfig.preset("nanda", steps=7, task_params={"p": 23})
+    assert (cfg.model, cfg.lr, cfg.weight_decay, cfg.steps) == ("nanda", 1e-3, 1.0, 7)
+    assert cfg.task_params == {"p": 23, "frac": 0.3}                 # the preset's frac kept, p replaced
+    assert PRESETS["nanda"]["task_params"] == {"p": 113, "frac": 0.3}  # the table is not mutated
+    assert TrainConfig(task="grokking").weight_decay == 0.0           # no preset unless asked for
+    from workbench.train import ConfigError
+
+    with pytest.raises(ConfigError, match="preset: must be one of"):
+        TrainConfig.preset("chinchilla")

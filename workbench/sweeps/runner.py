@@ -1,8 +1,8 @@
 """Run, resume and inspect sweeps; all state lives in the run store.
 
-* :func:`run_sweep` registers the sweep (``store.create_sweep``, the spec as plain data), writes its
-  member table (one ``sweep_member`` artifact per member: index, axis values, seed, config, run id)
-  and runs the members with an executor.
+* :func:`run_sweep` registers the sweep (``store.create_sweep``, the spec as plain data), records its
+  members in the store's ``sweep_members`` table (index, trial, axis values, seed, config and the run id
+  ``<sweep>-m<index>``, assigned here once, whichever executor trains it) and runs them with an executor.
 * :func:`resume_sweep` continues after any crash or ``kill -9``: opening the store marks the dead
   process's runs ``interrupted``; members already ``finished`` / ``diverged`` / ``failed`` are
   skipped, ``interrupted`` ones resume from their checkpoints (``workbench.train.resume``), and
@@ -14,7 +14,10 @@ The Bayesian strategy uses Optuna's TPE sampler (``optuna.samplers.TPESampler``,
 ``sampler_seed``) through its ask / tell interface: each round asks ``budget.parallel`` trials
 (default: as many as fit one batched group), runs every trial with every seed, and tells Optuna the
 median (over seeds) of the objective's last value. On resume, completed trials are replayed into a
-fresh study with ``study.add_trial``.
+fresh study with ``study.add_trial``. The driver (:func:`_drive_bayes`) loops over four phases, re-reading
+the store each round, so a resumed sweep continues in whichever phase it stopped: *propose* (TPE asks for
+the next trials), *pause* (train undecided trials to their pruning step), *decide* (forecast, store the
+decision, mark pruned members) and *finish* (run the kept members to their end).
 
 Pruning (``pruning:`` in the spec; Domhan et al. 2015, Sec. 3.3). Each round, once at least one trial
 has completed, every member of the round's trials is trained to ``at_fraction`` of its steps and paused
@@ -23,8 +26,8 @@ its schedule is unchanged). For each trial the per-step median over its seeds of
 is reported to a RUNNING Optuna trial and :class:`workbench.sweeps.pruning.ExtrapolationPruner` decides:
 prune when the forecast gives P(final median better than the best completed trial's) < ``threshold`` —
 the median over seeds because that is the value the trial would be told (one fit per trial, and less
-noise than any single seed). The decision is stored first (a ``sweep_prune_decision`` artifact with
-the probability), then the pruned trial's members are marked ``pruned`` (never resumed; a batched stack
+noise than any single seed). The decision is stored first (a row of the store's ``sweep_decisions``
+table, with the probability), then the pruned trial's members are marked ``pruned`` (never resumed; a batched stack
 continues without them) and the survivors resume from their checkpoints to the end. Pruned trials are
 told to Optuna as ``TrialState.PRUNED`` with their last median value as intermediate value. A round
 started before any trial completed runs to the end without pausing. :func:`resume_sweep` replays the
