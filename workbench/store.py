@@ -16,6 +16,10 @@ Layout
 ``artifacts`` checkpoint paths, exported figures: (run, kind, path, meta JSON, created).
 ``sweeps``    id, name, spec (JSON), status, timestamps.
 ``run_notes`` a researcher's tags (JSON list) and free-text note per run (the runs page edits them).
+``sweep_members``   one row per sweep member: (sweep, idx, trial, seed, params JSON, config JSON, run_id);
+              the run id is assigned when the member is recorded (``workbench.sweeps``).
+``sweep_decisions`` one row per pruned-or-kept trial of a Bayesian sweep: (sweep, trial, pruned, prob,
+              best, step, value, reason). Run statuses are :class:`RunStatus`.
 
 Durability: ``journal_mode=WAL`` + ``synchronous=NORMAL`` keeps every committed transaction across
 a process kill (only an OS crash or power loss can drop the last ones). Writers batch rows with
