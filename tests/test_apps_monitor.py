@@ -162,3 +162,49 @@ def test_export_panel_buttons_and_errors() -> None:
     assert p.message.visible and "nothing to export" in p.message.object
     only = ExportPanel(fit_json=lambda: json.dumps({"E": 1.69}))
     assert list(only.buttons) == ["json"] and json.loads(only.build("json")) == {"E": 1.69}
+
+
+def test_lr_never_smoothed_and_only_varying_keys_offered(tmp_path) -> None:
+    s = RunStore(tmp_path / "s.db")
+    ids = []
+    for seed in range(3):
+        rid = s.create_run(f"s{seed}", task="demo", config={"lr": 0.01, "seed": seed, "wd": 0.1})
+        with s.writer(rid) as w:
+            for st in range(300):
+                w.log(st, {"train_loss": 2.0 + np.sin(st) / 3, "lr": 0.01 * min(1.0, st / 100)})
+        ids.append(rid)
+    app = LiveMonitor(store_path=str(tmp_path / "s.db"), smoothing=0.9)
+    app.view()
+    assert set(app.metrics) == {"train_loss", "lr"}
+    lr = app.drawn(ids[0], "lr")
+    np.testing.assert_array_equal(lr["ys"], lr["y"])  # the warm-up drawn as logged
+    loss = app.drawn(ids[0], "train_loss")
+    assert not np.allclose(loss["ys"], loss["y"])
+    s.log(ids[0], 300, {"lr": 0.5, "train_loss": 9.0})
+    app.tick()
+    assert app.drawn(ids[0], "lr")["ys"][-1] == 0.5 and app.drawn(ids[0], "train_loss")["ys"][-1] < 9.0
+    # lr and wd are the same in every run: only the seed is offered for grouping and filtering
+    assert app.param.color_by.objects == ["run", "cfg.seed"]
+    assert app.param.hp_key.objects[1:] == ["cfg.seed"]
+    s.close()
+
+
+def test_new_run_highlighted_then_plain_and_panels_share_x(filled, monkeypatch) -> None:
+    import workbench.apps.live_monitor as lm
+
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path))
+    app.view()
+    figs = [f for f, _ in app._figs.values()]
+    app.overlay = False  # two panels (train_loss, test_loss): one x range, so zooming one zooms both
+    figs = [f for f, _ in app._figs.values()]
+    assert len(figs) == 2 and figs[0].x_range is figs[1].x_range
+    rid = s.create_run("late", task="demo", config={"lr": 0.1, "seed": 0})
+    s.log(rid, 0, {"train_loss": 2.0, "test_loss": 2.1})
+    app.tick()
+    lay = app._layers["train_loss"]
+    assert lay.source.data["width"][lay.runs.index(rid)] == lm.HIGHLIGHT_WIDTH
+    assert lay.source.data["width"][lay.runs.index(ids[0])] == lm.LINE_WIDTH
+    app._highlight[rid] = 0.0  # its few seconds are over
+    app.tick()
+    assert lay.source.data["width"][lay.runs.index(rid)] == lm.LINE_WIDTH

@@ -68,6 +68,11 @@ ZOOM_DEBOUNCE_S = 0.25
 """A panel's x range must rest this long before its visible range is re-read from the store."""
 FAINT_RAW_MAX_RUNS = 16
 """With smoothing, the raw curve is drawn faint behind the smoothed one for at most this many runs."""
+LINE_WIDTH, HIGHLIGHT_WIDTH, HIGHLIGHT_S = 1.6, 4.0, 5.0
+"""A run that appears while the page is open is drawn thicker for its first few seconds."""
+NOT_SMOOTHED = frozenset({"lr", "eff_lr"})
+"""Metrics drawn as logged whatever the smoothing: a learning-rate schedule smoothed would show a
+warm-up or a decay that did not happen."""
 BAND_GRID = 400
 """Points of a group's mean line and band."""
 
@@ -197,6 +202,7 @@ class LiveMonitor(AppBase):
         self._zoom_req: dict[str, tuple[float, float, float]] = {}  # panel -> (start, end, when)
         self._info_at = 0.0
         self._n_added = 0
+        self._highlight: dict[str, float] = {}  # new run -> when its highlight ends (monotonic s)
         self.plots = pn.FlexBox(sizing_mode="stretch_width")
         self.info = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-monitor-info"])
         self.export = ExportPanel(figure=self.plotly_figure, data=self.current_data, basename="monitor")
@@ -250,7 +256,8 @@ class LiveMonitor(AppBase):
         if df.empty:
             return []
         self._labels = {r: f"{n} [{r[:6]}]" if n != r else r for r, n in zip(df["id"], df["name"])}
-        cfg_keys = [c for c in df.columns if c.startswith("cfg.")]
+        # only config keys that differ between runs: grouping or filtering by a constant says nothing
+        cfg_keys = [c for c in df.columns if c.startswith("cfg.") and df[c].astype(str).nunique(dropna=False) > 1]
         self.param.sweep.objects = [ALL, *sorted(s for s in df["sweep"].dropna().unique())]
         self.param.task.objects = [ALL, *sorted(t for t in df["task"].dropna().unique() if t)]
         self.param.hp_key.objects = [ALL, *cfg_keys]
@@ -311,15 +318,19 @@ class LiveMonitor(AppBase):
     def _ema_state(self, s: Series, ys: np.ndarray) -> None:
         """Continue smoothing new rows from the last smoothed point shown (or start afresh)."""
         fin = ys[np.isfinite(ys)] if ys.size else ys
-        if not self.smoothing or not fin.size:
+        if not self._weight(s.name) or not fin.size:
             s.state = EmaState()
             return
         count = s.buckets.n  # the debias factor 1 - w**count is 1 for all practical counts
-        s.state = EmaState(m=float(fin[-1]) * -np.expm1(count * np.log(self.smoothing)), count=count)
+        s.state = EmaState(m=float(fin[-1]) * -np.expm1(count * np.log(self._weight(s.name))), count=count)
+
+    def _weight(self, name: str) -> float:
+        """The smoothing weight of a metric: none for the schedule's own values (``NOT_SMOOTHED``)."""
+        return 0.0 if name in NOT_SMOOTHED or name.startswith("lr/") else self.smoothing
 
     def _overview_data(self, s: Series) -> dict[str, np.ndarray]:
         s.fold()
-        d = s.buckets.points(self.x_axis, self.smoothing)
+        d = s.buckets.points(self.x_axis, self._weight(s.name))
         self._ema_state(s, d["ys"])
         return d
 
@@ -328,15 +339,15 @@ class LiveMonitor(AppBase):
         d = self.store.series(s.run, s.name, steps=(lo, hi))
         idx = minmax_indices(d["value"], self.max_points) if d["value"].size > self.max_points else slice(None)
         y = d["value"][idx]
-        if self.smoothing:
+        if self._weight(s.name):
             prev = s.shown.get("ys")
             st = s.shown.get("step")
             seed = EmaState()
             if prev is not None and st is not None and st.n:
                 k = int(np.searchsorted(st.a, lo)) - 1
                 if k >= 0 and np.isfinite(prev.a[k]):
-                    seed = EmaState(m=float(prev.a[k]) * -np.expm1(s.n * np.log(self.smoothing)), count=s.n)
-            ys = ema(d["value"], self.smoothing, state=seed)[idx]
+                    seed = EmaState(m=float(prev.a[k]) * -np.expm1(s.n * np.log(self._weight(s.name))), count=s.n)
+            ys = ema(d["value"], self._weight(s.name), state=seed)[idx]
         else:
             ys = y
         step = d["step"][idx]
@@ -432,7 +443,8 @@ class LiveMonitor(AppBase):
         return {r: m.get(r) for r in self.runs}
 
     def _figure(self, panel: str, members: list[str]) -> Any:
-        f = figure(title=panel, height=300, width=560, output_backend=self.backend,
+        linked = {"x_range": next(iter(self._figs.values()))[0].x_range} if self._figs else {}  # zoom one, zoom all
+        f = figure(title=panel, height=300, width=560, output_backend=self.backend, **linked,
                    x_axis_type="log" if self.log_x else "linear", y_axis_type="log" if self.log_y else "linear",
                    tools="pan,wheel_zoom,box_zoom,reset,save", x_axis_label={"wall": "wall time (s)"}.get(
                        self.x_axis, self.x_axis), name=f"wb-fig|{panel}")
@@ -447,7 +459,8 @@ class LiveMonitor(AppBase):
         s.cap = data["x"].size + s.slack + 8
         row = {col: _padded(data[k], s.cap) for col, k in zip(ROW_COLS, ("x", "ys", "y", "step"))}
         return {**row, "run": s.run, "label": self._labels.get(s.run, s.run),
-                "color": self._cmap.get(keys.get(s.run), "#888888")}
+                "color": self._cmap.get(keys.get(s.run), "#888888"),
+                "width": HIGHLIGHT_WIDTH if s.run in self._highlight else LINE_WIDTH}
 
     def _add_layers(self, f: Any, members: list[str], run_ids: list[str], keys: dict) -> None:
         """Each metric of a panel: one multi-line source with a row per run (only the series' summary points
@@ -461,7 +474,7 @@ class LiveMonitor(AppBase):
                     self._set_data(s, self._overview_data(s))
                 continue
             rows = [self._row_of(s, keys) for s in series]
-            cols = (*ROW_COLS, "run", "label", "color")
+            cols = (*ROW_COLS, "run", "label", "color", "width")
             src = ColumnDataSource({c: [r[c] for r in rows] for c in cols}, name=f"wb-ml|{name}")
             lay = _Layer(name, src, [s.run for s in series])
             self._layers[name] = lay
@@ -471,7 +484,7 @@ class LiveMonitor(AppBase):
             if faint:
                 f.multi_line(xs="xs", ys="yr", source=src, line_color="color", line_alpha=0.2, line_width=1,
                              line_dash=dash)
-            f.multi_line(xs="xs", ys="ys", source=src, line_color="color", line_width=1.6, line_dash=dash,
+            f.multi_line(xs="xs", ys="ys", source=src, line_color="color", line_width="width", line_dash=dash,
                          line_alpha=0.35 if self._grouped else 1.0, name=name)
 
     def _add_run_rows(self, run_ids: list[str], keys: dict) -> None:
@@ -486,7 +499,7 @@ class LiveMonitor(AppBase):
             for s in series:
                 s.layer, s.row = lay, len(lay.runs)
                 lay.runs.append(s.run)
-            lay.source.stream({c: [r[c] for r in rows] for c in (*ROW_COLS, "run", "label", "color")})
+            lay.source.stream({c: [r[c] for r in rows] for c in (*ROW_COLS, "run", "label", "color", "width")})
         for s in self._series.values():  # metrics not drawn as lines (bands only): keep their mirrors
             if s.run in run_ids and s.layer is None and not s.shown:
                 self._set_data(s, self._overview_data(s))
@@ -580,6 +593,10 @@ class LiveMonitor(AppBase):
         df, cursor = self.store.tail(since=self._cursor, limit=500_000)
         self._cursor = cursor
         if df.empty:
+            if self._highlight:
+                self._unhighlight()
+                for lay in self._layers.values():
+                    lay.flush()
             return 0
         known = set(self._runs_df["id"]) if not self._runs_df.empty else set()
         if not set(df["run"].unique()) <= known:
@@ -590,7 +607,9 @@ class LiveMonitor(AppBase):
             finally:
                 self._building = False
             if new and self.follow:
-                self._add_runs([r for r in self.runs if r not in before])
+                added = [r for r in self.runs if r not in before]
+                self._highlight.update({r: time.monotonic() + HIGHLIGHT_S for r in added})
+                self._add_runs(added)
         shown = set(self.runs)
         wanted = set(self.metrics)
         df = df[df["run"].isin(shown) & df["name"].isin(wanted)]
@@ -605,6 +624,7 @@ class LiveMonitor(AppBase):
             if ids[0] <= s.last_id:
                 g = g[ids > s.last_id]
             applied += self._append(s, g)
+        self._unhighlight()
         for lay in self._layers.values():
             lay.flush()
         if self._group_sources and applied:
@@ -632,8 +652,8 @@ class LiveMonitor(AppBase):
         elif s.pending["step"].n > s.slack:
             self._set_data(s, self._overview_data(s))
             return len(g)
-        if self.smoothing:
-            ys, s.state = ema(val, self.smoothing, state=s.state, return_state=True)
+        if self._weight(s.name):
+            ys, s.state = ema(val, self._weight(s.name), state=s.state, return_state=True)
         else:
             ys = val
         x = step if self.x_axis == "step" else tok if self.x_axis == "tokens" else wall - s.buckets.first_wall
@@ -649,6 +669,14 @@ class LiveMonitor(AppBase):
                 for col, k in zip(ROW_COLS, ("x", "ys", "y", "step")):
                     s.layer.queue(col, (s.row, sl), new[k])
         return len(g)
+
+    def _unhighlight(self) -> None:
+        now = time.monotonic()
+        for r in [r for r, t in self._highlight.items() if t <= now]:
+            del self._highlight[r]
+            for lay in self._layers.values():
+                if r in lay.runs:
+                    lay.queue("width", lay.runs.index(r), LINE_WIDTH)
 
     def _add_runs(self, run_ids: list[str]) -> None:
         """Add new runs to the open figures: their sources and glyphs only, nothing is rebuilt."""

@@ -1,0 +1,74 @@
+"""Does writing to the run store slow training? A batched run of 64 members logging every step,
+with and without a store.
+
+Model: the Nanda transformer at the CPU size of the benches (``bench.common.nanda_config(small=True)``,
+p = 23, d_model 32), 64 members in one batched model, ``log_every = eval_every = 1`` so every member
+logs its metrics (train/test loss and accuracy, lr, weight and gradient norms, ...) every step: the
+"64 members x 10 metrics every step" of issue 14, at a CPU step rate comparable to a GPU batch's.
+Seconds per step come from the difference of two run lengths (set-up cancels); the run with a store
+file and the run without one are measured alternately ``--reps`` times, and the slowdown is the
+median (min-max) of the per-pair ratios. Rows written per second and the store's share are printed.
+
+    python bench/writer_bench.py              # 64 members, 5 interleaved pairs
+    python bench/writer_bench.py --members 8 --steps 20 --reps 3    # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import Ratio, interleave, md_table, nanda_config, spread, step_time_by_difference  # noqa: E402
+from workbench.store import RunStore  # noqa: E402
+from workbench.train import train_batched  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the writer gets the other core)")
+    a = ap.parse_args(argv)
+    if a.members < 1 or a.steps < 2 or a.reps < 1:
+        ap.error("--members >= 1, --steps >= 2, --reps >= 1")
+    torch.set_num_threads(a.threads)
+    cfg = nanda_config(True, device="cpu", log_every=1, eval_every=1)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory() as d:
+        store = RunStore(Path(d) / "bench.db")
+
+        def run(with_store: bool):
+            return lambda steps: train_batched([cfg.replace(seed=i, steps=steps) for i in range(a.members)],
+                                               store if with_store else None)
+
+        run(True)(2)
+        run(False)(2)
+        rows0 = store.cursor()
+        m = interleave({"no store": lambda: step_time_by_difference(run(False), a.steps, "cpu"),
+                        "store": lambda: step_time_by_difference(run(True), a.steps, "cpu")}, a.reps)
+        rows = store.cursor() - rows0
+        store.close()
+    per_step = rows / (a.reps * 3 * a.steps)  # each measurement trains steps + 2 * steps
+    r = Ratio.of(m["store"], m["no store"])
+    print(f"\n{a.members} members, Nanda transformer {cfg.task_params} {cfg.model_params}, log_every = eval_every = 1, "
+          f"{per_step:.0f} rows per step; load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(md_table(["", "ms / step", "steps / s", "rows / s written"],
+                   [["no store", spread(m["no store"], 1e3), f"{1 / min(m['no store']):.0f} (best)", "0"],
+                    ["store", spread(m["store"], 1e3), f"{1 / min(m['store']):.0f} (best)",
+                     f"{per_step / min(m['store']):.0f}"]]))
+    print(f"\nslowdown with the store (median (min-max) of {a.reps} interleaved pairs): {r}  (goal <= 1.05)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
