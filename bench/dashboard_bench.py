@@ -98,6 +98,28 @@ def fill(path: Path, runs: int, points: int) -> list[str]:
     return ids
 
 
+def adopt(path: Path, runs: int) -> list[str]:
+    """The bench runs of an earlier fill, marked running again by this process (the old writer is gone)."""
+    store = RunStore(path, mark_interrupted=False)
+    df = store.runs(task="bench")
+    ids = [r for r, n in zip(df["id"], df["name"]) if n != "bench-new"][:runs]
+    for r in df["id"]:
+        if r not in ids:
+            store.set_status(r, "finished")
+    for r in ids:
+        store.claim(r)
+    store.close()
+    return ids
+
+
+def ids_last_step(path: Path, ids: list[str]) -> int:
+    store = RunStore(path, mark_interrupted=False)
+    (s,), = store._query(f"SELECT MIN(mx) FROM (SELECT MAX(step) AS mx FROM metrics WHERE run IN "
+                         f"({','.join('?' * len(ids))}) AND name = 'train_loss' GROUP BY run)", ids)
+    store.close()
+    return int(s)
+
+
 def load_avg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -148,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bands", action="store_true", help="open grouped by cfg.seed with mean + band per group")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between heap samples")
     ap.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the page at the end")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="a store filled by an earlier call (same --runs): reused instead of filled again")
     a = ap.parse_args(argv)
     if a.runs < 1 or a.points < 1 or a.minutes <= 0 or a.rate <= 0:
         ap.error("--runs, --points must be >= 1, --minutes and --rate > 0")
@@ -157,8 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     d = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     db = d / "runs.db"
     t = time.time()
-    ids = fill(db, a.runs, a.points)
-    print(f"filled {a.runs} runs x {a.points} points in {time.time() - t:.1f} s")
+    if a.store is not None and a.store.exists():
+        db = a.store
+        ids = adopt(db, a.runs)
+        print(f"reusing {db}: {len(ids)} runs, newest step {ids_last_step(db, ids)}")
+    else:
+        ids = fill(db, a.runs, a.points)
+        print(f"filled {a.runs} runs x {a.points} points in {time.time() - t:.1f} s (store {db})")
     port = free_port()
     env = {**os.environ, "WORKBENCH_STORE": str(db)}
     log = open(d / "serve.log", "w")
@@ -186,18 +215,21 @@ def main(argv: list[str] | None = None) -> int:
                                         "--disable-sync", "--enable-precise-memory-info", "--js-flags=--expose-gc"])
             ctx = b.new_context(viewport={"width": 1500, "height": 1000})
             page = ctx.new_page()
-            load_cold = _open(page, url + path, keys, a.points - 1)
-            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(a.points), str(1.0 / a.rate),
-                                       ",".join(ids), str(a.minutes * 60)], stdout=subprocess.PIPE, text=True,
+            load_cold = _open(page, url + path, keys, ids_last_step(db, ids))
+            wlog = open(d / "writer.log", "w")  # a file, not a pipe: a full pipe would stall the writer
+            first_step = max(a.points, ids_last_step(db, ids) + 1)
+            writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(first_step), str(1.0 / a.rate),
+                                       ",".join(ids), str(a.minutes * 60)], stdout=wlog, text=True,
                                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
             heap = []
             t_start = time.time()
             while writer.poll() is None:
                 heap.append((time.time() - t_start, page.evaluate(HEAP_JS) / 2**20))
                 page.wait_for_timeout(int(a.sample * 1000))
-            lines = writer.stdout.read().splitlines()
-            commits = [(int(s), float(tc)) for line in lines if line.startswith("COMMIT") for _, s, tc in [line.split()]]
-            newrun = [(r, float(tc)) for line in lines if line.startswith("NEWRUN") for _, r, tc in [line.split()]]
+            wlog.close()
+            lines = [ln.split() for ln in (d / "writer.log").read_text().splitlines()]
+            commits = [(int(x[1]), float(x[2])) for x in lines if len(x) == 3 and x[0] == "COMMIT"]
+            newrun = [(x[1], float(x[2])) for x in lines if len(x) == 3 and x[0] == "NEWRUN"]
             page.wait_for_timeout(3000)
             heap.append((time.time() - t_start, page.evaluate(HEAP_JS) / 2**20))
             seen = page.evaluate("window.__wb.dump()")

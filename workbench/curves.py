@@ -75,9 +75,15 @@ def ema(values: Sequence[float] | np.ndarray, weight: float, *, state: EmaState 
             out[finite] = xf
             new = EmaState(float(xf[-1]), st.count + xf.size)
         else:
-            from scipy.signal import lfilter  # here, not at import: scipy.signal takes ~0.5 s to import
+            if xf.size <= 256:  # a live tick's few new points: a loop, no scipy (whose import takes ~0.5 s)
+                m, acc = np.empty(xf.size), st.m
+                for i, v in enumerate(xf.tolist()):
+                    acc = w * acc + (1.0 - w) * v
+                    m[i] = acc
+            else:
+                from scipy.signal import lfilter  # imported on first use, not with the module
 
-            m, _ = lfilter([1.0 - w], [1.0, -w], xf, zi=[w * st.m])
+                m, _ = lfilter([1.0 - w], [1.0, -w], xf, zi=[w * st.m])
             k = st.count + np.arange(1, xf.size + 1)
             debias = -np.expm1(k * math.log(w))  # 1 - w**k, accurate for w near 1
             out[finite] = m / debias
