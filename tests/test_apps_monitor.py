@@ -152,7 +152,7 @@ def test_export_panel_buttons_and_errors() -> None:
     df = pd.DataFrame({"a": [1, 2]})
     p = ExportPanel(figure=lambda: go.Figure(go.Scatter(y=[1, 2])), data=lambda: df,
                     fit_json=lambda: None, basename="my run/1")
-    assert list(p.buttons) == ["png", "svg", "pdf", "html", "csv", "parquet", "json"]
+    assert list(p.buttons) == ["png", "svg", "pdf", "html", "csv", "parquet", "json", "tex"]  # tex: pgfplots zip
     assert p.buttons["csv"].filename == "my_run_1.csv"
     assert p.build("csv") == b"a\n1\n2\n"
     p.buttons["csv"]._clicks += 1  # what a click does: the callback fills the download
