@@ -129,7 +129,8 @@ def test_needs_a_schedule_aware_fit():
 
 
 def test_curves_from_store_align_logged_steps_with_the_law(store):
-    """A loss logged at step s is the loss after s updates: law index s - 1 of the run's per-step LR."""
+    """A loss logged at step s is the loss after s updates (workbench.fit's step convention): the fitted
+    prediction at step s equals law_loss after updates 0 .. s-1."""
     from workbench.schedule_design import curves_from_store, per_step_lr
 
     cfg = {"steps": 50, "lr": 2e-3, "schedule": {"name": "cosine", "min_ratio": 0.1}}
@@ -137,9 +138,12 @@ def test_curves_from_store_align_logged_steps_with_the_law(store):
     for s, v in ((0, 4.0), (10, 3.0), (20, float("nan")), (50, 2.5)):
         store.log(rid, s, {"test_loss": v})
     d = curves_from_store(store, [rid])
-    np.testing.assert_array_equal(d.x["step"], [9, 49])
+    np.testing.assert_array_equal(d.x["step"], [10, 50])
     np.testing.assert_array_equal(d.y, [3.0, 2.5])
     np.testing.assert_allclose(d.lrs[0], 2e-3 * cosine(total_steps=50, min_ratio=0.1)(np.arange(50)))
+    th = np.asarray(REF25)
+    want = law_loss("multi_power", th, torch.as_tensor(d.lrs[0]), torch.tensor([9, 49])).numpy()
+    np.testing.assert_allclose(get_law("multi_power").predict(th, d.inputs), want, rtol=1e-10)
     assert per_step_lr({"steps": 5, "lr": 1.0})[-1] == 1.0          # no schedule: constant
     empty = store.create_run("none", task="lm", config=cfg)
     with pytest.raises(WorkbenchError, match="run_ids"):

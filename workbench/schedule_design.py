@@ -368,8 +368,9 @@ def per_step_lr(config: Mapping) -> np.ndarray:
 
 
 def curves_from_store(store: object, run_ids: list[str], metric: str = "test_loss") -> object:
-    """``FitData.from_curves`` of finished runs: ``metric`` at every logged step s >= 1 is the loss after s
-    updates, i.e. law index s - 1 of the run's per-step LR (:func:`per_step_lr`)."""
+    """``FitData.from_curves`` of finished runs: ``metric`` at every logged step s >= 1 (the loss after s
+    updates, the step convention of :mod:`workbench.fit.data`) with the run's per-update LR
+    (:func:`per_step_lr`)."""
     from workbench.fit import FitData
 
     out = []
@@ -380,5 +381,5 @@ def curves_from_store(store: object, run_ids: list[str], metric: str = "test_los
         ok = (step >= 1) & np.isfinite(val)
         if not ok.any():
             raise DesignError(f"run_ids: run {rid!r} has no finite {metric!r} after step 0")
-        out.append((run.get("name") or rid, step[ok] - 1, val[ok], per_step_lr(run["config"])))
+        out.append((run.get("name") or rid, step[ok], val[ok], per_step_lr(run["config"])))
     return FitData.from_curves(out)
