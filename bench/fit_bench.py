@@ -2,11 +2,19 @@
 analytic gradient). Row 1: the 4 500-start full grid (Besiroglu et al. 2024), screened (every start 20 iterations, the best
 10 % to convergence; ``core.multistart``), then the same with every start run to convergence; last rows:
 1 000 bootstrap refits from the full-data optimum. Usage: python bench/fit_bench.py [--loop-starts K] [--loop-boot K] (each scipy
-loop runs K problems and its time is scaled to the full count; objectives are compared on the same problems)."""
+loop runs K problems and its time is scaled to the full count; objectives are compared on the same problems).
+
+Threads (issue 15; runs first, ``--threads-only`` for just this table): the screened 4 500-start fit in the user's
+default environment (no OMP_NUM_THREADS; the fitters pick one thread inside a context that restores the caller's
+setting, ``workbench.fit.threads``), against the same fit pinned to one thread by the caller (torch + BLAS) and
+against torch's default thread count (``WORKBENCH_FIT_THREADS=0``: what the default environment did before), each
+on an idle machine and while a spawned busy-loop process keeps a core busy. Repeats interleaved; medians; the
+goal is default / pinned <= 1.25 with the busy core. Run it without OMP_NUM_THREADS set."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -19,11 +27,76 @@ from workbench.fit import FitData, fit, get_law
 from workbench.fit.fitting import _boot_weights
 
 
+def _busy() -> None:  # a process that keeps one core busy (a run training beside the notebook)
+    while True:
+        pass
+
+
+def thread_table(data: FitData, repeats: int) -> None:
+    import multiprocessing as mp
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    def default() -> None:
+        fit("chinchilla", data)
+
+    def pinned() -> None:
+        os.environ["WORKBENCH_FIT_THREADS"] = "0"  # the fitter leaves the caller's (pinned) setting alone
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpool_limits(limits=1):
+                fit("chinchilla", data)
+        finally:
+            torch.set_num_threads(before)
+            os.environ.pop("WORKBENCH_FIT_THREADS", None)
+
+    def torch_default() -> None:
+        os.environ["WORKBENCH_FIT_THREADS"] = "0"  # torch's own default threads, as before issue 15
+        try:
+            fit("chinchilla", data)
+        finally:
+            os.environ.pop("WORKBENCH_FIT_THREADS", None)
+
+    modes = {"default environment": default, "pinned to 1 thread": pinned, "torch default threads": torch_default}
+    times: dict[tuple[str, bool], list[float]] = {(m, b): [] for m in modes for b in (False, True)}
+    default()  # warm-up (imports, first allocations)
+    for busy in (False, True):
+        proc = None
+        if busy:
+            proc = mp.get_context("spawn").Process(target=_busy, daemon=True)
+            proc.start()
+            time.sleep(0.5)
+        try:
+            for _ in range(repeats):  # interleaved
+                for m, fn in modes.items():
+                    t = time.perf_counter()
+                    fn()
+                    times[(m, busy)].append(time.perf_counter() - t)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.join()
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print(f"threads: torch default {torch.get_num_threads()} intra-op threads, OMP_NUM_THREADS="
+          f"{os.environ.get('OMP_NUM_THREADS', '(unset)')}, {os.cpu_count()} CPUs, {repeats} interleaved repeats (median s)")
+    print(f"{'4500-start Chinchilla fit':<28}{'idle':>9}{'busy core':>11}{'busy / pinned busy':>20}")
+    for m in modes:
+        print(f"{m:<28}{med[(m, False)]:>9.2f}{med[(m, True)]:>11.2f}"
+              f"{med[(m, True)] / med[('pinned to 1 thread', True)]:>20.2f}")
+    r = med[("default environment", True)] / med[("pinned to 1 thread", True)]
+    print(f"goal default / pinned with a busy core <= 1.25: {r:.2f} ({'met' if r <= 1.25 else 'NOT met'}); "
+          f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--loop-starts", type=int, default=300)
     ap.add_argument("--loop-boot", type=int, default=100)
     ap.add_argument("--boot", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved repeats of the thread table")
+    ap.add_argument("--threads-only", action="store_true", help="only the thread table")
     a = ap.parse_args()
     df = pd.read_csv(data_dir("chinchilla-epoch") / "svg_extracted_data.csv")
     df = df[df["loss"] < np.sort(df["loss"].to_numpy())[-5]]
@@ -31,6 +104,9 @@ def main() -> None:
     D = df["Training FLOP"].to_numpy() / (6 * N)
     L = df["loss"].to_numpy()
     data = FitData({"N": N, "D": D}, L)
+    thread_table(data, a.repeats)
+    if a.threads_only:
+        return
     t, c = time.perf_counter(), time.process_time()
     r = fit("chinchilla", data)
     t_ours, c_ours = time.perf_counter() - t, time.process_time() - c

@@ -862,10 +862,18 @@ class LawFitter(AppBase):
         if not rows:
             return out
         data = FitData.from_curves(rows)
-        pred = np.asarray(result.predict(data), float)
+        pred = np.asarray(result.predict(data, warn=False), float)
+        try:
+            flags, _, why = result.flags(data)
+        except Exception:  # noqa: BLE001 - no shading rather than no prediction
+            flags, why = np.full(len(data), "inside", dtype=object), [""] * len(data)
         for c, ((n, role), (_, st, y, _lr)) in enumerate(zip(meta, rows)):
-            p = pred[data.x["curve"] == c]
+            sel = data.x["curve"] == c
+            p = pred[sel]
             d: dict[str, Any] = {"role": role, "pred_step": st, "pred": p}
+            out_idx = np.nonzero(np.asarray(flags)[sel] != "inside")[0]
+            if len(out_idx):  # the law's fitted domain ends here (workbench.fit flags)
+                d["beyond"] = (int(st[out_idx[0]]), [w for w, m in zip(why, sel) if m][out_idx[-1]])
             if role != "typed":
                 d.update(step=st, loss=y, fit_pred=p, metrics=curve_metrics(y, p))
             out[n] = d
@@ -886,9 +894,16 @@ class LawFitter(AppBase):
                          "mean rel. err": m.get("mean_rel", np.nan), "worst rel. err": m.get("worst_rel", np.nan),
                          "final step": int(d["pred_step"][-1]),
                          "final loss": float(d["loss"][-1]) if "loss" in d else np.nan,
-                         "predicted final": float(d["pred"][-1])})
+                         "predicted final": float(d["pred"][-1]),
+                         "extrapolated from step": d["beyond"][0] if "beyond" in d else None,
+                         "why": d["beyond"][1] if "beyond" in d else ""})
         # object dtype: Bokeh serialises pandas' string dtype in Tabulator as NaN (see the schedule lab)
-        self.curve_table.value = pd.DataFrame(rows).astype({"curve": object, "role": object})
+        self.curve_table.value = pd.DataFrame(rows).astype({"curve": object, "role": object, "why": object})
+        far = [(n, d["beyond"]) for n, d in curves.items() if "beyond" in d]
+        if far:
+            n, (st, why) = far[0]
+            self.show_info(f"Shaded: predictions beyond what the law was fitted on ({n}: from step {st}; {why}); "
+                           f"trust them less (the table's 'why' column says why for each curve).")
         self.curve_params.value = pd.DataFrame([{"param": k, "value": v} for k, v in result.params.items()]
                                                ).astype({"param": object})
 

@@ -217,12 +217,29 @@ def _fallback_schedules_figure(schedules: list[tuple[str, Any]], *, x_axis: str,
 
 
 def prediction_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], *, x_axis: str = "steps",
-                      tokens_per_step: float = 1.0, log_y: bool = False) -> go.Figure:
-    """Predicted loss curves per schedule (label -> (steps, loss))."""
+                      tokens_per_step: float = 1.0, log_y: bool = False,
+                      beyond: dict[str, tuple[int, str]] | None = None) -> go.Figure:
+    """Predicted loss curves per schedule (label -> (steps, loss)). ``beyond``: label -> (first step outside
+    the law's fitted domain, why); that part of a curve is dotted and the region shaded."""
     fig = go.Figure()
+    beyond = beyond or {}
+    scale = tokens_per_step if x_axis == "tokens" else 1.0
     for i, (label, (steps, loss)) in enumerate(curves.items()):
-        x = np.asarray(steps) * (tokens_per_step if x_axis == "tokens" else 1.0)
-        fig.add_trace(go.Scatter(x=x, y=loss, mode="lines", name=label, line={"color": PALETTE[i % len(PALETTE)]}))
+        x = np.asarray(steps) * scale
+        color = PALETTE[i % len(PALETTE)]
+        if label in beyond:
+            cut = np.asarray(steps) >= beyond[label][0]
+            fig.add_trace(go.Scatter(x=x[~cut | np.r_[cut[1:], False]], y=np.asarray(loss)[~cut | np.r_[cut[1:], False]],
+                                     mode="lines", name=label, line={"color": color}))
+            fig.add_trace(go.Scatter(x=x[cut], y=np.asarray(loss)[cut], mode="lines", name=f"{label} (extrapolated)",
+                                     line={"color": color, "dash": "dot"}, showlegend=False))
+        else:
+            fig.add_trace(go.Scatter(x=x, y=loss, mode="lines", name=label, line={"color": color}))
+    if beyond:
+        x0 = min(v[0] for v in beyond.values()) * scale
+        x1 = max(float(np.max(st)) for st, _ in curves.values()) * scale
+        fig.add_vrect(x0=x0, x1=max(x1, x0), fillcolor="grey", opacity=0.12, line_width=0,
+                      annotation_text="beyond the fitted domain", annotation_position="top left")
     fig.update_layout(template="plotly_white", height=340, margin={"l": 60, "r": 20, "t": 40, "b": 50},
                       title="Predicted loss (fitted law, before training)", legend={"orientation": "h", "y": -0.2},
                       xaxis_title="tokens" if x_axis == "tokens" else "step", yaxis_title="predicted loss")
@@ -516,12 +533,35 @@ class ScheduleLab(AppBase):
             self.fit_btn.disabled = False
 
     def predictions(self) -> pd.DataFrame:
-        """Predicted final loss of each chosen schedule under the loaded law (empty without a law)."""
+        """Predicted final loss of each chosen schedule under the loaded law (empty without a law), with the
+        step from which the prediction leaves the law's fitted domain and why (``workbench.fit`` flags)."""
         rows = []
+        beyond = self.extrapolation()
         for label, (steps, loss) in self._prediction_curves().items():
+            b = beyond.get(label)
             rows.append({"schedule": label, "steps": int(steps[-1]), "final loss": float(loss[-1]),
-                         "min loss": float(np.min(loss))})
-        return pd.DataFrame(rows)
+                         "min loss": float(np.min(loss)), "extrapolated from step": None if b is None else int(b[0]),
+                         "why": "" if b is None else b[1]})
+        return pd.DataFrame(rows).astype({"why": object}) if rows else pd.DataFrame(rows)
+
+    def extrapolation(self) -> dict[str, tuple[int, str]]:
+        """Label -> (first step whose prediction is outside the fitted domain, why) for a workbench FitResult
+        (other law objects carry no domain: empty)."""
+        if self._law is None or not hasattr(self._law, "flags"):
+            return {}
+        out = {}
+        for label, s in self.chosen_schedules():
+            T = int(s.total_steps)
+            lr = np.asarray(s(np.arange(T)), float) * self.peak_lr
+            X = {"step": np.arange(1, T + 1), "curve": np.zeros(T, dtype=np.int64), "lrs": [lr]}
+            try:
+                flags, _, why = self._law.flags(X)
+            except Exception:  # noqa: BLE001 - no flags rather than no prediction
+                continue
+            idx = np.nonzero(np.asarray(flags) != "inside")[0]
+            if len(idx):
+                out[label] = (int(idx[0]) + 1, why[idx[-1]])
+        return out
 
     def _prediction_curves(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if self._law is None:
@@ -672,8 +712,13 @@ class ScheduleLab(AppBase):
             self.show_error(f"**{type(e).__name__}**: {e}")
             self.pred_plot.visible = self.pred_table.visible = False
             return
-        self.pred_plot.object = prediction_figure(curves, x_axis=self.x_axis, tokens_per_step=self.tokens_per_step)
+        beyond = self.extrapolation()
+        self.pred_plot.object = prediction_figure(curves, x_axis=self.x_axis, tokens_per_step=self.tokens_per_step,
+                                                  beyond=beyond)
         self.pred_table.value = self.predictions()
+        if beyond:
+            label, (st, why) = next(iter(beyond.items()))
+            self.show_info(f"Shaded: predictions beyond what the law was fitted on ({label}: from step {st}; {why}).")
         self.pred_plot.visible = self.pred_table.visible = True
 
     def figure(self) -> go.Figure:

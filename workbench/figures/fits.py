@@ -62,8 +62,9 @@ def schedule_law_figure(curves: Mapping[str, Mapping[str, Any]], *, law: str = "
 
     ``curves``: name -> mapping with ``pred_step``, ``pred`` (the prediction), optional ``step`` and
     ``loss`` (the measurement; absent for an untrained schedule), optional ``fit_pred`` (the prediction
-    at ``step``, for the residuals) and ``role`` (``"fit"``, ``"heldout"`` or ``"typed"``). Every trace
-    carries ``meta = {"curve": name, "kind": "measured" | "predicted" | "rel_error", "role": role}``."""
+    at ``step``, for the residuals), ``role`` (``"fit"``, ``"heldout"`` or ``"typed"``) and ``beyond``
+    (first step outside the law's fitted domain, why): the region from the earliest such step is shaded.
+    Every trace carries ``meta = {"curve": name, "kind": "measured" | "predicted" | "rel_error", "role": role}``."""
     rows = 2 if residuals else 1
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.72, 0.28] if residuals else [1.0])
@@ -88,6 +89,11 @@ def schedule_law_figure(curves: Mapping[str, Mapping[str, Any]], *, law: str = "
             fig.add_trace(go.Scatter(x=xs, y=rs, mode="lines", name=f"{name}: relative error", legendgroup=name,
                                      showlegend=False, line={"color": color, "width": 1, "dash": dash},
                                      meta={"curve": name, "kind": "rel_error", "role": role}), row=2, col=1)
+    starts = [c["beyond"][0] for c in curves.values() if c.get("beyond")]
+    if starts:
+        x1 = max(float(np.max(np.asarray(c["pred_step"], float))) for c in curves.values())
+        fig.add_vrect(x0=min(starts), x1=max(x1, min(starts)), fillcolor="grey", opacity=0.12, line_width=0,
+                      annotation_text="beyond the fitted domain", annotation_position="top left", row=1, col=1)
     if residuals:
         fig.add_hline(y=0, line={"dash": "dot", "color": "grey"}, row=2, col=1)
         fig.update_yaxes(title_text="rel. error", exponentformat="e", row=2, col=1)

@@ -2,9 +2,10 @@
 validation gap that opens.
 
 ``residual_trend(result)``: per fitted curve (or group; the whole data sorted by its first input without
-groups) the mean log residual over the last quarter of its points, with a standard error that counts the
-residuals' lag-1 autocorrelation (effective sample size n(1 − ρ)/(1 + ρ)). A late mean beyond 3 standard
-errors and beyond 0.05 % is reported in plain language: the law under-fits (or over-fits) the end of the
+groups) the mean log residual over the last quarter of its points, with a standard error from the noise level
+of the residuals' first differences (blind to a smooth trend) and their lag-1 autocorrelation (effective sample
+size n(1 − ρ)/(1 + ρ)). A late mean beyond 4 standard
+errors and beyond 0.1 % is reported in plain language: the law under-fits (or over-fits) the end of the
 curve, so longer or different schedules will be mis-predicted. A flattening late curve is the mark of
 repeated data (several epochs; Muennighoff et al. 2023), for which :mod:`workbench.fit.repetition` offers
 a law with a repetition term.
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MIN_EFFECT = 5e-4  # 0.05 % of the loss: smaller systematic residuals are not worth a warning
-Z = 3.0
+MIN_EFFECT = 1e-3  # 0.1 % of the loss: smaller systematic residuals are not worth a warning
+Z = 4.0
 
 
 def _lag1(r: np.ndarray) -> float:
