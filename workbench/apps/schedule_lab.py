@@ -472,6 +472,8 @@ class ScheduleLab(AppBase):
         for rid in ids:
             g = df[df["run"] == rid] if "lr" in df and ycol in df else df.iloc[:0]
             g = g.dropna(subset=["lr", ycol]) if len(g) else g
+            # the loss at step 0 precedes every update: no schedule-aware law models it (workbench.fit.data)
+            g = g[g["step"] > 0] if len(g) else g
             if len(g) < 3:
                 missing.append(rid)
                 continue

@@ -7,9 +7,8 @@ asked to predict the rest:
 
 - **prefix fits**: every curve (or, for point laws, the points sorted by their first input) cut at
   ``prefixes`` of its length; the rest is predicted, at distance ratios r > 1 from the prefix fit's domain;
-- **leave one curve out** (with >= 3 curves, or >= 2 groups of a point law): the fit on the others predicts
-  the left-out one (a different schedule, mostly at r ~ 1). With two curves it is skipped: a schedule-aware
-  law fitted on a single curve (no annealing seen) would make every band needlessly wide.
+- **leave one curve out** (with >= 2 curves or groups): the fit on the others predicts the left-out one (a
+  different schedule; with two curves a fit on one, which is pessimistic: the bands err wide).
 
 Each backtest point gives a log error e = log y − log ŷ and the distance d = log r of the query from the
 refit's :class:`~workbench.fit.domain.Domain`. The band's log-space standard deviation is
@@ -154,10 +153,7 @@ def backtest(law: object, data: object, refit: Callable[[object], np.ndarray], *
         if len(es) > before:
             sources.append(f"prefix {f:g}")
     labels = np.unique(group)
-    if loco and len(labels) == 2 and curves:
-        sources.append("no leave-one-curve-out (a schedule-aware law fitted on one curve says little about "
-                       "the fit on two)")
-    if loco and (len(labels) >= 3 or (len(labels) == 2 and not curves)):
+    if loco and len(labels) >= 2:
         done = 0
         for g in labels[:max_groups]:
             before = len(es)

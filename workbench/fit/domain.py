@@ -2,9 +2,10 @@
 
 A :class:`Domain` records what the fit saw: for the point laws the range of every input (N, D, C, ...);
 for the schedule-aware laws the longest fitted curve (steps), the largest LR area S1 = Σ η and the peak
-LR. A query gets a distance ratio r ≥ 1 (1 inside; for curves the largest of step / longest fitted step,
-S1 / fitted S1 and peak LR / fitted peak LR; for points how many times beyond the fitted range an input
-lies) and a flag: ``inside`` (r = 1), ``mild`` (r ≤ :data:`MILD`) or ``far``. Every prediction past 1.5x
+LR and the lowest LR fitted points were at. A query gets a distance ratio r ≥ 1 (1 inside; for curves the
+largest of step / longest fitted step, S1 / fitted S1, peak LR / fitted peak LR and lowest fitted LR / the
+query's current LR, an anneal deeper than any fitted; for points how many times beyond the fitted range an
+input lies) and a flag: ``inside`` (r = 1), ``mild`` (r ≤ :data:`MILD`) or ``far``. Every prediction past 1.5x
 the fitted horizon is therefore flagged ``far``; calibrated bands (:mod:`workbench.fit.calibration`)
 widen with log r.
 """
@@ -25,12 +26,14 @@ class ExtrapolationWarning(UserWarning):
     """A prediction lies outside the fitted domain (see ``Prediction.flags`` and ``.why``)."""
 
 
-def _curve_stats(inputs: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per point: step s, LR area S1(s) = Σ_{i<s} η_i and the peak LR of updates 0..s−1 (step convention)."""
+def _curve_stats(inputs: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per point: step s, LR area S1(s) = Σ_{i<s} η_i, the peak LR of updates 0..s−1 and the LR of the last
+    applied update s−1 (step convention)."""
     step = np.asarray(inputs["step"]).astype(np.int64)
     curve = np.asarray(inputs["curve"]).astype(np.int64) if "curve" in inputs else np.zeros(len(step), np.int64)
     S1 = np.zeros(len(step))
     peak = np.zeros(len(step))
+    last = np.zeros(len(step))
     for c, lr in enumerate(inputs["lrs"]):
         sel = np.nonzero(curve == c)[0]
         if not len(sel):
@@ -40,7 +43,8 @@ def _curve_stats(inputs: Mapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pk = np.concatenate([[0.0], np.maximum.accumulate(lr)])
         s = np.clip(step[sel], 0, len(lr))
         S1[sel], peak[sel] = cs[s], pk[s]
-    return step.astype(float), S1, peak
+        last[sel] = lr[np.maximum(s - 1, 0)]
+    return step.astype(float), S1, peak, last
 
 
 @dataclass
@@ -53,9 +57,11 @@ class Domain:
     @classmethod
     def of(cls, law: object, inputs: Mapping) -> Domain:
         if "lrs" in getattr(law, "inputs", ()) and "lrs" in inputs:
-            step, S1, peak = _curve_stats(inputs)
+            step, S1, peak, last = _curve_stats(inputs)
+            pos = last[last > 0]
             return cls("curves", {"step": (float(step.min()), float(step.max())), "S1": (float(S1.min()), float(S1.max())),
-                                  "peak_lr": (float(peak.min()), float(peak.max()))})
+                                  "peak_lr": (float(peak.min()), float(peak.max())),
+                                  "lr": (float(pos.min()) if len(pos) else 0.0, float(last.max()))})
         rng = {}
         for k in law.inputs:
             if k in inputs and k != "curve":
@@ -66,7 +72,7 @@ class Domain:
     def distance(self, inputs: Mapping) -> tuple[np.ndarray, list[str]]:
         """Distance ratio r ≥ 1 of every query point and, per point, the reason ("" inside)."""
         if self.kind == "curves":
-            step, S1, peak = _curve_stats(inputs)
+            step, S1, peak, last = _curve_stats(inputs)
             parts = {"step": step / max(self.ranges["step"][1], 1e-300),
                      "S1": S1 / max(self.ranges["S1"][1], 1e-300),
                      "peak_lr": peak / max(self.ranges["peak_lr"][1], 1e-300)}
@@ -74,6 +80,11 @@ class Domain:
                     "S1": ("LR area S1", "the largest fitted S1", "{:.4g}"),
                     "peak_lr": ("peak LR", "the fitted peak LR", "{:.3g}")}
             vals = {"step": step, "S1": S1, "peak_lr": peak}
+            lo_lr = self.ranges.get("lr", (0.0, 0.0))[0]
+            if lo_lr > 0:  # annealed to a lower LR than any fitted point saw
+                parts["lr"] = lo_lr / np.maximum(last, 1e-300)
+                what["lr"] = ("current LR", "below the lowest fitted LR", "{:.3g}")
+                vals["lr"] = last
         else:
             parts, what, vals = {}, {}, {}
             for k, (lo, hi) in self.ranges.items():
@@ -98,7 +109,9 @@ class Domain:
                 continue
             k = names[arg[i]]
             label, ref, fmt = what[k]
-            if self.kind == "curves":
+            if self.kind == "curves" and k == "lr":
+                why.append(f"{label} {fmt.format(vals[k][i])} is {r:.2f}x {ref} ({fmt.format(self.ranges[k][0])})")
+            elif self.kind == "curves":
                 why.append(f"{label} {fmt.format(vals[k][i])} is {r:.2f}x {ref} ({fmt.format(self.ranges[k][1])})")
             else:
                 why.append(f"{label} = {fmt.format(vals[k][i])} lies {r:.2f}x outside {ref}")
