@@ -141,3 +141,16 @@ def test_presets_are_explicit_and_merge_one_level():
 
     with pytest.raises(ConfigError, match="preset: must be one of"):
         TrainConfig.preset("chinchilla")
+
+
+def test_one_warmup_rule_in_the_engine():
+    """A warmup lasts inside the run's steps whichever way it is written."""
+    from workbench.train import learning_rates
+
+    base = TrainConfig(task="digits", task_params={"n_train": 100}, model="mlp", steps=200, device="cpu", lr=0.1)
+    inside = base.replace(schedule={"name": "cosine", "warmup_steps": 20})
+    wrapped = base.replace(schedule={"name": "warmup", "schedule": {"name": "cosine"}, "warmup_steps": 20})
+    a, b = (learning_rates([c], torch.device("cpu"), torch.float64)[0] for c in (inside, wrapped))
+    assert a.shape == b.shape == (200,)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+    assert a[0] == pytest.approx(0.1 / 20) and a[19] == pytest.approx(0.1) and a[-1] < 1e-3

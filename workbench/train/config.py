@@ -82,6 +82,11 @@ class TrainConfig:
         stop_at_test_acc=None compile=False
 
     ``seed`` fixes the model init and the batch order, ``data_seed`` the train / test split.
+
+    ``schedule`` (a ``workbench.schedules`` spec; the LR at update t is ``lr`` x its multiplier) lasts the
+    run's ``steps`` updates, warmup included: a schedule's own ``warmup_steps`` and the ``warmup``
+    combinator's both count inside ``steps`` (the combinator's inner schedule gets ``steps - warmup_steps``).
+    ``{"name": "schedule_free"}`` runs the ``schedulefree`` optimizer instead (its own warmup).
     """
 
     task: str = "modular"

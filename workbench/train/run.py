@@ -66,13 +66,24 @@ def multipliers(cfgs: Sequence[TrainConfig], device: torch.device | str) -> torc
 
 
 def schedule_spec(cfg: TrainConfig) -> dict:
-    """The member's schedule spec with ``total_steps`` = ``steps`` filled in where the schedule takes it."""
+    """The member's schedule spec with its horizon filled in by the one warmup rule of the engine: a
+    schedule lasts the run's ``steps`` updates, warmup included. A schedule that takes ``total_steps``
+    gets ``steps`` (its ``warmup_steps`` are the first of them); the ``warmup`` combinator's inner
+    schedule gets ``steps - warmup_steps``, so ``{"name": "warmup", "schedule": {"name": "cosine"},
+    "warmup_steps": W}`` is the same LR curve as ``{"name": "cosine", "warmup_steps": W}``. A horizon
+    written in the spec is kept as written."""
+    return _fill_horizon(dict(cfg.schedule or {"name": "constant"}), cfg.steps)
+
+
+def _fill_horizon(spec: dict, steps: int) -> dict:
     from workbench.schedules import param_specs
 
-    spec = dict(cfg.schedule or {"name": "constant"})
     names = {p.name for p in param_specs(spec.get("name", ""))}
     if "total_steps" in names and "total_steps" not in spec:
-        spec["total_steps"] = cfg.steps
+        spec["total_steps"] = steps
+    inner = spec.get("schedule")
+    if spec.get("name") == "warmup" and isinstance(inner, dict):
+        spec["schedule"] = _fill_horizon(dict(inner), max(1, steps - int(spec.get("warmup_steps", 0))))
     return spec
 
 
