@@ -154,3 +154,15 @@ def test_one_warmup_rule_in_the_engine():
     assert a.shape == b.shape == (200,)
     torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
     assert a[0] == pytest.approx(0.1 / 20) and a[19] == pytest.approx(0.1) and a[-1] < 1e-3
+
+
+def test_the_loop_quoted_in_the_architecture_doc_is_the_loop():
+    """docs/ARCHITECTURE.md quotes loop.py's ``while`` loop; the quote must not drift from the code."""
+    import textwrap
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    loop = (root / "workbench" / "train" / "loop.py").read_text()
+    body = textwrap.dedent(loop[loop.index("        while run.step < end"):].split("\n\n        paused")[0])
+    assert body.count("\n") >= 15 and "batched" not in loop
+    assert body in (root / "docs" / "ARCHITECTURE.md").read_text()
