@@ -208,3 +208,20 @@ def test_new_run_highlighted_then_plain_and_panels_share_x(filled, monkeypatch) 
     app._highlight[rid] = 0.0  # its few seconds are over
     app.tick()
     assert lay.source.data["width"][lay.runs.index(rid)] == lm.LINE_WIDTH
+
+
+def test_end_of_line_labels_for_few_lines_and_groups(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path))
+    app.view()
+    lbl = app._labels_src["loss"].data  # train and test overlaid: 4 runs x 2 lines
+    assert len(lbl["text"]) == 8 and all(t.startswith("lr0.0") for t in lbl["text"])
+    i = lbl["text"].index("lr0.001-s0 train_loss")
+    assert lbl["x"][i] == 499 and lbl["y"][i] == app.drawn(ids[0], "train_loss")["ys"][-1]
+    s.log(ids[0], 500, {"train_loss": 0.5})
+    app.tick()
+    lbl = app._labels_src["loss"].data
+    assert lbl["x"][lbl["text"].index("lr0.001-s0 train_loss")] == 500  # follows the newest point
+    app.color_by, app.bands = "cfg.lr", True
+    lbl = app._labels_src["loss"].data
+    assert sorted(set(lbl["text"])) == ["lr=0.001", "lr=0.01"] and len(lbl["text"]) == 4

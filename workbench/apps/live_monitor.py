@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.models import ColumnDataSource, HoverTool, LabelSet
 from bokeh.plotting import figure
 
 from workbench.apps.base import AppBase, escape, guarded, options
@@ -68,6 +68,8 @@ ZOOM_DEBOUNCE_S = 0.25
 """A panel's x range must rest this long before its visible range is re-read from the store."""
 FAINT_RAW_MAX_RUNS = 16
 """With smoothing, the raw curve is drawn faint behind the smoothed one for at most this many runs."""
+END_LABELS_MAX = 16
+"""A panel labels the ends of its lines when it has at most this many."""
 LINE_WIDTH, HIGHLIGHT_WIDTH, HIGHLIGHT_S = 1.6, 4.0, 5.0
 """A run that appears while the page is open is drawn thicker for its first few seconds."""
 NOT_SMOOTHED = frozenset({"lr", "eff_lr"})
@@ -195,9 +197,11 @@ class LiveMonitor(AppBase):
         self._cursor = 0
         self._runs_df = pd.DataFrame()
         self._labels: dict[str, str] = {}
+        self._runs_name: dict[str, str] = {}
         self._group_sources: dict[tuple[str, Any], ColumnDataSource] = {}
         self._figs: dict[str, tuple[Any, list[str]]] = {}  # panel -> (figure, metric names)
         self._layers: dict[str, _Layer] = {}  # metric -> its multi-line source
+        self._labels_src: dict[str, ColumnDataSource] = {}  # panel -> end-of-line labels
         self._cmap: dict[Any, str] = {}
         self._zoom_req: dict[str, tuple[float, float, float]] = {}  # panel -> (start, end, when)
         self._info_at = 0.0
@@ -256,6 +260,7 @@ class LiveMonitor(AppBase):
         if df.empty:
             return []
         self._labels = {r: f"{n} [{r[:6]}]" if n != r else r for r, n in zip(df["id"], df["name"])}
+        self._runs_name = dict(zip(df["id"], df["name"]))
         # only config keys that differ between runs: grouping or filtering by a constant says nothing
         cfg_keys = [c for c in df.columns if c.startswith("cfg.") and df[c].astype(str).nunique(dropna=False) > 1]
         self.param.sweep.objects = [ALL, *sorted(s for s in df["sweep"].dropna().unique())]
@@ -411,6 +416,7 @@ class LiveMonitor(AppBase):
         finally:
             self._building = False
         self._group_sources, self._figs, self._zoom_req, self._layers = {}, {}, {}, {}
+        self._labels_src = {}
         for s in self._series.values():
             s.layer, s.zoom = None, None
         if not self.runs:
@@ -427,8 +433,13 @@ class LiveMonitor(AppBase):
             self._add_layers(f, members, self.runs, keys)
             if self._grouped:
                 self._add_group_glyphs(f, members, keys)
+            lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": []}, name=f"wb-lbl|{panel}")
+            f.add_layout(LabelSet(x="x", y="y", text="text", text_color="color", source=lbl, x_offset=4,
+                                  y_offset=-5, text_font_size="8pt"))
+            self._labels_src[panel] = lbl
             panes.append(pn.pane.Bokeh(f, sizing_mode="fixed", width=560, height=300))
         self._update_bands()
+        self._update_end_labels()
         self.plots.objects = panes
         self._update_info()
 
@@ -535,6 +546,37 @@ class LiveMonitor(AppBase):
                 step = np.interp(grid, xs[0], members[0].shown["step"].a)
             src.data = {"x": grid, "mean": mean, "lo": lo, "hi": hi, "step": step}
 
+    def _update_end_labels(self) -> None:
+        """A label at the end of every line of a panel (each group's mean line with bands), when a panel
+        has at most ``END_LABELS_MAX`` of them; more would cover the curves (the hover names them)."""
+        for panel, src in self._labels_src.items():
+            members = self._figs[panel][1]
+            pts: list[tuple[float, float, str, str]] = []
+            if self._grouped:
+                key = self.color_by.removeprefix("cfg.")
+                for (name, g), gs in self._group_sources.items():
+                    d = gs.data
+                    if name in members and len(d["x"]) and np.isfinite(d["mean"][-1]):
+                        pts.append((d["x"][-1], d["mean"][-1], f"{key}={g}", self._cmap.get(g, "#888888")))
+            else:
+                keys = self._colour_keys()
+                for name in members:
+                    lay = self._layers.get(name)
+                    for r in lay.runs if lay is not None else []:
+                        s = self._series.get((r, name))
+                        if s is None or not s.shown or not s.shown["x"].n:
+                            continue
+                        x, y = s.shown["x"].a[-1], s.shown["ys"].a[-1]
+                        if np.isfinite(x) and np.isfinite(y):
+                            text = str(self._runs_name.get(r, r))[:24] + (f" {name}" if len(members) > 1 else "")
+                            pts.append((x, y, text, self._cmap.get(keys.get(r), "#888888")))
+            if len(pts) > END_LABELS_MAX:
+                pts = []
+            new = {"x": [p[0] for p in pts], "y": [p[1] for p in pts], "text": [p[2] for p in pts],
+                   "color": [p[3] for p in pts]}
+            if new != dict(src.data):
+                src.data = new
+
     # ------------------------------------------------------------------ zoom
     def _on_range(self, panel: str) -> None:
         fr = self._figs.get(panel)
@@ -629,6 +671,8 @@ class LiveMonitor(AppBase):
             lay.flush()
         if self._group_sources and applied:
             self._update_bands()
+        if applied:
+            self._update_end_labels()
         if applied and time.monotonic() - self._info_at > 2.0:  # the text re-renders: not every tick
             self._update_info()
         return applied
@@ -697,6 +741,7 @@ class LiveMonitor(AppBase):
             if self._grouped and fresh:
                 self._add_group_glyphs(f, members, {r: keys[r] for r in self.runs if keys[r] in fresh})
         self._update_bands()
+        self._update_end_labels()
         self._update_info()
 
     @guarded
