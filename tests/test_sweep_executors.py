@@ -66,15 +66,35 @@ def test_ray_direct_store_mode(tmp_path, ray_local):
     assert sweep_status(sid, store)["counts"] == {"finished": 2}
 
 
-def test_failing_member_is_recorded_and_others_go_on(tmp_path):
-    # batch_size larger than the data is fine; a wrong model for the task fails at build time
-    spec = {**SMALL, "axes": {"model": ["mlp", "gpt"]}}
+def test_bad_member_config_is_refused_before_anything_runs(tmp_path):
+    from workbench.sweeps.spec import SweepSpecError
+
+    spec = {**SMALL, "axes": {"model": ["mlp", "gpt"]}}   # gpt cannot model the modular task
     store = RunStore(tmp_path / "f.db")
-    sid = run_sweep(spec, "batched", store, progress=False)
+    with pytest.raises(SweepSpecError, match="model=gpt"):
+        run_sweep(spec, "batched", store, progress=False)
+    assert store.runs().empty and store.sweeps().empty
+
+
+def test_failing_member_is_recorded_and_others_go_on(tmp_path, capsys):
+    # a member whose checkpoint folder cannot be created (a file is in the way) fails at its first
+    # checkpoint; the other finishes, and the CLI says how many failed and why, with a non-zero status
+    from workbench.sweeps.cli import cli_main
+
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    spec = {**SMALL, "base": {**SMALL["base"], "checkpoint_every": 20},
+            "axes": {"checkpoint_dir": [str(tmp_path / "ok"), str(tmp_path / "blocked" / "ck")]}}
+    spec_path = tmp_path / "f.yaml"
+    SweepSpec.from_dict(spec).to_yaml(spec_path)
+    db = tmp_path / "f.db"
+    assert cli_main(["run", str(spec_path), "--store", str(db), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 member(s) failed" in err and "blocked" in err
+    store = RunStore(db)
+    sid = store.sweeps()["id"].iloc[0]
     st = sweep_status(sid, store)
     assert st["counts"] == {"finished": 1, "failed": 1}
-    err = store.runs(sweep=sid, status="failed")["error"].iloc[0]
-    assert "gpt" in err
+    assert "blocked" in store.runs(sweep=sid, status="failed")["error"].iloc[0]
 
 
 KILL = {"name": "kill", "base": {"task": "modular", "task_params": {"p": 23, "frac": 0.5}, "model": "mlp",

@@ -11,7 +11,11 @@
 Every command takes ``--store PATH`` (default ``$WORKBENCH_STORE`` or ``./runs/workbench.db``) and
 ``--shared-store`` (new store files, folders and checkpoints group-readable instead of owner-only;
 the same as ``$WORKBENCH_SHARED_STORE=1``, see ``workbench.safeio``).
-Bad input exits with status 2 and a one-line message naming the field, never a traceback.
+Bad input exits with status 2 and a one-line message on stderr, ``workbench <command>: error: ...``,
+naming the field, never a traceback: every :class:`~workbench.errors.WorkbenchError` (the base of the
+package's bad-input errors) and every OS error on a file the user named is caught here, for the
+delegated commands too. A store the user cannot write is opened read-only: ``runs list/show`` and
+``export`` work, writes say why they cannot.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 from collections.abc import Sequence
 
 from workbench import __version__
+from workbench.errors import WorkbenchError
 
 DELEGATED = {
     "run": ("workbench.train", "train one configured run (e.g. `workbench run grokking --p 113 --frac 0.3`)"),
@@ -32,14 +37,14 @@ DELEGATED = {
 }
 
 
-class CliError(Exception):
+class CliError(WorkbenchError):
     """A user error: printed as one line, exit status 2."""
 
 
-def _store(path: str | None):
+def _store(path: str | None, *, readonly: bool | None = None):
     from workbench.store import RunStore, default_path
 
-    return RunStore(path or default_path())
+    return RunStore(path or default_path(), readonly=readonly)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,13 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _delegate(name: str, argv: list[str]) -> int:
     module, _ = DELEGATED[name]
-    try:
-        mod = importlib.import_module(module)
-        fn = mod.cli_main
-    except (ImportError, AttributeError):
-        print(f"workbench {name}: not available yet in this version", file=sys.stderr)
-        return 2
-    return int(fn(argv) or 0)
+    return int(importlib.import_module(module).cli_main(argv) or 0)
 
 
 def _fmt_time(t: float | None) -> str:
@@ -157,18 +156,10 @@ def cmd_export(a: argparse.Namespace) -> int:
     store = _store(a.store)
     ids = a.ids or None
     if a.wide:
-        from pathlib import Path
+        from workbench.store import write_table
 
-        if ids is None:
-            ids = store.runs(sweep=a.sweep)["id"].tolist()
-        df = store.metrics(ids, a.metrics, wide=True)
-        out = Path(a.out)
-        if out.suffix == ".csv":
-            df.to_csv(out, index=False)
-        elif out.suffix in (".parquet", ".pq"):
-            df.to_parquet(out, index=False)
-        else:
-            raise CliError(f"out: {out.name!r} must end in .csv or .parquet")
+        ids = store.run_ids(a.sweep) if ids is None else ids
+        out = write_table(store.metrics(ids, a.metrics, wide=True), a.out)
     else:
         out = store.export(a.out, ids, sweep=a.sweep, names=a.metrics)
     print(f"wrote {out}")
@@ -189,12 +180,11 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
     store = a.store or str(default_path())
     if not a.no_reference:
-        try:
-            from workbench.reference import ensure_reference_runs
-        except ImportError:
-            ensure_reference_runs = None
-        if ensure_reference_runs is not None:
-            n = ensure_reference_runs(_store(store))
+        from workbench.reference import ensure_reference_runs
+
+        st = _store(store)
+        if not st.readonly:
+            n = ensure_reference_runs(st)
             if n:
                 print(f"workbench: loaded {n} reference run(s) from data/reference into {store}", flush=True)
     return serve(port=a.port, address=a.address, store=store, apps=a.apps, show=a.show, token=a.token)
@@ -217,20 +207,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 os.environ[SHARED_ENV] = old
     parser = _parser()
-    if argv and argv[0] in DELEGATED:
-        return _delegate(argv[0], argv[1:])
-    a = parser.parse_args(argv)
-    if a.cmd is None:
-        parser.print_help()
-        return 0
-    from workbench.errors import WorkbenchError
-    from workbench.store import StoreError, UnknownRunError
-
+    cmd = argv[0] if argv and argv[0] in DELEGATED else None
     try:
+        if cmd is not None:
+            return _delegate(cmd, argv[1:])
+        a = parser.parse_args(argv)
+        cmd = a.cmd
+        if a.cmd is None:
+            parser.print_help()
+            return 0
         return {"runs": cmd_runs, "export": cmd_export, "import": cmd_import, "serve": cmd_serve}[a.cmd](a)
-    except (CliError, StoreError, UnknownRunError, WorkbenchError, ValueError) as e:
-        print(f"workbench {a.cmd}: error: {e}", file=sys.stderr)
-        return 2
+    except WorkbenchError as e:
+        return fail(cmd, e)
+    except OSError as e:  # a file the user named: unreadable, unwritable, a directory, disk full
+        return fail(cmd, f"{e.strerror or e}: {e.filename}" if e.filename else e)
+
+
+def fail(cmd: str | None, msg: object) -> int:
+    """Print ``workbench <cmd>: error: <msg>`` on stderr and return the bad-input status 2."""
+    print(f"workbench{' ' + cmd if cmd else ''}: error: {msg}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

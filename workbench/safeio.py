@@ -102,9 +102,13 @@ def save_checkpoint(obj: Any, path: str | os.PathLike, *, shared: bool | None = 
     path = Path(path)
     make_dirs(path.parent, shared=shared)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open_new(tmp, shared=shared) as f:
-        torch.save(obj, f)
-    os.replace(tmp, path)
+    try:
+        with open_new(tmp, shared=shared) as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:  # disk full, killed: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -1103,16 +1103,23 @@ class RunStore:
         return df
 
     # ------------------------------------------------------------------ export / import
+    def run_ids(self, sweep: str | None = None) -> list[str]:
+        """Ids of all runs, or of one sweep's runs (a sweep without runs is an error naming it)."""
+        runs = self.runs(sweep=sweep)["id"].tolist()
+        if sweep is not None and not runs:
+            known = self.sweeps()["id"].tolist()
+            raise StoreError(f"sweep: {sweep!r} has no runs in {self.path}"
+                             + (f" (sweeps: {', '.join(known[:10])})" if known else " (the store has no sweeps)"))
+        return runs
+
     def export(self, path: str | os.PathLike, runs: Sequence[str] | None = None, *, sweep: str | None = None,
                names: Sequence[str] | None = None) -> Path:
         """Write runs and their metrics to one CSV or Parquet file (by extension): long form, one row
         per metric value, with the run's record in ``run_*`` columns so :meth:`import_file` can rebuild
         them exactly. A run with no metrics still gets one row (with an empty metric)."""
         path = Path(path)
-        fmt = _format_of(path)
-        if runs is None:
-            runs = self.runs(sweep=sweep)["id"].tolist()
-        runs = list(runs)
+        _format_of(path)  # before any work: a wrong extension fails first
+        runs = self.run_ids(sweep) if runs is None else list(runs)
         meta = self.runs()
         meta = meta[meta["id"].isin(runs)]
         missing = set(runs) - set(meta["id"])
@@ -1123,57 +1130,162 @@ class RunStore:
         rec = meta.drop(columns=["pid"]).rename(columns=lambda c: "run_" + c)
         rec["run_config"] = [json.dumps(c, sort_keys=True) for c in rec["run_config"]]
         out = rec.merge(m, left_on="run_id", right_on="run", how="left").drop(columns="run")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "csv":
-            out.to_csv(path, index=False)
-        else:
-            out.to_parquet(path, index=False)
+        write_table(out, path)
         return path
 
     def import_file(self, path: str | os.PathLike, *, on_conflict: str = "error") -> list[str]:
         """Read a file written by :meth:`export` (CSV or Parquet) back into this store. ``on_conflict``:
-        ``error`` (default), ``skip`` (keep the stored run) or ``replace``. Returns the run ids imported."""
+        ``error`` (default), ``skip`` (keep the stored run) or ``replace``. Returns the run ids imported.
+
+        Validated like the API (ids non-empty, status one of :data:`STATUSES`, steps integers in
+        [0, 2**63 - 1], tokens empty or such integers, values real numbers, config a JSON object) before
+        anything is written, then written in ONE transaction: a bad row leaves the store unchanged."""
         if on_conflict not in ("error", "skip", "replace"):
             raise StoreError(f"on_conflict: must be 'error', 'skip' or 'replace', got {on_conflict!r}")
         path = Path(path)
         fmt = _format_of(path)
-        if not path.exists():
-            raise StoreError(f"path: {path} does not exist")
-        df = pd.read_csv(path, keep_default_na=True) if fmt == "csv" else pd.read_parquet(path)
+        if not path.is_file():
+            raise StoreError(f"path: {path} {'is a directory' if path.is_dir() else 'does not exist'}")
+        try:
+            df = (pd.read_csv(path, keep_default_na=True, dtype={"run_id": str, "run_name": str, "name": str})
+                  if fmt == "csv" else pd.read_parquet(path))
+        except (OSError, ValueError, ImportError) as e:
+            raise StoreError(f"{path}: cannot read it as {fmt} ({e})") from None
         need = {"run_id", "run_name", "run_status", "run_config", "step", "name", "value"}
         if not need <= set(df.columns):
             raise StoreError(f"{path}: not a workbench export (missing columns {sorted(need - set(df.columns))})")
+        runs, metrics = _validate_import(df, path)
+        self._require_writable()
         imported = []
-        for rid, g in df.groupby("run_id", sort=False):
-            rid = str(rid)
-            exists = bool(self._query("SELECT 1 FROM runs WHERE id=?", (rid,)))
-            if exists and on_conflict == "error":
-                raise StoreError(f"run_id: {rid!r} already exists in {self.path} (use on_conflict='skip' or 'replace')")
-            if exists and on_conflict == "skip":
-                continue
-            if exists:
-                self.delete_run(rid)
-            r = g.iloc[0]
-
-            def val(col: str, default: Any = None, _r: pd.Series = r) -> Any:
-                v = _r.get(col, default)
-                return default if v is None or (isinstance(v, float) and math.isnan(v)) else v
-
-            cfg = json.loads(val("run_config", "{}"))
-            self._tx("INSERT INTO runs (id, name, sweep, task, config, status, device, created, updated, finished,"
-                     " version, host, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                     (rid, str(val("run_name", rid)), val("run_sweep"), str(val("run_task", "")),
-                      _check_config(cfg), str(val("run_status", "finished")), str(val("run_device", "cpu")),
-                      float(val("run_created", time.time())), float(val("run_updated", time.time())),
-                      val("run_finished"), str(val("run_version", __version__)), val("run_host"), val("run_error")))
-            rows = g[g["name"].notna()]
-            if len(rows):
-                tok = rows["tokens"] if "tokens" in rows else pd.Series([None] * len(rows))
-                wall = rows["wall"] if "wall" in rows else pd.Series([None] * len(rows))
-                self.log_many([(rid, int(s), None if pd.isna(t) else int(t), None if pd.isna(w) else float(w), str(n),
-                                float(v)) for s, t, w, n, v in zip(rows["step"], tok, wall, rows["name"], rows["value"])])
-            imported.append(rid)
+        with self._write() as conn:
+            for rec in runs:
+                rid = rec[0]
+                exists = conn.execute("SELECT 1 FROM runs WHERE id=?", (rid,)).fetchone() is not None
+                if exists and on_conflict == "error":
+                    raise StoreError(f"run_id: {rid!r} already exists in {self.path} "
+                                     "(use on_conflict='skip' or 'replace')")
+                if exists and on_conflict == "skip":
+                    continue
+                if exists:
+                    for table, col in (("metrics", "run"), ("artifacts", "run"), ("runs", "id")):
+                        conn.execute(f"DELETE FROM {table} WHERE {col}=?", (rid,))
+                conn.execute("INSERT INTO runs (id, name, sweep, task, config, status, device, created, updated,"
+                             " finished, version, host, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rec)
+                rows = metrics.get(rid, [])
+                conn.executemany("INSERT INTO metrics (run, step, tokens, wall, name, value, flag)"
+                                 " VALUES (?,?,?,?,?,?,?)", rows)
+                imported.append(rid)
         return imported
+
+    def _require_writable(self) -> None:
+        if self.readonly:
+            with self._write():
+                pass
+
+
+def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[str, list[tuple]]]:
+    """Check every row of an export file and encode it; raise StoreError naming the row and column."""
+    def bad(i: int, col: str, msg: str, v: Any) -> StoreError:
+        return StoreError(f"{path.name} row {i + 2}: {col}: {msg}, got {v!r}")
+
+    def missing(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+
+    def integer(i: int, col: str, v: Any, optional: bool) -> int | None:
+        if missing(v):
+            if optional:
+                return None
+            raise bad(i, col, "required", v)
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise bad(i, col, "must be an integer in [0, 2**63 - 1]", v) from None
+        if isinstance(v, bool) or not (math.isfinite(f) and f.is_integer() and 0 <= f <= MAX_INT):
+            raise bad(i, col, "must be an integer in [0, 2**63 - 1]", v)
+        return int(v) if isinstance(v, (int, np.integer)) else int(f)
+
+    def real(i: int, col: str, v: Any, optional: bool = True) -> float | None:
+        if missing(v):
+            if optional:
+                return None
+            raise bad(i, col, "required", v)
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise bad(i, col, "must be a real number", v) from None
+        if not math.isfinite(f):
+            raise bad(i, col, "must be a finite number", v)
+        return f
+
+    def text(i: int, col: str, v: Any, default: str | None) -> str | None:
+        if missing(v):
+            return default
+        return str(v)
+
+    runs: list[tuple] = []
+    metrics: dict[str, list[tuple]] = {}
+    seen: set[str] = set()
+    cols = list(df.columns)
+    for i, row in enumerate(df.itertuples(index=False, name=None)):
+        r = dict(zip(cols, row))
+        rid = r["run_id"]
+        if missing(rid) or not str(rid).strip():
+            raise bad(i, "run_id", "must be a non-empty run id", rid)
+        rid = str(rid)
+        if rid not in seen:
+            seen.add(rid)
+            status = r["run_status"]
+            if status not in STATUSES:
+                raise bad(i, "run_status", f"must be one of {STATUSES}", status)
+            try:
+                cfg = json.loads(r["run_config"]) if not missing(r["run_config"]) else {}
+            except (TypeError, ValueError):
+                raise bad(i, "run_config", "must be a JSON object", r["run_config"]) from None
+            if not isinstance(cfg, dict):
+                raise bad(i, "run_config", "must be a JSON object", r["run_config"])
+            now = time.time()
+            created = real(i, "run_created", r.get("run_created"))
+            updated = real(i, "run_updated", r.get("run_updated"))
+            runs.append((rid, text(i, "run_name", r["run_name"], rid) or rid, text(i, "run_sweep", r.get("run_sweep"), None),
+                         text(i, "run_task", r.get("run_task"), ""), _check_config(cfg), status,
+                         text(i, "run_device", r.get("run_device"), "cpu"), now if created is None else created,
+                         now if updated is None else updated, real(i, "run_finished", r.get("run_finished")),
+                         text(i, "run_version", r.get("run_version"), __version__),
+                         text(i, "run_host", r.get("run_host"), None), text(i, "run_error", r.get("run_error"), None)))
+        name = r["name"]
+        if missing(name):  # the placeholder row of a run without metrics
+            continue
+        if not str(name):
+            raise bad(i, "name", "must be a non-empty metric name", name)
+        step = integer(i, "step", r["step"], optional=False)
+        tokens = integer(i, "tokens", r.get("tokens"), optional=True)
+        wall = real(i, "wall", r.get("wall"))
+        v = r["value"]
+        try:
+            value = float(v)
+        except (TypeError, ValueError):
+            raise bad(i, "value", "must be a real number (nan and inf allowed)", v) from None
+        enc, flag = _encode(str(name), value)
+        metrics.setdefault(rid, []).append((rid, step, tokens, wall, str(name), enc, flag))
+    return runs, metrics
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table to ``path`` (.csv or .parquet by extension); a path that cannot be written is a
+    StoreError naming it (a directory, no permission, disk full)."""
+    path = Path(path)
+    fmt = _format_of(path)
+    if path.is_dir():
+        raise StoreError(f"out: {path} is a directory; give a file name ending in .{fmt}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        else:
+            df.to_parquet(path, index=False)
+    except OSError as e:
+        raise StoreError(f"out: cannot write {path} ({e.strerror or e})") from None
+    return path
 
 
 def _format_of(path: Path) -> str:

@@ -7,10 +7,14 @@ added; everything else (booleans, ints, nulls) resolves as before.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from workbench.errors import WorkbenchError
 
 
 class _Loader(yaml.SafeLoader):
@@ -30,3 +34,28 @@ def load(text: str) -> Any:
 
 
 YAMLError = yaml.YAMLError
+
+
+def load_mapping_file(path: str | Path, field: str = "config") -> dict:
+    """A YAML (``.yaml``/``.yml``) or JSON file holding one mapping, as a dict. A missing file, a
+    directory, unreadable or malformed text, or a top level that is not a mapping is a
+    :class:`~workbench.errors.WorkbenchError` whose message starts with ``field``."""
+    p = Path(path)
+    if not p.exists():
+        raise WorkbenchError(f"{field}: file {p} does not exist")
+    if p.is_dir():
+        raise WorkbenchError(f"{field}: {p} is a directory, not a YAML or JSON file")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise WorkbenchError(f"{field}: cannot read {p} ({e})") from None
+    try:
+        d = json.loads(text) if p.suffix.lower() == ".json" else load(text)
+    except (yaml.YAMLError, ValueError) as e:
+        kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
+        raise WorkbenchError(f"{field}: {p} is not valid {kind} ({' '.join(str(e).split())})") from None
+    if d is None:
+        return {}
+    if not isinstance(d, dict):
+        raise WorkbenchError(f"{field}: {p} must hold a mapping of field: value, got a {type(d).__name__}")
+    return d

@@ -15,7 +15,9 @@ import argparse
 import json
 import math
 import sys
+from typing import Any
 
+from workbench.errors import WorkbenchError
 from workbench.sweeps.executors import EXECUTORS
 
 
@@ -57,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def cli_main(argv: list[str]) -> int:
     """Entry point of ``workbench sweep`` (returns the exit status)."""
-    from workbench.store import RunStore, StoreError, UnknownRunError, default_path
+    from workbench.store import RunStore, default_path
     from workbench.sweeps import algoperf, runner
     from workbench.sweeps.spec import SweepSpec
 
@@ -81,13 +83,10 @@ def cli_main(argv: list[str]) -> int:
                                       ("gpus_per_trial", a.gpus_per_trial), ("store_mode", a.store_mode))
                     if v is not None}
             sid = runner.run_sweep(spec, a.executor, store, progress=False if a.no_progress else None, **opts)
-            st = runner.sweep_status(sid, store)
-            print(f"sweep {sid}: {st['status']} ({_counts(st)})")
+            return _report(sid, store, a.cmd)
         elif a.cmd == "resume":
-            sid = runner.resume_sweep(a.sweep_id, store, executor=a.executor,
-                                      progress=False if a.no_progress else None)
-            st = runner.sweep_status(sid, store)
-            print(f"sweep {sid}: {st['status']} ({_counts(st)})")
+            sid = runner.resume_sweep(a.sweep_id, store, executor=a.executor, progress=False if a.no_progress else None)
+            return _report(sid, store, a.cmd)
         elif a.cmd == "status":
             st = runner.sweep_status(a.sweep_id, store)
             dec = runner.sweep_pruning(a.sweep_id, store)
@@ -119,10 +118,27 @@ def cli_main(argv: list[str]) -> int:
                 print("\nAlgoPerf score (normalised area under the performance profile, tau in [1, 4])")
                 print(out["score"].to_string())
         return 0
-    except (ValueError, KeyError, StoreError, UnknownRunError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"workbench sweep {a.cmd}: error: {msg}", file=sys.stderr)
+    except WorkbenchError as e:
+        print(f"workbench sweep {a.cmd}: error: {e}", file=sys.stderr)
         return 2
+
+
+def _report(sid: str, store: Any, cmd: str) -> int:
+    """Print the sweep's counts; with failed members, say how many and why on stderr and return 1."""
+    from workbench.sweeps import runner
+
+    st = runner.sweep_status(sid, store)
+    print(f"sweep {sid}: {st['status']} ({_counts(st)})")
+    n_failed = st["counts"].get("failed", 0)
+    if not n_failed:
+        return 0
+    failed = store.runs(sweep=sid, status="failed")
+    why = "; ".join(f"{r['name']}: {str(r['error'] or 'no reason recorded').splitlines()[0]}"
+                    for _, r in failed.head(5).iterrows())
+    more = f" (and {n_failed - 5} more: workbench runs list --sweep {sid} --status failed)" if n_failed > 5 else ""
+    print(f"workbench sweep {cmd}: error: {n_failed} of {st['members']} member(s) failed: {why}{more}",
+          file=sys.stderr)
+    return 1
 
 
 def _counts(st: dict) -> str:

@@ -30,7 +30,9 @@ caps it explicitly.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -72,10 +74,8 @@ OnDone = Callable[[Outcome], None]
 
 # ---------------------------------------------------------------------------------------- engine glue
 def _engine() -> Any:
-    try:
-        import workbench.train as engine
-    except ImportError as e:  # pragma: no cover - the engine ships with the package
-        raise ExecutorError(f"executor: the training engine (workbench.train) is not importable: {e}") from None
+    import workbench.train as engine
+
     return engine
 
 
@@ -128,7 +128,8 @@ def run_one(store: Any, job: Job, sweep: str | None) -> Outcome:
                 return Outcome(job.run_id, st, {})
             if job.until is not None and st == "interrupted" and last_checkpoint(store, job.run_id)[0] >= job.until:
                 return Outcome(job.run_id, st, {})                       # paused there already with its stack
-            res = engine.resume(job.run_id, store, until=job.until)  # drops rows logged after its checkpoint
+            # drops rows logged after its checkpoint; a member killed before its first checkpoint restarts
+            res = engine.resume(job.run_id, store, until=job.until, allow_restart=True)
         else:
             cfg = engine.TrainConfig.from_dict(job.config)
             res = engine.train(cfg, store, name=job.name, sweep=sweep, run_id=job.run_id, until=job.until)
@@ -282,9 +283,38 @@ def _run_group(engine: Any, store: Any, sweep: str | None, group: list[Job]) -> 
 
 
 # ---------------------------------------------------------------------------------------- local pool
-def _worker_init(threads: int) -> None:
+def die_with_parent(parent_pid: int, poll: float = 0.5) -> None:
+    """Make this (worker) process exit when ``parent_pid`` dies, even by SIGKILL, so no orphan goes on
+    training and a ``sweep resume`` right after finds the members interrupted, not running. On Linux
+    the kernel sends SIGKILL at the parent's death (``prctl(PR_SET_PDEATHSIG)`` through ctypes); on
+    every platform a daemon thread also checks ``os.getppid()`` every ``poll`` seconds (and covers a
+    parent that died before the prctl call)."""
+    import signal
+    import threading
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)   # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the watchdog alone
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="workbench-parent-watchdog", daemon=True).start()
+
+
+def _worker_init(threads: int, parent_pid: int | None = None) -> None:
     import torch
 
+    if parent_pid is not None:
+        die_with_parent(parent_pid)
     torch.set_num_threads(max(1, threads))
 
 
@@ -319,7 +349,7 @@ class LocalExecutor(Executor):
         n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
         outs: list[Outcome] = []
         with ProcessPoolExecutor(max_workers=min(self.workers, max(1, len(jobs))), mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(self.threads,)) as pool:
+                                 initializer=_worker_init, initargs=(self.threads, os.getpid())) as pool:
             futs = {}
             for i, j in enumerate(jobs):
                 dev = f"cuda:{i % n_gpu}" if n_gpu > 1 and str(j.config.get("device", "auto")) in ("auto", "cuda") else None

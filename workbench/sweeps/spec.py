@@ -11,7 +11,7 @@ Optuna search spaces::
       model: mlp
       steps: 300
     axes:                           # one entry per varied TrainConfig field (dotted paths allowed)
-      schedule: [cosine, linear, {name: wsd, decay_frac: 0.2}]   # registry names or spec dicts
+      schedule: [cosine, linear, {name: wsd, decay_fraction: 0.2}]   # registry names or spec dicts
       optimizer: [adamw, sgd]                                     # registry names
       lr: {log_uniform: [1.0e-4, 1.0e-2]}                         # random / bayes only
       weight_decay: {grid: [0.0, 1.0, 3]}                         # linspace -> a list axis
@@ -40,9 +40,12 @@ before the pause (8), ``families`` (curve families of :mod:`workbench.fit.learni
 :data:`workbench.sweeps.pruning.PRUNER_FAMILIES`). ``pruning: true`` takes every default.
 
 Validation happens in :meth:`SweepSpec.validate` *before anything runs*: the shape of every field,
-schedule and optimizer names against their registries, and — when the engine is importable — every
-member's config through ``TrainConfig.from_dict``. Errors are :class:`SweepSpecError` (a
-``ValueError``) naming the field and the allowed values.
+schedule and optimizer names against their registries, the number of members (computed from the axis
+lengths, never by listing them: at most :data:`MAX_MEMBERS`), and member configs through
+``TrainConfig.from_dict``, which builds every nested spec (schedule with its parameters, optimizer with
+its parameters, model, task, device; :mod:`workbench.configcheck`): every member of a grid of at most
+:data:`FULL_CHECK` points, else each axis value with the other axes at their first value. Errors are
+:class:`SweepSpecError` (a :class:`~workbench.errors.WorkbenchError`) naming the field and the allowed values.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ STRATEGIES = ("grid", "random", "bayes")
 RANGE_KINDS = ("uniform", "log_uniform", "int_uniform")
 GRID_KINDS = ("grid", "log_grid")
 MODES = ("min", "max")
+MAX_MEMBERS = 1_000_000   # members of one sweep (configurations x seeds); more is refused before listing any
+MAX_AXIS_POINTS = 100_000  # points of one {grid: [lo, hi, n]} / {log_grid: ...} axis
+FULL_CHECK = 256          # grids up to this many points have every member config built by validate()
 TOP_KEYS = ("name", "strategy", "base", "axes", "linked", "seeds", "budget", "objective", "target",
             "resources", "sampler_seed", "pruning", "workload", "submission")
 
@@ -98,8 +104,9 @@ class Axis:
             lo, hi, n = arg
             _number(f"{where}.{kind}[0]", lo)
             _number(f"{where}.{kind}[1]", hi)
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise SweepSpecError(f"{where}.{kind}[2]: the number of points must be an integer >= 1, got {n!r}")
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_AXIS_POINTS:
+                raise SweepSpecError(f"{where}.{kind}[2]: the number of points must be an integer in "
+                                     f"[1, {MAX_AXIS_POINTS}], got {n!r}")
             if kind == "log_grid":
                 if lo <= 0 or hi <= 0:
                     raise SweepSpecError(f"{where}.log_grid: low and high must be > 0, got {lo!r}, {hi!r}")
@@ -437,7 +444,7 @@ class SweepSpec:
             return int(self.budget["trials"]) * len(self.seeds)
         if self.strategy == "random":
             return int(self.budget["trials"]) * len(self.seeds)
-        return int(np.prod([len(a.values) for a in self.axes])) * len(self.seeds) if self.axes else len(self.seeds)
+        return math.prod(len(a.values or []) for a in self.axes) * len(self.seeds)
 
     # ------------------------------------------------------------------ validation
     def validate(self, *, engine: bool = True) -> SweepSpec:
@@ -454,7 +461,12 @@ class SweepSpec:
             _check_schedule(self.base["schedule"], "base.schedule")
         if "optimizer" in self.base:
             _check_optimizer(self.base["optimizer"], "base.optimizer")
-        if self.strategy == "grid":
+        n = self.n_members()
+        if n > MAX_MEMBERS:
+            sizes = " x ".join([*(f"{len(a.values or [])} ({a.name})" for a in self.axes), f"{len(self.seeds)} (seeds)"])
+            raise SweepSpecError(f"axes: the sweep has {n:.3g} members ({sizes}), more than the {MAX_MEMBERS:,} "
+                                 "one sweep may have; narrow the axes or use strategy 'random' with budget.trials")
+        if self.strategy == "grid" and n // len(self.seeds) <= FULL_CHECK:
             points = self.grid_points()
         else:  # each value of a list axis and both ends of each range, the other axes at their first corner
             first = {a.name: a.corners()[0] for a in self.axes}
@@ -466,16 +478,16 @@ class SweepSpec:
                     if _get(c, k) is None:
                         raise SweepSpecError(f"linked: {k!r} is neither in base nor in axes")
         if engine:
-            TrainConfig = _train_config_class()
-            if TrainConfig is not None:
-                for p, c in zip(points, cfgs):
-                    try:
-                        tc = TrainConfig.from_dict(c)
-                    except ValueError as e:
-                        where = ", ".join(f"{k}={_key(v)}" for k, v in p.items()) or "base"
-                        raise SweepSpecError(f"member ({where}): {e}") from None
-                    if self.pruning is not None:
-                        self._check_pruning_points(tc.steps, tc.eval_every, tc.log_every)
+            from workbench.train import TrainConfig
+
+            for p, c in zip(points, cfgs):
+                try:
+                    tc = TrainConfig.from_dict(c)
+                except ValueError as e:
+                    where = ", ".join(f"{k}={_key(v)}" for k, v in p.items()) or "base"
+                    raise SweepSpecError(f"member ({where}): {e}") from None
+                if self.pruning is not None:
+                    self._check_pruning_points(tc.steps, tc.eval_every, tc.log_every)
         return self
 
     def _check_pruning_points(self, steps: int, eval_every: int, log_every: int) -> None:
@@ -592,31 +604,19 @@ def _set(cfg: dict, path: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
-def _train_config_class() -> Any:
-    try:
-        from workbench.train import TrainConfig
-    except ImportError:
-        return None
-    return TrainConfig
-
-
 def _check_schedule(v: Any, where: str) -> None:
-    try:
-        from workbench import schedules
-        available = schedules.available()
-    except (ImportError, AttributeError):
-        return
+    from workbench import schedules
+
+    available = schedules.available()
     name = v.get("name") if isinstance(v, Mapping) else v
     if not isinstance(name, str) or name not in available:
         raise SweepSpecError(f"{where}: unknown schedule {name!r}; available: {', '.join(sorted(available))}")
 
 
 def _check_optimizer(v: Any, where: str) -> None:
-    try:
-        from workbench import optim
-        available = list(optim.available_optimizers())
-    except (ImportError, AttributeError):
-        return
+    from workbench import optim
+
+    available = list(optim.available_optimizers())
     name = v.get("name") if isinstance(v, Mapping) else v
     if not isinstance(name, str) or name not in available:
         raise SweepSpecError(f"{where}: unknown optimizer {name!r}; available: {', '.join(sorted(available))}")

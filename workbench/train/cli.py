@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-from pathlib import Path
+import sys
 from typing import Any
 
 from workbench import tasks as T
+from workbench.errors import WorkbenchError
 from workbench.train.config import PRESETS, ConfigError, TrainConfig, merge
 from workbench.train.run import resume, train, train_batched
 from workbench.train.sink import default_progress
@@ -113,46 +114,42 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _read_config(path: str) -> dict:
-    text = Path(path).read_text()
-    if path.endswith((".yaml", ".yml")):
-        from workbench import yamlio
-
-        return yamlio.load(text) or {}
-    import json
-
-    return json.loads(text)
-
-
 def cli_main(argv: list[str]) -> int:
-    """``workbench run TASK [--flags]``, ``workbench run --config cfg.yaml``, ``workbench run --resume ID``."""
+    """``workbench run TASK [--flags]``, ``workbench run --config cfg.yaml``, ``workbench run --resume ID``.
+    Bad input (flags, config file, store, resume of a run that cannot be resumed) prints
+    ``workbench run: error: ...`` on stderr and returns 2, before the store is touched."""
     ap = parser()
     ns = ap.parse_args(argv)
+    from workbench import yamlio
     from workbench.store import RunStore, default_path
 
-    store = RunStore(ns.store or default_path())
     progress = False if ns.no_progress else default_progress()
     try:
-        if ns.resume:
-            r = resume(ns.resume, store, progress=progress)
-            print(f"run {r.run_id}: {r.status} at step {r.step}: {_fmt(r.final)}")
-            return 0 if r.status == "finished" else 1
-        base = _read_config(ns.config) if ns.config else None
-        if not ns.task and base is None and ns.preset is None:
+        if ns.seeds < 1:
+            raise ConfigError(f"--seeds: must be an integer >= 1 (the number of seeds to train), got {ns.seeds}")
+        if ns.resume and (ns.task or ns.config or ns.preset):
+            raise ConfigError("--resume: give only the run id; a resumed run keeps its stored config")
+        base = yamlio.load_mapping_file(ns.config, field="--config") if ns.config else None
+        if not ns.resume and not ns.task and base is None and ns.preset is None:
             ap.error("give a task (e.g. `workbench run grokking`), --preset NAME, --config FILE or --resume RUN_ID")
-        cfg = config_from_args(ns.task, ns, base)
-        if ns.seeds > 1:
-            res = train_batched([cfg.replace(seed=cfg.seed + i) for i in range(ns.seeds)], store, progress=progress)
-        else:
-            res = [train(cfg, store, name=ns.name, progress=progress)]
-        for r in res:
-            print(f"run {r.run_id}: {r.status} at step {r.step}: {_fmt(r.final)}")
-        return 0 if all(r.status == "finished" for r in res) else 1
-    except (ValueError, KeyError) as e:
-        print(f"error: {e}")
+        cfg = None if ns.resume else config_from_args(ns.task, ns, base)   # validated before the store opens
+        store = RunStore(ns.store or default_path())
+        try:
+            if ns.resume:
+                res = [resume(ns.resume, store, progress=progress)]
+            elif ns.seeds > 1:
+                res = train_batched([cfg.replace(seed=cfg.seed + i) for i in range(ns.seeds)], store,
+                                    progress=progress)
+            else:
+                res = [train(cfg, store, name=ns.name, progress=progress)]
+        finally:
+            store.close()
+    except WorkbenchError as e:
+        print(f"workbench run: error: {e}", file=sys.stderr)
         return 2
-    finally:
-        store.close()
+    for r in res:
+        print(f"run {r.run_id}: {r.status} at step {r.step}: {_fmt(r.final)}")
+    return 0 if all(r.status == "finished" for r in res) else 1
 
 
 def _fmt(d: dict) -> str:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from workbench import losses as L
 from workbench import tasks as T
+from workbench.configcheck import check_nested
 from workbench.errors import WorkbenchError
 from workbench.optim import BATCHED_OPTIMIZERS, BatchedUnsupportedError, GradFilter
 
@@ -153,6 +154,7 @@ class TrainConfig:
                 raise ConfigError(f"grokfast: {e}") from None
         if self.schedule_free:
             self._check_schedule_free()
+        check_nested(self, ConfigError)  # schedule, optimizer, model, device: built, so a config that constructs can start
 
     @property
     def schedule_free(self) -> bool:

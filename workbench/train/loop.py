@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from workbench.errors import WorkbenchError
 from workbench.train import checkpoint, measures
 from workbench.train.backends import Backend
 from workbench.train.config import TrainConfig
@@ -112,10 +113,17 @@ def run_loop(run: Run, sink: Sink, until: int | None = None, resumed_at: int = -
         raise
     except Exception as ex:
         status = "failed"
-        sink.set_status("failed", error=f"{type(ex).__name__}: {ex}")
+        try:  # e.g. a checkpoint that could not be written (disk full): say why
+            sink.set_status("failed", error=f"{type(ex).__name__}: {ex}")
+        except WorkbenchError:  # the store itself cannot be written: the original error matters more
+            pass
         raise
     finally:
-        sink.close()
+        try:
+            sink.close()
+        except WorkbenchError:
+            if status != "failed":
+                raise
         if status == "interrupted":
             sink.set_status("interrupted")
     return _results(run, sink, paused, return_params, time.time() - t0)

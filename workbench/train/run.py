@@ -153,15 +153,33 @@ def train_batched(cfgs: Sequence[TrainConfig | dict], store: StoreLike = None, *
         return _go(run, progress, until, return_params)
 
 
+def _check_resumable(st: Any, run_id: str, path: Any, allow_restart: bool) -> None:
+    """Refuse (ConfigError, nothing changed) anything but an ``interrupted`` run with a checkpoint on disk
+    (``allow_restart``: one without a checkpoint restarts from step 0; the sweep runner uses it for
+    members killed before their first checkpoint)."""
+    status = st.get_run(run_id)["status"]
+    if status != "interrupted":
+        raise ConfigError(f"resume: run {run_id!r} is {status!r}; only an interrupted run (killed, or paused "
+                          "with until=) can be resumed. Nothing was changed")
+    if path is None and not allow_restart:
+        none = st.artifacts(run_id, kind="checkpoint").empty
+        raise ConfigError(f"resume: run {run_id!r} has no checkpoint on disk "
+                          f"({'none recorded' if none else 'recorded files are gone'}), so it cannot continue where "
+                          "it stopped (train with checkpoint_every > 0 to make runs resumable). Nothing was changed")
+
+
 def resume(run_id: str, store: StoreLike, *, progress: bool | None = None, return_params: bool = False,
-           until: int | None = None) -> RunResult:
+           until: int | None = None, allow_restart: bool = False) -> RunResult:
     """Continue a killed / interrupted run from its last checkpoint at the exact step (with the
     optimizer, filter, schedule position and RNG state). A member of a stack resumes the whole stack
     except members marked ``pruned`` (unless ``run_id`` is one); the result of ``run_id`` is returned.
-    ``until=k`` pauses again at step k."""
+    ``until=k`` pauses again at step k. Anything but an interrupted run with a checkpoint is refused with
+    :class:`ConfigError` before anything changes (``allow_restart=True``: an interrupted run without a
+    checkpoint starts again from step 0, its metrics replaced)."""
     check_until(until)
     with open_store(store) as st:
         _, path, stack = checkpoint.last_checkpoint(st, run_id)
+        _check_resumable(st, run_id, path, allow_restart)
         members = [r for r in stack if r == run_id or st.get_run(r)["status"] != "pruned"]
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         cfgs = [TrainConfig.from_dict({k: v for k, v in st.get_run(r)["config"].items() if k in fields})
