@@ -26,7 +26,10 @@ def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` / ``None`` -> CUDA when present, else CPU; otherwise the named device, checked."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"device: must be 'auto', 'cpu', 'cuda[:i]' or 'mps', got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device: {str(device)!r} requested but CUDA is not available (use 'auto' or 'cpu')")
     if dev.type not in ("cpu", "cuda", "mps"):

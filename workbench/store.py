@@ -628,8 +628,8 @@ class RunStore:
         if status not in STATUSES:
             raise StoreError(f"status: must be one of {STATUSES}, got {status!r}")
         cfg = _check_config(config)
-        rid = run_id or uuid.uuid4().hex[:12]
-        if not isinstance(rid, str) or not rid:
+        rid = uuid.uuid4().hex[:12] if run_id is None else run_id
+        if not isinstance(rid, str) or not rid.strip():
             raise StoreError(f"run_id: must be a non-empty string, got {rid!r}")
         now = time.time()
         pid = os.getpid()

@@ -146,12 +146,17 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
     """
     law = get_law(law)
     if isinstance(data, Mapping):
+        if law.target not in data:
+            raise FitDataError(f"data: no target column {law.target!r} (law {law.name!r} needs "
+                               f"{', '.join(law.inputs)} and {law.target}), got columns {sorted(map(str, data))}")
         data = FitData({k: v for k, v in data.items() if k != law.target}, data[law.target])
     loss = loss or law.loss
     if loss not in LOSSES:
         raise FitDataError(f"loss: must be one of {LOSSES}, got {loss!r}")
-    if bootstrap < 0:
-        raise FitDataError(f"bootstrap: must be >= 0, got {bootstrap}")
+    for name, v, lo in (("n_starts", n_starts, 1), ("n_polish", n_polish, 0), ("bootstrap", bootstrap, 0),
+                        ("max_iter", max_iter, 1)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
+            raise FitDataError(f"{name}: must be an integer >= {lo}{' or None' if name == 'n_starts' else ''}, got {v!r}")
     if not 0 < level < 1:
         raise FitDataError(f"level: must be in (0, 1), got {level}")
     fixed = dict(fixed or {})

@@ -106,6 +106,8 @@ def cli_main(argv: list[str]) -> int:
             for _, r in df.iterrows():
                 print(f"{r['id']:<16}{r['name'][:30]:<32}{r['status']}")
         elif a.cmd == "compare":
+            for sid in a.sweep_ids:
+                store.get_sweep(sid)  # an unknown id is named in the error
             out = algoperf.compare(store, sweeps=a.sweep_ids, metric=a.metric, target=a.target, mode=a.mode,
                                    workload=a.workload, submission=a.submission, time=a.time)
             if a.json:

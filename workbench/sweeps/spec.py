@@ -380,7 +380,7 @@ class SweepSpec:
         try:
             d = yamlio.load(text)
         except yamlio.YAMLError as e:
-            raise SweepSpecError(f"spec: not valid YAML ({e})") from None
+            raise SweepSpecError(f"spec: not valid YAML ({' '.join(str(e).split())})") from None
         return cls.from_dict(d)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
@@ -462,6 +462,9 @@ class SweepSpec:
         if "optimizer" in self.base:
             _check_optimizer(self.base["optimizer"], "base.optimizer")
         n = self.n_members()
+        cap = self.budget.get("max_members")
+        if cap is not None and self.strategy != "bayes" and n > cap:
+            raise SweepSpecError(f"budget.max_members: the sweep has {n} members, more than the budget of {cap}")
         if n > MAX_MEMBERS:
             sizes = " x ".join([*(f"{len(a.values or [])} ({a.name})" for a in self.axes), f"{len(self.seeds)} (seeds)"])
             raise SweepSpecError(f"axes: the sweep has {n:.3g} members ({sizes}), more than the {MAX_MEMBERS:,} "
