@@ -76,7 +76,7 @@ def _snapshot(w) -> dict:
     con = sqlite3.connect(f"file:{w.db}?mode=ro", uri=True)
     try:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        rows = {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in tables}
+        rows = {t: sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
         rows["user_version"] = con.execute("PRAGMA user_version").fetchall()
     finally:
         con.close()

@@ -450,11 +450,11 @@ class RunStore:
 
                 try:
                     make_dirs(p.parent, shared=shared)
+                    if not p.exists() and not os.access(p.parent, os.W_OK):
+                        raise StoreError(f"store: cannot create {p}: directory {p.parent} is not writable")
+                    create_file(p, shared=shared)
                 except OSError as e:
-                    raise StoreError(f"store: cannot create the directory of {p} ({e.strerror})") from None
-                if not p.exists() and not os.access(p.parent, os.W_OK):
-                    raise StoreError(f"store: cannot create {p}: directory {p.parent} is not writable")
-                create_file(p, shared=shared)
+                    raise StoreError(f"store: cannot create {p} ({e.strerror or e})") from None
         self.readonly = bool(readonly)
         self.shared = shared
         self._lock = threading.RLock()
