@@ -90,9 +90,69 @@ def test_parallel_coordinates_axes(filled):
     t = results_table(store, sid)
     fig = parallel_coordinates_figure(t, color="final.test_loss")
     dims = {d.label: d for d in fig.data[0].dimensions}
-    assert "log10 lr" in dims and np.allclose(sorted(set(dims["log10 lr"].values)), np.log10(LRS))
+    assert "lr (log)" in dims and np.allclose(sorted(set(dims["lr (log)"].values)), np.log10(LRS))
     assert list(dims["schedule"].ticktext) == ["cosine", "linear"]
     assert "test_loss" in dims
+
+
+def test_parallel_coordinates_are_readable_and_keep_brushes(filled):
+    """One axis per varied hyperparameter plus the objective (not every metric), short labels, LR ticks
+    in real values, and the sweep id as uirevision so a brush survives the board's refresh."""
+    store, sid = filled
+    t = results_table(store, sid)
+    fig = parallel_coordinates_figure(t, color="final.test_loss", uirevision=sid)
+    pc = fig.data[0]
+    assert [d.label for d in pc.dimensions] == ["schedule", "lr (log)", "width", "test_loss"]
+    lr = pc.dimensions[1]
+    assert list(lr.ticktext) == ["0.001", "0.002", "0.005", "0.01"]
+    assert np.allclose(np.power(10.0, lr.tickvals), [1e-3, 2e-3, 5e-3, 1e-2])
+    assert pc.uirevision == sid and fig.layout.uirevision == sid
+    pc.dimensions[1].constraintrange = [-2.6, -2.4]  # a brush (what a drag in the browser sets) is allowed
+    assert len(fig.to_dict()["data"][0]["dimensions"]) == 4
+
+
+def test_objective_from_the_spec_and_importance(store):
+    """The spec's objective (train_loss here, not the default test_loss) chooses the plotted metric and
+    the importance view, whose fANOVA ranks the LR (the bowl) above the schedule (a small offset)."""
+    spec = {"name": "obj", "strategy": "grid", "base": {"task": "modular", "steps": 10},
+            "axes": {"schedule": ["cosine", "linear"], "lr": list(LRS)}, "seeds": [0, 1],
+            "objective": {"metric": "train_loss", "mode": "min"}}
+    sid = store.create_sweep("obj", {"spec": spec})
+    for sch in ("cosine", "linear"):
+        for lr in (1e-4, *LRS, 3e-2):
+            for seed in (0, 1):
+                rid = store.create_run(f"{sch}-{lr}-{seed}", config={"schedule": sch, "lr": lr, "seed": seed},
+                                       sweep=sid)
+                loss = (np.log10(lr) + 2.5) ** 2 + 0.05 * (sch == "linear") + 0.001 * seed
+                store.log(rid, 10, {"train_loss": loss, "test_loss": 1.0 - loss})
+                store.set_status(rid, "finished")
+    app = SweepBoard(store_path=str(store.path))
+    assert app.sweep == sid and app.metric == "final.train_loss"
+    assert app.importance.visible and "from the spec" in app.importance_md.object
+    bars = app.importance.object.data[0]
+    imp = dict(zip(bars.y, bars.x))
+    assert set(imp) == {"lr", "schedule"} and imp["lr"] > 0.9 > imp["schedule"]
+    app.metric = "final.test_loss"  # the user's choice is kept, the objective stays the spec's
+    app.refresh_results()
+    assert app.metric == "final.test_loss" and "train_loss" in app.importance_md.object
+
+
+def test_results_table_updates_to_finished(store):
+    """The periodic refresh re-reads the results when a member's status changes, so the last members
+    show as finished once the sweep is done (it used to stop refreshing while they still read running)."""
+    sid = store.create_sweep("live", {"spec": {"name": "live"}})
+    ids = []
+    for lr in LRS:
+        rid = store.create_run(f"m{lr}", config={"lr": lr, "steps": 10}, sweep=sid)
+        store.log(rid, 10, {"test_loss": lr})
+        ids.append(rid)
+    store.set_status(ids[0], "finished")
+    app = SweepBoard(store_path=str(store.path))
+    assert app.results.value["status"].tolist() == ["finished", "running", "running"]
+    for rid in ids[1:]:
+        store.set_status(rid, "finished")
+    app._tick()
+    assert app.results.value["status"].tolist() == ["finished"] * 3
 
 
 def test_progress_and_algoperf_profile(filled):

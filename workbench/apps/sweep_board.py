@@ -34,6 +34,8 @@ import plotly.graph_objects as go
 from bokeh.models.widgets.tables import NumberFormatter
 
 from workbench.apps.base import AppBase, escape, guarded, show_table
+from workbench.importance import hyperparameter_importance
+from workbench.runs_table import lower_is_better
 from workbench.sweeps.results import RESULT_METRICS, results_table  # noqa: F401 - re-exported
 from workbench.sweeps.results import label as _label
 
@@ -175,34 +177,78 @@ def metric_vs_param_figure(table: pd.DataFrame, x: str, y: str, group: str | Non
     return fig
 
 
-def parallel_coordinates_figure(table: pd.DataFrame, color: str | None = None) -> go.Figure:
-    """Parallel coordinates over the varied hyperparameters and final metrics of a results table;
-    categorical columns (schedules, optimizers) become integer-coded axes with their labels, and
-    positive columns spanning decades (LR, weight decay) are shown as log10."""
+def _short_labels(cols: list[str]) -> dict[str, str]:
+    """Axis labels: the last part of each column name (``cfg.model_params.width`` -> ``width``), the
+    full name without its ``cfg.``/``final.`` prefix where two last parts collide."""
+    leaf = {c: c.split(".")[-1] for c in cols}
+    counts = pd.Series(list(leaf.values())).value_counts()
+    return {c: (leaf[c] if counts[leaf[c]] == 1 else c.split(".", 1)[-1]) for c in cols}
+
+
+def _log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks of a log10 axis at 1, 2 and 5 times the powers of ten inside [lo, hi] (log10 values)."""
+    vals = [math.log10(m * 10.0 ** e) for e in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)]
+    vals = [v for v in vals if lo - 1e-9 <= v <= hi + 1e-9] or [lo, hi]
+    return vals, [f"{10 ** v:.3g}" for v in vals]
+
+
+def parallel_coordinates_figure(table: pd.DataFrame, color: str | None = None, *,
+                                uirevision: str | None = None) -> go.Figure:
+    """Parallel coordinates of a sweep's members: one axis per varied hyperparameter (``cfg.*``, not
+    the seed) and one for ``color`` (the objective; all ``final.*`` metrics when it is None), lines
+    coloured by ``color``. Categorical columns (schedules, optimizers) become integer-coded axes with
+    their labels; positive columns spanning decades (LR, weight decay) are drawn on a log10 scale with
+    ticks in the real values. Labels are short and tilted so they do not overlap. Drag along an axis
+    to brush (select a range; several axes combine); ``uirevision`` (the sweep id) keeps the brushes
+    while the board refreshes."""
     dims = []
-    cols = [c for c in table.columns if c.startswith(("cfg.", "final."))]
+    cols = [c for c in table.columns if c.startswith("cfg.") and c != "cfg.seed"]
+    cols += [color] if color and color in table else [c for c in table.columns if c.startswith("final.")]
+    labels = _short_labels(cols)
     for c in cols:
         s = table[c]
         num = pd.to_numeric(s, errors="coerce")
         if num.notna().all() and len(num):
             if _is_log(c, num):
-                dims.append({"label": f"log10 {c.split('.', 1)[1]}", "values": np.log10(num.to_numpy(float))})
+                v = np.log10(num.to_numpy(float))
+                tv, tt = _log_ticks(float(v.min()), float(v.max()))
+                dims.append({"label": f"{labels[c]} (log)", "values": v, "tickvals": tv, "ticktext": tt})
             else:
-                dims.append({"label": c.split(".", 1)[1], "values": num.to_numpy(float)})
+                dims.append({"label": labels[c], "values": num.to_numpy(float)})
         else:
             cats = sorted(s.astype(str).unique())
             code = {v: i for i, v in enumerate(cats)}
-            dims.append({"label": c.split(".", 1)[1], "values": s.astype(str).map(code).to_numpy(),
-                         "tickvals": list(range(len(cats))), "ticktext": cats})
+            dims.append({"label": labels[c], "values": s.astype(str).map(code).to_numpy(),
+                         "tickvals": list(range(len(cats))), "ticktext": [escape(c) for c in cats]})
     line: dict[str, Any] = {}
     if color and color in table:
         cv = pd.to_numeric(table[color], errors="coerce")
         if cv.notna().any():
             line = {"color": cv.to_numpy(float), "colorscale": "Viridis", "showscale": True,
-                    "colorbar": {"title": color.split(".", 1)[-1]}}
-    fig = go.Figure(go.Parcoords(dimensions=dims, line=line) if dims else None)
-    fig.update_layout(template="plotly_white", height=380, margin={"l": 60, "r": 60, "t": 60, "b": 30},
-                      title="Parallel coordinates")
+                    "colorbar": {"title": {"text": labels.get(color, color)}}}
+    tilt = -25 if len(dims) > 5 else 0
+    fig = go.Figure(go.Parcoords(dimensions=dims, line=line, labelangle=tilt, labelside="top",
+                                 labelfont={"size": 12}, tickfont={"size": 10}, rangefont={"size": 9},
+                                 uirevision=uirevision) if dims else None)
+    fig.update_layout(template="plotly_white", height=400, margin={"l": 70, "r": 70, "t": 90 if tilt else 70, "b": 30},
+                      title={"text": "Parallel coordinates (drag along an axis to brush)", "y": 0.98},
+                      uirevision=uirevision)
+    return fig
+
+
+def importance_figure(imp: pd.DataFrame, objective: str) -> go.Figure:
+    """fANOVA importances (``workbench.importance.hyperparameter_importance``) as horizontal bars."""
+    fig = go.Figure()
+    if len(imp):
+        d = imp.iloc[::-1]
+        fig.add_trace(go.Bar(x=d["importance"], y=[p.removeprefix("cfg.") for p in d["param"]], orientation="h",
+                             marker={"color": "#1f77b4"}, text=[f"{v:.2f}" for v in d["importance"]],
+                             textposition="auto", name="importance"))
+    n = imp.attrs.get("n_trials", 0)
+    fig.update_layout(template="plotly_white", height=max(220, 60 + 40 * len(imp)),
+                      margin={"l": 140, "r": 20, "t": 50, "b": 50}, xaxis_range=[0, 1],
+                      title=f"Hyperparameter importance for {objective} (fANOVA, {n} members)",
+                      xaxis_title="share of the objective's variance explained")
     return fig
 
 
@@ -269,6 +315,12 @@ class SweepBoard(AppBase):
         self.score = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, height=140, sizing_mode="stretch_width",
                                           visible=False)
         self.profile_md = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.importance = pn.pane.Plotly(importance_figure(pd.DataFrame(columns=["param", "importance"]), ""),
+                                         sizing_mode="stretch_width", height=300, visible=False)
+        self.importance_md = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._objective: tuple[str, str] | None = None
+        self._metric_sweep: str | None = None
+        self._statuses: tuple = ()
         self.refresh_sweeps()
 
     # -------------------------------------------------------------- spec
@@ -407,7 +459,12 @@ class SweepBoard(AppBase):
         self.param.x_param.objects = cfg_cols
         self.param.group_by.objects = [None, *cfg_cols]
         self.param.metric.objects = metrics
+        obj = spec.get("objective") if isinstance(spec.get("objective"), dict) else {}
+        self._objective = (f"final.{obj['metric']}", obj.get("mode", "min")) if obj.get("metric") else None
         with param.parameterized.batch_call_watchers(self):
+            if self._objective and self._objective[0] in metrics and self._metric_sweep != self.sweep:
+                self.metric = self._objective[0]  # the spec's objective, until the user picks another metric
+            self._metric_sweep = self.sweep
             if self.x_param not in cfg_cols:
                 self.x_param = "cfg.lr" if "cfg.lr" in cfg_cols else (cfg_cols[0] if cfg_cols else None)
             if self.group_by is None or self.group_by not in self.param.group_by.objects:
@@ -416,8 +473,37 @@ class SweepBoard(AppBase):
             if self.metric not in metrics:
                 self.metric = next((m for m in ("final.test_loss", "final.val_loss", "final.train_loss")
                                     if m in metrics), metrics[0] if metrics else None)
+        self._statuses = tuple(table["status"]) if "status" in table else ()
         self._update_figures()
         self._update_profile()
+        self._update_importance()
+
+    def _update_importance(self) -> None:
+        """fANOVA importance of the varied hyperparameters for the objective (the spec's, else the
+        chosen metric), or why it is unavailable."""
+        self.importance.visible = False
+        t = self._table
+        objective, mode = self._objective or (self.metric, None)
+        if t.empty or not objective or objective not in t:
+            self.importance_md.object = "*No objective metric in this sweep's results yet.*"
+            return
+        name = objective.split(".", 1)[-1]
+        mode = mode or ("min" if lower_is_better(name) else "max")
+        params = [c for c in t.columns if c.startswith("cfg.") and c != "cfg.seed"]
+        try:
+            imp = hyperparameter_importance(t, objective, params, mode=mode)
+        except Exception as e:  # noqa: BLE001 - optional view: say why it is missing
+            self.importance_md.object = f"*Importance unavailable: {escape(e)}*"
+            return
+        self.importance.object = importance_figure(imp, objective)
+        self.importance_md.object = (f"Objective **{escape(objective)}** ({mode}imise)"
+                                     + (" from the spec" if self._objective else "") + ".")
+        self.importance.visible = True
+
+    @param.depends("metric", watch=True)
+    def _on_metric(self) -> None:
+        if self._objective is None:  # without a spec objective the importance follows the chosen metric
+            self._update_importance()
 
     @param.depends("x_param", "group_by", "metric", "log_x", "log_y", watch=True)
     def _update_figures(self) -> None:
@@ -427,7 +513,7 @@ class SweepBoard(AppBase):
         log_x = self.log_x and _is_log(self.x_param, t[self.x_param]) if self.x_param in t else False
         self.plot.object = metric_vs_param_figure(t, self.x_param, self.metric, self.group_by, log_x=log_x,
                                                   log_y=self.log_y)
-        self.parcoords.object = parallel_coordinates_figure(t, color=self.metric)
+        self.parcoords.object = parallel_coordinates_figure(t, color=self.metric, uirevision=self.sweep)
 
     def _update_profile(self) -> None:
         self.profile.visible = self.score.visible = False
@@ -466,8 +552,12 @@ class SweepBoard(AppBase):
         self.refresh_sweeps()
         if self.sweep:
             self.refresh_progress()
-            running = (self.progress.value["status"] == "running").any() if len(self.progress.value) else False
-            if running or self._threads and any(t.is_alive() for t in self._threads):
+            prog = self.progress.value
+            running = (prog["status"] == "running").any() if len(prog) else False
+            # also once more when a member's status changed (the last ones finishing): the results table
+            # then shows them finished, not running
+            changed = len(prog) and tuple(prog["status"]) != self._statuses
+            if running or changed or self._threads and any(t.is_alive() for t in self._threads):
                 self.refresh_results()
 
     def _start_periodic(self) -> None:
@@ -518,7 +608,8 @@ class SweepBoard(AppBase):
         results = pn.Column(
             controls, self.progress_md, self.progress,
             pn.Tabs(("Metric vs hyperparameter", self.plot), ("Parallel coordinates", self.parcoords),
-                    ("Table", self.results), ("Performance profile", pn.Column(self.profile_md, self.profile, self.score)),
+                    ("Table", self.results),
+                    ("Importance", pn.Column(self.importance_md, self.importance)), ("Performance profile", pn.Column(self.profile_md, self.profile, self.score)),
                     dynamic=False),
             self._export(), sizing_mode="stretch_width")
         return pn.Row(define, results, sizing_mode="stretch_width")
