@@ -41,6 +41,7 @@ from workbench.sweeps.results import label as _label
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
+IMPORTANCE_TAB = 3  # index of the Importance tab
 SIZE_HINTS = ("width", "d_model", "n_embd", "params", "size", "n_layer", "depth", "hidden")
 LOG_HINTS = ("lr", "weight_decay", "wd", "eps", "lr_min", "params", "tokens")
 
@@ -321,6 +322,8 @@ class SweepBoard(AppBase):
         self._objective: tuple[str, str] | None = None
         self._metric_sweep: str | None = None
         self._statuses: tuple = ()
+        self._importance_key: tuple | None = None
+        self.importance_lazy = False
         self.refresh_sweeps()
 
     # -------------------------------------------------------------- spec
@@ -480,10 +483,17 @@ class SweepBoard(AppBase):
 
     def _update_importance(self) -> None:
         """fANOVA importance of the varied hyperparameters for the objective (the spec's, else the
-        chosen metric), or why it is unavailable."""
-        self.importance.visible = False
+        chosen metric), or why it is unavailable. Under ``panel serve`` only while its tab is open, and
+        only when the members or their statuses changed since the last one."""
+        if self.importance_lazy and getattr(self, "tabs", None) is not None and self.tabs.active != IMPORTANCE_TAB:
+            return
         t = self._table
         objective, mode = self._objective or (self.metric, None)
+        key = (self.sweep, objective, self._statuses, len(t))
+        if key == self._importance_key:
+            return
+        self._importance_key = key
+        self.importance.visible = False
         if t.empty or not objective or objective not in t:
             self.importance_md.object = "*No objective metric in this sweep's results yet.*"
             return
@@ -605,13 +615,15 @@ class SweepBoard(AppBase):
             pn.widgets.Checkbox.from_param(self.param.log_x, label="log x", width=60, align="end"),
             pn.widgets.Checkbox.from_param(self.param.log_y, label="log y", width=60, align="end"),
             refresh, flex_wrap="wrap", align_items="flex-end", sizing_mode="stretch_width")
+        self.tabs = pn.Tabs(
+            ("Metric vs hyperparameter", self.plot), ("Parallel coordinates", self.parcoords), ("Table", self.results),
+            ("Importance", pn.Column(self.importance_md, self.importance)),
+            ("Performance profile", pn.Column(self.profile_md, self.profile, self.score)), dynamic=False)
+        self.tabs.param.watch(lambda e: self._update_importance() if e.new == IMPORTANCE_TAB else None, "active")
+        self.importance_lazy = True  # served: fANOVA (about a second) runs when its tab is opened
         results = pn.Column(
             controls, self.progress_md, self.progress,
-            pn.Tabs(("Metric vs hyperparameter", self.plot), ("Parallel coordinates", self.parcoords),
-                    ("Table", self.results),
-                    ("Importance", pn.Column(self.importance_md, self.importance)), ("Performance profile", pn.Column(self.profile_md, self.profile, self.score)),
-                    dynamic=False),
-            self._export(), sizing_mode="stretch_width")
+            self.tabs, self._export(), sizing_mode="stretch_width")
         return pn.Row(define, results, sizing_mode="stretch_width")
 
     def _export(self) -> pn.viewable.Viewable:
