@@ -127,7 +127,7 @@ def serve_command(*, port: int = 5006, address: str = "127.0.0.1", apps: list[st
     cmd = [sys.executable, "-m", "panel", "serve", *[str(PAGES / f"{n}.py") for n in names],
            "--port", str(port), "--address", address, "--index", str(index_template()),
            "--check-unused-sessions", "5000", "--unused-session-lifetime", "15000",
-           "--num-procs", "1"]
+           "--num-procs", "1", "--setup", str(PAGES / "_warm.py")]  # imports once, before the first visit
     for o in origins:
         cmd += ["--allow-websocket-origin", o]
     if token:
