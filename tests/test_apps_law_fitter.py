@@ -7,9 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("workbench.fit")
-
-from workbench.apps.law_fitter import CSVError, LawFitter, derive, read_csv  # noqa: E402
+from workbench.apps.law_fitter import CSVError, LawFitter, derive, read_csv
 
 E, A, ALPHA = 1.5, 4.0, 0.5  # L = E + A x^-alpha (Hestness et al. 2017)
 

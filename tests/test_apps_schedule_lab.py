@@ -12,10 +12,9 @@ import pandas as pd
 import panel as pn
 import pytest
 
-pytest.importorskip("workbench.schedules")
-
-from workbench.apps.schedule_lab import ScheduleLab, predict_curve  # noqa: E402
-from workbench.schedules import Schedule, build, param_specs  # noqa: E402
+from workbench import fit as fitmod
+from workbench.apps.schedule_lab import ScheduleLab, predict_curve
+from workbench.schedules import Schedule, build, param_specs
 
 
 @pytest.fixture
@@ -201,7 +200,6 @@ def test_sweep_spec_requires_common_length(lab):
 
 
 def test_launch_run_and_sweep_write_to_the_store(lab):
-    pytest.importorskip("workbench.train")
     lab.base_config = "task: modular\ntask_params: {p: 11, frac: 0.5}\nmodel: mlp\nseed: 0\nlog_every: 5\neval_every: 10\n"
     for name in ("cosine", "linear"):
         lab.schedule = name
@@ -216,21 +214,10 @@ def test_launch_run_and_sweep_write_to_the_store(lab):
     got = lr["value"].to_numpy()
     want = lab.peak_lr * build(lab.chosen[-1])(lr["step"].to_numpy())
     assert np.allclose(got, want, rtol=1e-5)  # the engine followed the schedule drawn here
-    if importlib_ok("workbench.sweeps.runner"):
-        sid = lab.launch_sweep(background=False)
-        runs = lab.store.runs(sweep=sid)
-        assert len(runs) == 2 and set(runs["status"]) == {"finished"}
-        assert sorted(c["schedule"]["name"] for c in runs["config"]) == ["cosine", "linear"]
-
-
-def importlib_ok(name: str) -> bool:
-    import importlib
-
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
+    sid = lab.launch_sweep(background=False)
+    runs = lab.store.runs(sweep=sid)
+    assert len(runs) == 2 and set(runs["status"]) == {"finished"}
+    assert sorted(c["schedule"]["name"] for c in runs["config"]) == ["cosine", "linear"]
 
 
 def test_view_builds(lab):
@@ -242,7 +229,6 @@ def test_view_builds(lab):
 def test_real_schedule_law_from_workbench_fit(lab):
     """A LR-annealing law (Tissue et al. 2024) fitted by workbench.fit on two synthetic curves made
     with known parameters predicts a third schedule's curve as the law itself does."""
-    fitmod = pytest.importorskip("workbench.fit")
     law = fitmod.get_law("lr_annealing")
     theta = np.array([2.628, 0.429, 0.55, 0.411])
     if len(law.params) != len(theta):
@@ -266,7 +252,6 @@ def test_real_schedule_law_from_workbench_fit(lab):
 def _annealing_runs(store, task: str, names=("constant", "cosine")) -> list[str]:
     """Runs that logged lr and train_loss, made by the LR-annealing law (Tissue et al. 2024) with known
     parameters (the law's own predict), one per schedule."""
-    fitmod = pytest.importorskip("workbench.fit")
     law = fitmod.get_law("lr_annealing")
     theta = np.array([2.628, 0.429, 0.55, 0.411])
     ids = []
@@ -308,7 +293,6 @@ def test_fit_on_chosen_runs_of_one_task_and_refuse_mixed_tasks(lab):
 
 def test_prediction_with_a_schedule_that_decays_to_zero(lab):
     """min_ratio = 0 (an LR of 0 at the end) predicts, as the limit of a tiny final LR."""
-    fitmod = pytest.importorskip("workbench.fit")
     law = fitmod.get_law("multi_power")
     theta = [3.04045406, 0.52468604, 0.50786857, 363.78751622, 2.06560812, 0.58279013, 0.64142257]
     if len(law.params) != len(theta):

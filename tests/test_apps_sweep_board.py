@@ -10,9 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-pytest.importorskip("workbench.sweeps.spec")
-
-from workbench.apps.sweep_board import (  # noqa: E402
+from workbench.apps.sweep_board import (
     SweepBoard,
     parallel_coordinates_figure,
     progress_table,
@@ -233,8 +231,6 @@ def test_form_round_trip_and_bad_form(tmp_path):
 
 
 def test_launch_tiny_sweep(tmp_path):
-    pytest.importorskip("workbench.train")
-    pytest.importorskip("workbench.sweeps.runner")
     app = SweepBoard(store_path=str(tmp_path / "runs.db"))
     app.yaml_text = (
         "name: tiny\nbase: {task: modular, task_params: {p: 11, frac: 0.5}, model: mlp, steps: 20,"

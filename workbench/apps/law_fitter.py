@@ -349,12 +349,9 @@ class LawFitter(AppBase):
         self.compare_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=140,
                                                   sizing_mode="stretch_width")
         self.extra = pn.pane.Markdown("", sizing_mode="stretch_width")
-        try:
-            from workbench.fit import available_laws
+        from workbench.fit import available_laws
 
-            self.param.laws.objects = list(available_laws())
-        except ImportError as e:
-            self.show_error(f"**Law fitting unavailable**: {e}")
+        self.param.laws.objects = list(available_laws())
         self._files = data_files()
         self.param.dataset.objects = list(self._files)
         try:
@@ -992,8 +989,6 @@ class LawFitter(AppBase):
         return pn.Row(controls, main, sizing_mode="stretch_width")
 
     def _export(self) -> pn.viewable.Viewable:
-        try:
-            from workbench.apps.export import ExportPanel
-        except ImportError:
-            return pn.pane.Markdown("*Export is not available in this installation.*")
+        from workbench.apps.export import ExportPanel
+
         return ExportPanel(figure=self.figure, data=self.data, fit_json=self.fit_json, basename="laws")

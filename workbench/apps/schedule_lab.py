@@ -49,15 +49,8 @@ FORM_DEFAULTS = {"total_steps": 10000, "cycle_steps": 2000, "step_size": 3000, "
                  "batch_size": 512, "tokens_per_step": 524288}
 
 
-class MissingDependency(ImportError):
-    """A workbench module this page needs is not available (yet)."""
-
-
 def _module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        raise MissingDependency(f"{name} is not available in this installation ({e})") from e
+    return importlib.import_module(name)  # the package's own modules: an import error is a bug, never hidden
 
 
 def schedules_module() -> Any:
@@ -165,11 +158,8 @@ def schedules_figure(schedules: list[tuple[str, Any]], *, x_axis: str = "steps",
     items = list(schedules) + ([preview] if preview else [])
     if not items:
         return _empty_figure("Learning-rate schedules", "add a schedule, or fix the form's values")
-    try:
-        from workbench.figures.schedules import schedule_figure
-    except ImportError:
-        return _fallback_schedules_figure(schedules, x_axis=x_axis, tokens_per_step=tokens_per_step,
-                                          log_y=log_y, boundaries=boundaries, peak_lr=peak_lr, preview=preview)
+    from workbench.figures.schedules import schedule_figure
+
     fig = schedule_figure(dict(items), x=x_axis, tokens_per_step=tokens_per_step, peak_lr=peak_lr, log_y=log_y,
                           mark_boundaries=boundaries, title="Learning-rate schedules")
     if preview:
@@ -185,34 +175,6 @@ def _empty_figure(title: str, note: str) -> go.Figure:
     fig.update_layout(template="plotly_white", height=380, title=title,
                       annotations=[{"text": note, "showarrow": False, "xref": "paper", "yref": "paper",
                                     "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#888"}}])
-    return fig
-
-
-def _fallback_schedules_figure(schedules: list[tuple[str, Any]], *, x_axis: str, tokens_per_step: float,
-                               log_y: bool, boundaries: bool, peak_lr: float | None,
-                               preview: tuple[str, Any] | None) -> go.Figure:
-    """Used only where ``workbench.figures.schedules`` is missing (same content, fewer niceties)."""
-    fig = go.Figure()
-    scale = 1.0 if peak_lr is None else float(peak_lr)
-    items = [(lbl, s, False) for lbl, s in schedules] + ([(preview[0], preview[1], True)] if preview else [])
-    for i, (label, s, dashed) in enumerate(items):
-        n = int(s.total_steps)
-        steps = np.unique(np.linspace(0, n, num=min(n + 1, 2000)).round())
-        y = np.asarray(s(steps)) * scale
-        x = steps * tokens_per_step if x_axis == "tokens" else steps
-        color = "#444444" if dashed else PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label, meta={"wb_role": PREVIEW_ROLE} if dashed else None,
-                                 line={"color": color, "dash": "dash" if dashed else "solid", "width": 2}))
-        if boundaries:
-            for b in getattr(s, "boundaries", ()):
-                xb = float(b) * (tokens_per_step if x_axis == "tokens" else 1.0)
-                fig.add_vline(x=xb, line={"color": color, "dash": "dot", "width": 1}, opacity=0.6)
-    fig.update_layout(template="plotly_white", height=380, margin={"l": 60, "r": 20, "t": 40, "b": 50},
-                      title="Learning-rate schedules", legend={"orientation": "h", "y": -0.2},
-                      xaxis_title="tokens" if x_axis == "tokens" else "step (optimizer updates)",
-                      yaxis_title="learning rate" if peak_lr is not None else "LR multiplier (of peak)")
-    if log_y:
-        fig.update_yaxes(type="log")
     return fig
 
 
