@@ -200,7 +200,8 @@ def parallel_coordinates_figure(table: pd.DataFrame, color: str | None = None, *
     to brush (select a range; several axes combine); ``uirevision`` (the sweep id) keeps the brushes
     while the board refreshes."""
     dims = []
-    cols = [c for c in table.columns if c.startswith("cfg.") and c != "cfg.seed"]
+    cols = [c for c in table.columns if c.startswith("cfg.") and c != "cfg.seed"
+            and table[c].astype(str).nunique() > 1]  # an axis with one value says nothing
     cols += [color] if color and color in table else [c for c in table.columns if c.startswith("final.")]
     labels = _short_labels(cols)
     for c in cols:
