@@ -13,7 +13,4 @@ from workbench.apps import APPS
 for info in APPS.values():
     importlib.import_module(info.target.split(":")[0])
 for module in ("workbench.schedules", "workbench.fit"):
-    try:
-        importlib.import_module(module)
-    except ImportError:  # a page that needs it says so itself
-        pass
+    importlib.import_module(module)  # the package's own modules: an import error must show, not be skipped
