@@ -325,3 +325,33 @@ def test_an_error_stays_until_the_user_acts(lab):
     assert "RuntimeError" in lab.message.object and lab.message.visible
     lab.add_current()  # the user acts: the old message goes
     assert lab.message.alert_type == "info" and "broken" not in lab.message.object
+
+
+def test_optimise_adds_the_law_optimum_and_trains_it_with_the_baselines(lab):
+    """Optimise (workbench.schedule_design): with a fitted law and chosen baselines, the optimised schedule
+    joins the chosen ones, its predicted final loss is the lowest, and the batched sweep holds all of them."""
+    lab.optimise()
+    assert "law" in lab.message.object                     # no law yet: a message, no schedule
+    fitmod = pytest.importorskip("workbench.fit")
+    law = fitmod.get_law("lr_annealing")
+    theta = np.array([2.628, 0.429, 0.55, 0.411])
+    curves = []
+    for name in ("constant", "cosine"):
+        lr = 3e-4 * build(name, total_steps=600, **({"min_ratio": 0.1} if name == "cosine" else {}))(np.arange(601))
+        steps = np.arange(10, 601, 10)
+        inputs = {"step": steps, "curve": np.zeros(len(steps), dtype=np.int64), "lrs": [lr]}
+        curves.append((name, steps, law.predict(theta, inputs), lr))
+    lab.set_law(fitmod.fit(law, fitmod.FitData.from_curves(curves)))
+    for name in ("cosine", "wsd"):
+        lab.schedule = name
+        lab.set_values(total_steps=600)
+        lab.add_current()
+    spec = lab.optimise(iters=100)
+    assert spec["name"] == "optimized" and lab.chosen[-1] == spec and len(lab.chosen) == 3
+    pred = lab.predictions().set_index("schedule")["final loss"]
+    assert pred.iloc[-1] <= pred.iloc[:-1].min()
+    assert "predicted final loss" in lab.status.object
+    lab.optimise(iters=50)                                  # a second Optimise replaces the first
+    assert [d["name"] for d in lab.chosen].count("optimized") == 1
+    sw = lab.sweep_spec()
+    assert [d["name"] for d in sw["axes"]["schedule"]] == ["cosine", "wsd", "optimized"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import console_errors
 
@@ -202,4 +203,38 @@ def test_sweep_board_fits_the_viewport(served, page, width):
     page.wait_for_timeout(1500)
     sw, cw = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert cw == width and sw <= width, (sw, width)
+    assert not errors, errors
+
+
+def test_schedule_lab_optimise(served, page, tmp_path):
+    """Optimise in the browser: with an uploaded law (LR-annealing, Tissue et al. 2024, FitResult JSON) and a
+    chosen cosine, the optimised schedule joins the chosen table and its predicted final loss is shown."""
+    from workbench.fit import FitData, fit, get_law
+    from workbench.schedules import build
+
+    law = get_law("lr_annealing")
+    theta = np.array([2.628, 0.429, 0.55, 0.411])
+    curves = []
+    for name in ("constant", "cosine"):
+        lr = 3e-4 * build(name, total_steps=600, **({"min_ratio": 0.1} if name == "cosine" else {}))(np.arange(601))
+        steps = np.arange(10, 601, 10)
+        inputs = {"step": steps, "curve": np.zeros(len(steps), dtype=np.int64), "lrs": [lr]}
+        curves.append((name, steps, law.predict(theta, inputs), lr))
+    path = tmp_path / "law.json"
+    fit(law, FitData.from_curves(curves)).to_json(str(path))
+    errors = open_page(page, served.url + "/schedules")
+    box = page.locator("input.bk-input").first  # total_steps of the generated form
+    box.fill("600")
+    box.press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Add to chosen").click()
+    page.wait_for_timeout(1000)
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    page.wait_for_timeout(3000)
+    page.get_by_role("button", name="Optimise").click()
+    page.wait_for_selector("text=Optimised schedule added", timeout=120_000)
+    page.wait_for_selector("text=optimized", timeout=20_000)
+    page.wait_for_timeout(1500)
+    shot(page, "schedules_optimise")
+    assert page.get_by_role("button", name="Train it and the chosen baselines").count() == 1
     assert not errors, errors

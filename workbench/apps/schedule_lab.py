@@ -19,6 +19,7 @@ shows a message, never a traceback.
 
 from __future__ import annotations
 
+import html
 import importlib
 import json
 import threading
@@ -641,6 +642,35 @@ class ScheduleLab(AppBase):
                               "[Live monitor](./monitor) · [Sweep board](./sweeps)")
         return sid
 
+    @guarded
+    def optimise(self, *_: Any, knots: int = 32, iters: int = 300) -> dict | None:
+        """Add the schedule minimising the law's predicted final loss (``workbench.schedule_design``, Luo et
+        al. 2025) to the chosen schedules: the chosen ones' length and (longest) warmup, the lab's peak LR,
+        min LR 0, non-increasing after the warmup; its predicted loss joins the overlay. Returns its spec."""
+        if self._law is None:
+            raise ValueError("law: load or fit a schedule-aware law first (Loss prediction)")
+        base = [d for d in self.chosen if d.get("name") != "optimized"]
+        if not base:
+            raise ValueError("chosen: add the baseline schedules first; the optimised one gets their length")
+        scheds = [schedules_module().build(d) for d in base]
+        totals = {int(s.total_steps) for s in scheds}
+        if len(totals) != 1:
+            raise ValueError(f"chosen: schedules must have the same length (total_steps) to compare, "
+                             f"got {sorted(totals)}")
+        T = totals.pop()
+        warm = max(int(s.params.get("warmup_steps") or 0) for s in scheds)
+        from_zero = any(bool(s.params.get("warmup_from_zero")) for s in scheds)
+        design = _module("workbench.schedule_design")
+        opt = design.optimize_schedule(self._law, T, peak_lr=float(self.peak_lr), warmup=min(warm, T - 3),
+                                       knots=max(1, min(knots, T - warm - 1)), iters=iters,
+                                       warmup_from_zero=from_zero)
+        spec = opt.to_dict()
+        self.chosen = [*base, spec]
+        d = opt.design
+        notes = "".join(f" ({html.escape(n)})" for n in d.notes)
+        self.status.object = f"Optimised schedule added: predicted final loss {d.final:.4f}{notes}."
+        return spec
+
     # -------------------------------------------------------------- refresh
     @param.depends("chosen", "x_axis", "tokens_per_step", "log_y", "show_boundaries", "peak_lr", "law_json",
                    watch=True)
@@ -739,7 +769,13 @@ class ScheduleLab(AppBase):
                           law_file, pn.Row(pick, refresh_runs), pn.Row(self.fit_btn, self.fit_spinner),
                           self.fit_status, title="Loss prediction", collapsed=False)
         launch_box = pn.Card(base_cfg, pn.Row(run_btn, sweep_btn), self.status, title="Launch", collapsed=False)
-        main = pn.Column(self.plot, self.chosen_table, law_box, self.pred_plot, self.pred_table, launch_box,
+        opt_btn = pn.widgets.Button(label="Optimise", color="primary", css_classes=["wb-optimise"],
+                                    description="Add the schedule that minimises the law's predicted final loss")
+        opt_btn.on_click(self.optimise)
+        train_btn = pn.widgets.Button(label="Train it and the chosen baselines", color="success",
+                                      css_classes=["wb-train-optimised"])
+        train_btn.on_click(self.launch_sweep)
+        main = pn.Column(self.plot, self.chosen_table, pn.Row(opt_btn, train_btn), law_box, self.pred_plot, self.pred_table, launch_box,
                          self._export(), sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")
 
