@@ -226,6 +226,17 @@ def test_view_builds(lab):
     assert isinstance(lab.predictions(), pd.DataFrame)
 
 
+def annealing_curves(law, theta: np.ndarray) -> list[tuple]:
+    """A constant and a cosine curve (600 steps, peak 3e-4) made by ``law`` with parameters ``theta``."""
+    curves = []
+    for name in ("constant", "cosine"):
+        lr = 3e-4 * build(name, total_steps=600, **({"min_ratio": 0.1} if name == "cosine" else {}))(np.arange(601))
+        steps = np.arange(10, 601, 10)
+        inputs = {"step": steps, "curve": np.zeros(len(steps), dtype=np.int64), "lrs": [lr]}
+        curves.append((name, steps, law.predict(theta, inputs), lr))
+    return curves
+
+
 def test_real_schedule_law_from_workbench_fit(lab):
     """A LR-annealing law (Tissue et al. 2024) fitted by workbench.fit on two synthetic curves made
     with known parameters predicts a third schedule's curve as the law itself does."""
@@ -233,12 +244,7 @@ def test_real_schedule_law_from_workbench_fit(lab):
     theta = np.array([2.628, 0.429, 0.55, 0.411])
     if len(law.params) != len(theta):
         pytest.skip("lr_annealing parameters changed")
-    curves = []
-    for name in ("constant", "cosine"):
-        lr = 3e-4 * build(name, total_steps=600, **({"min_ratio": 0.1} if name == "cosine" else {}))(np.arange(601))
-        steps = np.arange(10, 601, 10)
-        inputs = {"step": steps, "curve": np.zeros(len(steps), dtype=np.int64), "lrs": [lr]}
-        curves.append((name, steps, law.predict(theta, inputs), lr))
+    curves = annealing_curves(law, theta)
     res = fitmod.fit(law, fitmod.FitData.from_curves(curves))
     lab.schedule = "wsd"
     lab.set_values(total_steps=600, min_ratio=0.1)
@@ -335,12 +341,7 @@ def test_optimise_adds_the_law_optimum_and_trains_it_with_the_baselines(lab):
     fitmod = pytest.importorskip("workbench.fit")
     law = fitmod.get_law("lr_annealing")
     theta = np.array([2.628, 0.429, 0.55, 0.411])
-    curves = []
-    for name in ("constant", "cosine"):
-        lr = 3e-4 * build(name, total_steps=600, **({"min_ratio": 0.1} if name == "cosine" else {}))(np.arange(601))
-        steps = np.arange(10, 601, 10)
-        inputs = {"step": steps, "curve": np.zeros(len(steps), dtype=np.int64), "lrs": [lr]}
-        curves.append((name, steps, law.predict(theta, inputs), lr))
+    curves = annealing_curves(law, theta)
     lab.set_law(fitmod.fit(law, fitmod.FitData.from_curves(curves)))
     for name in ("cosine", "wsd"):
         lab.schedule = name
