@@ -19,7 +19,6 @@ shows a message, never a traceback.
 
 from __future__ import annotations
 
-import html
 import importlib
 import json
 import threading
@@ -667,7 +666,7 @@ class ScheduleLab(AppBase):
         spec = opt.to_dict()
         self.chosen = [*base, spec]
         d = opt.design
-        notes = "".join(f" ({html.escape(n)})" for n in d.notes)
+        notes = "".join(f" ({escape(n)})" for n in d.notes)
         self.status.object = f"Optimised schedule added: predicted final loss {d.final:.4f}{notes}."
         return spec
 
