@@ -422,8 +422,9 @@ class SweepBoard(AppBase):
         ids = sw["id"].tolist()
         self._sweep_names = dict(zip(sw["id"], sw["name"]))
         self.param.sweep.objects = ids
-        if ids and self.sweep not in ids:
-            self.sweep = ids[-1]
+        if ids and self.sweep not in ids:  # the newest of the user's own sweeps, else the newest reference one
+            own = [i for i in ids if not str(self._sweep_names.get(i, "")).startswith("reference-")]
+            self.sweep = (own or ids)[-1]
         elif not ids:
             self.progress_md.object = "No sweeps in the store yet: define one on the left and launch it."
 
