@@ -21,9 +21,12 @@ from conftest import ROOT, free_port, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+# the monitor draws each metric from one multi-line source ``wb-ml|<metric>``: a row per run whose ``step``
+# array is padded with NaN room for new points; count the drawn (finite) points of the longest row
 FIND = """() => { let n = 0; const B = window.Bokeh; if (!B || !B.documents) return 0;
     for (const d of B.documents) for (const m of d.all_models)
-        if (m.name && m.name.startsWith('wb-src|') && m.data && m.data.x) n = Math.max(n, m.data.x.length);
+        if (m.name && m.name.startsWith('wb-ml|') && m.data && m.data.step)
+            for (const st of m.data.step) n = Math.max(n, Array.from(st).filter((v) => !Number.isNaN(v)).length);
     return n; }"""
 
 

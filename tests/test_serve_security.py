@@ -190,6 +190,8 @@ def test_derived_columns_box_never_runs_code(server, page, tmp_path) -> None:
     good.write_text("size,loss\n" + "\n".join(f"{x},{1.5 + 4 * x ** -0.5}" for x in (10, 30, 100, 300, 1e3, 3e3)))
     page.locator(".wb-csv-upload input[type='file']").set_input_files(str(good))
     page.wait_for_selector("text=Loaded good.csv", timeout=60_000)
+    page.get_by_role("button", name="Confirm mapping").click()  # an uploaded file's mapping is confirmed first
+    page.wait_for_selector("text=Mapping confirmed", timeout=60_000)
     box = page.locator(".bk-input-group").filter(has_text="Derived columns").locator("textarea").first
     box.fill(f"z = __import__('os').system('touch {target}')")
     box.press("Tab")

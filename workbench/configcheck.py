@@ -48,6 +48,20 @@ def check_device(device: Any, error: type[WorkbenchError] = WorkbenchError) -> N
         raise error(f"device: must be 'auto', 'cpu', 'cuda', 'cuda:<i>' or 'mps', got {device!r}")
 
 
+def fill_horizon(spec: dict, steps: int) -> dict:
+    """``spec`` with its horizon filled in by the engine's one warmup rule: a schedule lasts the run's
+    ``steps`` updates, warmup included. A schedule that takes ``total_steps`` gets ``steps``; the ``warmup``
+    combinator's inner schedule gets ``steps - warmup_steps``. A horizon written in the spec is kept."""
+    spec = dict(spec)
+    names = {p.name for p in schedules.param_specs(spec.get("name", ""))}
+    if "total_steps" in names and "total_steps" not in spec:
+        spec["total_steps"] = steps
+    inner = spec.get("schedule")
+    if spec.get("name") == "warmup" and isinstance(inner, dict):
+        spec["schedule"] = fill_horizon(inner, max(1, steps - int(spec.get("warmup_steps", 0))))
+    return spec
+
+
 def check_schedule(spec: dict | None, steps: int, error: type[WorkbenchError] = WorkbenchError) -> None:
     """Build the schedule (``total_steps`` defaults to the run's ``steps``, as in training); a schedule
     that ends before the run would sit at its floor for the rest of it, silently: an error."""
@@ -58,11 +72,9 @@ def check_schedule(spec: dict | None, steps: int, error: type[WorkbenchError] = 
     if not isinstance(name, str):
         raise error(f"schedule.name: must be a schedule name, one of {schedules.available()}, got {name!r}")
     try:
-        names = {p.name for p in schedules.param_specs(name)}
+        spec = fill_horizon(spec, steps)
     except schedules.ScheduleError as e:
         raise error(f"schedule: {e}") from None
-    if "total_steps" in names and "total_steps" not in spec:
-        spec["total_steps"] = steps
     sched = _build_schedule(_key(spec))
     if isinstance(sched, Exception):
         raise error(f"schedule: {sched}") from None
@@ -142,4 +154,4 @@ def check_nested(cfg: Any, error: type[WorkbenchError] = WorkbenchError) -> None
     check_model(cfg.task, cfg.task_params, cfg.model, cfg.model_params, error)
 
 
-__all__ = ["check_nested", "check_device", "check_schedule", "check_optimizer", "check_model", "DEVICE_TYPES"]
+__all__ = ["fill_horizon", "check_nested", "check_device", "check_schedule", "check_optimizer", "check_model", "DEVICE_TYPES"]

@@ -41,23 +41,46 @@ def _sweep_file(parquet: Path) -> Path:
 
 
 def export_sweep_record(store: Any, sweep_id: str, path: Path) -> Path:
-    """Write a sweep's record and its sweep-level artifacts (member records, pruning decisions) as JSON."""
+    """Write a sweep's record with its member table and pruning decisions as JSON."""
     rec = store.get_sweep(sweep_id)
-    arts = store.artifacts()
-    arts = arts[arts["run"].isna() & (arts["path"] == sweep_id)]
-    rec["artifacts"] = [{"kind": k, "meta": m} for k, m in zip(arts["kind"], arts["meta"])]
+    rec["members"] = store.sweep_member_table(sweep_id).to_dict("records")
+    rec["decisions"] = store.sweep_decisions(sweep_id).to_dict("records")
     path.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str) + "\n")
     return path
 
 
+def _record_members(store: Any, rec: dict) -> tuple[list[dict], list[dict]]:
+    """The members and decisions of a record; records written before the sweep tables kept them as
+    ``sweep_member`` / ``sweep_prune_decision`` artifacts. A member's run is the imported run of the sweep
+    named ``<sweep name>/m<index>`` (the id in an old record may be one the batched executor never used)."""
+    members = list(rec.get("members", []))
+    decisions = list(rec.get("decisions", []))
+    for a in rec.get("artifacts", []):
+        if a["kind"] == "sweep_member":
+            members.append(dict(a["meta"]))
+        elif a["kind"] == "sweep_prune_decision":
+            decisions.append(dict(a["meta"]))
+    runs = store.runs(sweep=rec["id"])
+    by_name = dict(zip(runs["name"], runs["id"])) if len(runs) else {}
+    for m in members:
+        found = by_name.get(f"{rec['name']}/m{int(m['index']):04d}")
+        if found is not None:
+            m["run_id"] = found
+    return members, decisions
+
+
 def import_sweep_record(store: Any, path: Path) -> bool:
-    """Create the sweep of a record written by :func:`export_sweep_record` unless the store has it."""
+    """Create the sweep of a record written by :func:`export_sweep_record` unless the store has it (call it
+    after importing the sweep's runs, so its members point at them)."""
     rec = json.loads(path.read_text())
     if rec["id"] in set(store.sweeps()["id"]):
         return False
     store.create_sweep(rec["name"], rec["spec"], sweep_id=rec["id"])
-    for a in rec.get("artifacts", []):
-        store.add_artifact(None, a["kind"], rec["id"], meta=a["meta"])
+    members, decisions = _record_members(store, rec)
+    if members:
+        store.add_sweep_members(rec["id"], members)
+    for d in decisions:
+        store.add_sweep_decision(rec["id"], d)
     store.set_sweep_status(rec["id"], rec.get("status", "finished"))
     return True
 
@@ -67,9 +90,9 @@ def ensure_reference_runs(store: Any, folder: Path | None = None) -> int:
     were imported."""
     n = 0
     for f in reference_files(folder):
+        n += len(store.import_file(f, on_conflict="skip"))
         if _sweep_file(f).is_file():
             import_sweep_record(store, _sweep_file(f))
-        n += len(store.import_file(f, on_conflict="skip"))
     return n
 
 

@@ -454,8 +454,7 @@ class LiveMonitor(AppBase):
         return {r: m.get(r) for r in self.runs}
 
     def _figure(self, panel: str, members: list[str]) -> Any:
-        linked = {"x_range": next(iter(self._figs.values()))[0].x_range} if self._figs else {}  # zoom one, zoom all
-        f = figure(title=panel, height=300, width=560, output_backend=self.backend, **linked,
+        f = figure(title=panel, height=300, width=560, output_backend=self.backend,
                    x_axis_type="log" if self.log_x else "linear", y_axis_type="log" if self.log_y else "linear",
                    tools="pan,wheel_zoom,box_zoom,reset,save", x_axis_label={"wall": "wall time (s)"}.get(
                        self.x_axis, self.x_axis), name=f"wb-fig|{panel}")

@@ -72,19 +72,9 @@ def schedule_spec(cfg: TrainConfig) -> dict:
     schedule gets ``steps - warmup_steps``, so ``{"name": "warmup", "schedule": {"name": "cosine"},
     "warmup_steps": W}`` is the same LR curve as ``{"name": "cosine", "warmup_steps": W}``. A horizon
     written in the spec is kept as written."""
-    return _fill_horizon(dict(cfg.schedule or {"name": "constant"}), cfg.steps)
+    from workbench.configcheck import fill_horizon
 
-
-def _fill_horizon(spec: dict, steps: int) -> dict:
-    from workbench.schedules import param_specs
-
-    names = {p.name for p in param_specs(spec.get("name", ""))}
-    if "total_steps" in names and "total_steps" not in spec:
-        spec["total_steps"] = steps
-    inner = spec.get("schedule")
-    if spec.get("name") == "warmup" and isinstance(inner, dict):
-        spec["schedule"] = _fill_horizon(dict(inner), max(1, steps - int(spec.get("warmup_steps", 0))))
-    return spec
+    return fill_horizon(dict(cfg.schedule or {"name": "constant"}), cfg.steps)
 
 
 def _build(cfgs: Sequence[TrainConfig], stacked: bool, store: Any, run_ids: list[str | None]) -> Run:
