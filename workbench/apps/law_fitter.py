@@ -390,7 +390,7 @@ class LawFitter(AppBase):
             self._runs_by_label = {}
         self.param.curve_runs.objects = options(self._runs_by_label)
         try:
-            from workbench.apps.schedule_lab import form_schedules
+            from workbench.apps.components.schedule_form import form_schedules
 
             names = form_schedules()
         except Exception:  # noqa: BLE001 - typed schedules are optional
@@ -682,7 +682,7 @@ class LawFitter(AppBase):
     # -------------------------------------------------------------- loss curves: typed schedules
     @param.depends("typed_schedule", watch=True)
     def _build_typed_form(self) -> None:
-        from workbench.apps.schedule_lab import schedule_form
+        from workbench.apps.components.schedule_form import schedule_form
 
         self.typed_widgets, self._typed_specs = {}, {}
         if not self.typed_schedule:
@@ -697,7 +697,7 @@ class LawFitter(AppBase):
 
     def set_typed_values(self, **values: Any) -> None:
         """Set the typed schedule's form widgets by parameter name (as typing them in the page)."""
-        from workbench.apps.schedule_lab import set_form_values
+        from workbench.apps.components.schedule_form import set_form_values
 
         set_form_values(self.typed_widgets, values, self.typed_schedule)
 
@@ -705,7 +705,7 @@ class LawFitter(AppBase):
     def add_typed(self, *_: Any) -> str:
         """Add the form's schedule (registry name, its parameters, total length, ``typed_peak_lr``) as a
         curve to predict: nobody trained it, so it gets a prediction and no measurement."""
-        from workbench.apps.schedule_lab import schedules_module, widget_value
+        from workbench.apps.components.schedule_form import schedules_module, widget_value
 
         values = {k: widget_value(self._typed_specs[k], w) for k, w in self.typed_widgets.items()}
         sched = schedules_module().build(self.typed_schedule, **values)
