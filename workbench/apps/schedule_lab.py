@@ -34,6 +34,7 @@ import param
 import plotly.graph_objects as go
 
 from workbench.apps.base import AppBase, escape, guarded
+from workbench.apps.components.background import BackgroundTask
 from workbench.figures.export import PREVIEW_ROLE
 
 SCHEDULE_AWARE_LAWS = ("multi_power", "mpl", "multi-power", "lr_annealing", "annealing", "momentum")
@@ -279,14 +280,11 @@ class ScheduleLab(AppBase):
         self._specs: dict[str, Any] = {}
         self._law: Any = None
         self._threads: list[threading.Thread] = []
-        self._fit_thread: threading.Thread | None = None
-        self._fit_tick: Any = None
-        self._fit_t0, self._fit_what = 0.0, ""
-        self.fit_spinner = pn.indicators.LoadingSpinner(value=False, visible=False, size=24, width=24,
-                                                        sizing_mode="fixed", css_classes=["wb-fit-spinner"])
+        self._fit_what = ""
         self.fit_btn = pn.widgets.Button(label="Fit multi-power law on the chosen runs", css_classes=["wb-fit-runs"])
         self.fit_btn.on_click(lambda *_: self.fit_law_on_runs(background=True))
         self.fit_status = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["wb-fit-status"])
+        self.fit_task = BackgroundTask(self, name="fit", disable=[self.fit_btn], status=self.fit_status)
         self.form = pn.Column(sizing_mode="stretch_width")
         self.plot = pn.pane.Plotly(schedules_figure([]), sizing_mode="stretch_width", height=400)
         self.pred_plot = pn.pane.Plotly(prediction_figure({}), sizing_mode="stretch_width", height=360,
@@ -454,47 +452,36 @@ class ScheduleLab(AppBase):
         """Fit a schedule-aware law on chosen runs of the store (``fit_runs``; one task only) that logged
         ``lr`` and a loss. ``background=True`` (the page's button) fits in a thread with a spinner and the
         elapsed time; otherwise returns the FitResult. Bad input shows a message and returns None."""
-        if self._fit_thread is not None and self._fit_thread.is_alive():
+        if self.fit_task.busy:
             raise ValueError("fit_runs: a fit is already running; wait for it to finish")
         fitmod = _module("workbench.fit")
         curves = self._fit_curves(list(self.fit_runs if run_ids is None else run_ids))
         data = fitmod.FitData.from_curves(curves)
         self.clear_message()
         self._fit_what = f"{law} on {len(curves)} run(s)"
-        self._fit_t0 = time.perf_counter()
         if not background:
-            return self._run_fit(fitmod, law, data)
-        self.fit_spinner.value = self.fit_spinner.visible = True
-        self.fit_btn.disabled = True
-        self.fit_status.object = f"Fitting {self._fit_what}…"
-        self._fit_thread = threading.Thread(target=self._run_fit, args=(fitmod, law, data), daemon=True,
-                                            name="schedule-lab-fit")
-        self._fit_thread.start()
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None and self._fit_tick is None:
-            self._fit_tick = self.add_periodic(self._tick_fit, 500)
+            t0 = time.perf_counter()
+            try:
+                res = fitmod.fit(law, data)
+            except Exception as e:  # noqa: BLE001 - shown in the page (the traceback goes to the log)
+                traceback.print_exc()
+                self._fit_failed(e)
+                return None
+            self._fitted(res, time.perf_counter() - t0)
+            return res
+        self.fit_task.start(fitmod.fit, law, data, label=f"Fitting {self._fit_what}",
+                            on_done=lambda res: self._fitted(res, self.fit_task.elapsed), on_error=self._fit_failed)
         return None
 
-    def _tick_fit(self) -> None:
-        if self._fit_thread is not None and self._fit_thread.is_alive():
-            self.fit_status.object = f"Fitting {self._fit_what}… {time.perf_counter() - self._fit_t0:.0f} s"
+    def _fitted(self, res: Any, seconds: float) -> None:
+        self._law = res
+        self.law_json = res.to_json()
+        self.fit_status.object = f"Fitted {self._fit_what} in {seconds:.1f} s (training R² {res.r2:.4f})."
+        self.show_info(f"Fitted {self._fit_what}.")
 
-    def _run_fit(self, fitmod: Any, law: str, data: Any) -> Any:
-        try:
-            res = fitmod.fit(law, data)
-            self._law = res
-            self.law_json = res.to_json()
-            self.fit_status.object = (f"Fitted {self._fit_what} in {time.perf_counter() - self._fit_t0:.1f} s "
-                                      f"(training R² {res.r2:.4f}).")
-            self.show_info(f"Fitted {self._fit_what}.")
-            return res
-        except Exception as e:  # noqa: BLE001 - shown in the page (the traceback goes to the log)
-            traceback.print_exc()
-            self.show_error(f"**Fit failed**: {type(e).__name__}: {e}")
-            self.fit_status.object = f"Fit of {self._fit_what} failed."
-            return None
-        finally:
-            self.fit_spinner.value = self.fit_spinner.visible = False
-            self.fit_btn.disabled = False
+    def _fit_failed(self, e: BaseException) -> None:
+        self.show_error(f"**Fit failed**: {type(e).__name__}: {e}")
+        self.fit_status.object = f"Fit of {self._fit_what} failed."
 
     def predictions(self) -> pd.DataFrame:
         """Predicted final loss of each chosen schedule under the loaded law (empty without a law), with the
@@ -765,7 +752,7 @@ class ScheduleLab(AppBase):
         )
         law_box = pn.Card(pn.pane.Markdown("Upload a fitted schedule-aware law (`FitResult.to_json()`), "
                                            "or fit one on runs of the store that logged `lr` (one task):"),
-                          law_file, pn.Row(pick, refresh_runs), pn.Row(self.fit_btn, self.fit_spinner),
+                          law_file, pn.Row(pick, refresh_runs), pn.Row(self.fit_btn, self.fit_task.spinner),
                           self.fit_status, title="Loss prediction", collapsed=False)
         launch_box = pn.Card(base_cfg, pn.Row(run_btn, sweep_btn), self.status, title="Launch", collapsed=False)
         opt_btn = pn.widgets.Button(label="Optimise", color="primary", css_classes=["wb-optimise"],
