@@ -126,13 +126,15 @@ def test_user_law_from_callable():
     def saturating(x, L_inf, k):
         return L_inf * (1 - torch.exp(-k * x)) if isinstance(x, torch.Tensor) else L_inf * (1 - np.exp(-k * x))
 
-    law = user_law(saturating, name="saturating_test", bounds={"k": (0, 10)}, grid={"L_inf": [1, 3], "k": [0.1, 1]})
+    law = user_law(saturating, params=("L_inf", "k"), name="saturating_test", bounds={"k": (0, 10)}, grid={"L_inf": [1, 3], "k": [0.1, 1]})
     assert "saturating_test" in available_laws()
     x = np.linspace(0.1, 5, 25)
     r = fit(law, FitData({"x": x}, 2.0 * (1 - np.exp(-0.7 * x))))
     assert rel(r.params["L_inf"], 2.0) < 1e-4 and rel(r.params["k"], 0.7) < 1e-4
     with pytest.raises(FitDataError, match="not a parameter"):
-        user_law(saturating, bounds={"nope": (0, 1)}, register=False)
+        user_law(saturating, params=("L_inf", "k"), bounds={"nope": (0, 1)}, register=False)
+    with pytest.raises(FitDataError, match="params"):
+        user_law(saturating, params=("x", "k"), register=False)  # a parameter named like an input
 
 
 # ------------------------------------------------------------------ FitResult, comparison
@@ -159,7 +161,7 @@ def test_compare_crossover_extrapolate():
     x = np.geomspace(1, 1e4, 30)
     y = 1.0 + 5.0 * x ** -0.5
     a = fit("power_law", FitData({"x": x}, y), bootstrap=20, holdout=np.arange(24, 30))
-    flat = user_law(lambda x, c: c + 0 * x, name="flat_test", inputs=("x",), grid={"c": [1.0]})
+    flat = user_law(lambda x, c: c + 0 * x, params=("c",), name="flat_test", inputs=("x",), grid={"c": [1.0]})
     b = fit(flat, FitData({"x": x}, y), holdout=np.arange(24, 30))
     df = compare([a, b])
     assert df.loc[0, "law"] == "power_law" and df.loc[0, "heldout_mean_rel"] < df.loc[1, "heldout_mean_rel"]

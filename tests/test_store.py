@@ -171,6 +171,25 @@ def test_export_import_round_trip(store: RunStore, tmp_path: Path, ext: str) -> 
     assert len(other.metrics(a)) == 4  # replaced, not duplicated
 
 
+@pytest.mark.parametrize("col, v, msg", [("step", 2.5, "integer"), ("step", -1, "integer"), ("tokens", "many", "integer"),
+                                          ("wall", float("inf"), "finite"), ("wall", "noon", "real number"),
+                                          ("value", "high", "nan and inf allowed")])
+def test_import_number_validator(store: RunStore, tmp_path: Path, col: str, v: object, msg: str) -> None:
+    # one number validator for every numeric cell: whole numbers, finite reals, metric values (nan/inf kept)
+    a = store.create_run("a", task="lm", config={})
+    store.log(a, 3, {"loss": float("nan")}, tokens=100)
+    df = pd.read_csv(store.export(tmp_path / "ok.csv"))
+    other = RunStore(tmp_path / "other.db")
+    df2 = df.astype(object)
+    df2.loc[0, col] = v
+    bad = tmp_path / "bad.csv"
+    df2.to_csv(bad, index=False)
+    with pytest.raises(StoreError, match=f"{col}: must be .*{msg}"):
+        other.import_file(bad)
+    assert other.import_file(tmp_path / "ok.csv") == [a]
+    assert np.isnan(other.metrics(a)["value"].iloc[0])
+
+
 def test_import_rejects_foreign_file(store: RunStore, tmp_path: Path) -> None:
     p = tmp_path / "x.csv"
     pd.DataFrame({"a": [1]}).to_csv(p, index=False)

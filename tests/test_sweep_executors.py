@@ -97,6 +97,36 @@ def test_failing_member_is_recorded_and_others_go_on(tmp_path, capsys):
     assert "blocked" in store.runs(sweep=sid, status="failed")["error"].iloc[0]
 
 
+def test_batched_group_error_is_recorded_not_fallen_back(tmp_path, monkeypatch):
+    # only BatchedUnsupportedError / ConfigError run a group one member at a time; any other error of the
+    # stack fails its members with the traceback, and the solo path is never tried
+    import workbench.train as engine
+    from workbench.sweeps.executors import BatchedExecutor, Job
+
+    def boom(*a, **k):
+        raise RuntimeError("stack exploded")
+
+    solo = []
+    monkeypatch.setattr(engine, "train_batched", boom)
+    monkeypatch.setattr(engine, "train", lambda *a, **k: solo.append(a))
+    store = RunStore(tmp_path / "g.db")
+    jobs = [Job(f"r{i}", {**SMALL["base"], "lr": lr}, f"m{i}", index=i) for i, lr in enumerate((1e-3, 3e-3))]
+    outs = BatchedExecutor(max_group=2).run(jobs, store, None)
+    assert [o.status for o in outs] == ["failed", "failed"] and not solo
+    runs = store.runs(status="failed").set_index("id")
+    assert set(runs.index) == {"r0", "r1"}
+    err = runs.loc["r0", "error"]
+    assert "RuntimeError: stack exploded" in err and "Traceback" in err and "boom" in err
+
+    def refuse(*a, **k):
+        raise engine.BatchedUnsupportedError("optimizer: no batched form")
+
+    monkeypatch.setattr(engine, "train_batched", refuse)
+    store2 = RunStore(tmp_path / "h.db")
+    BatchedExecutor(max_group=2).run(jobs, store2, None)
+    assert len(solo) == 2  # the refused group ran one member at a time
+
+
 KILL = {"name": "kill", "base": {"task": "modular", "task_params": {"p": 23, "frac": 0.5}, "model": "mlp",
                                  "model_params": {"hidden": [32]}, "steps": 240, "log_every": 5, "eval_every": 20,
                                  "checkpoint_every": 20, "device": "cpu"},

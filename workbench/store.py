@@ -1191,29 +1191,28 @@ def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[st
     def missing(v: Any) -> bool:
         return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
 
-    def integer(i: int, col: str, v: Any, optional: bool) -> int | None:
-        if missing(v):
+    def number(i: int, col: str, v: Any, *, optional: bool = True, whole: bool = False,
+               finite: bool = True) -> float | int | None:
+        """The one number validator of a cell: ``whole`` an integer in [0, 2**63 - 1] (steps, tokens), else a
+        real number, finite unless ``finite=False`` (metric values keep nan/inf); missing (None, NaN, NA) is
+        None when ``optional``, else an error."""
+        if finite and missing(v):
             if optional:
                 return None
             raise bad(i, col, "required", v)
+        what = ("an integer in [0, 2**63 - 1]" if whole
+                else "a real number" + ("" if finite else " (nan and inf allowed)"))
         try:
+            if isinstance(v, bool):
+                raise TypeError
             f = float(v)
         except (TypeError, ValueError):
-            raise bad(i, col, "must be an integer in [0, 2**63 - 1]", v) from None
-        if isinstance(v, bool) or not (math.isfinite(f) and f.is_integer() and 0 <= f <= MAX_INT):
-            raise bad(i, col, "must be an integer in [0, 2**63 - 1]", v)
-        return int(v) if isinstance(v, (int, np.integer)) else int(f)
-
-    def real(i: int, col: str, v: Any, optional: bool = True) -> float | None:
-        if missing(v):
-            if optional:
-                return None
-            raise bad(i, col, "required", v)
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise bad(i, col, "must be a real number", v) from None
-        if not math.isfinite(f):
+            raise bad(i, col, f"must be {what}", v) from None
+        if whole:
+            if not (math.isfinite(f) and f.is_integer() and 0 <= f <= MAX_INT):
+                raise bad(i, col, f"must be {what}", v)
+            return int(v) if isinstance(v, (int, np.integer)) else int(f)
+        if finite and not math.isfinite(f):
             raise bad(i, col, "must be a finite number", v)
         return f
 
@@ -1244,12 +1243,12 @@ def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[st
             if not isinstance(cfg, dict):
                 raise bad(i, "run_config", "must be a JSON object", r["run_config"])
             now = time.time()
-            created = real(i, "run_created", r.get("run_created"))
-            updated = real(i, "run_updated", r.get("run_updated"))
+            created = number(i, "run_created", r.get("run_created"))
+            updated = number(i, "run_updated", r.get("run_updated"))
             runs.append((rid, text(i, "run_name", r["run_name"], rid) or rid, text(i, "run_sweep", r.get("run_sweep"), None),
                          text(i, "run_task", r.get("run_task"), ""), _check_config(cfg), status,
                          text(i, "run_device", r.get("run_device"), "cpu"), now if created is None else created,
-                         now if updated is None else updated, real(i, "run_finished", r.get("run_finished")),
+                         now if updated is None else updated, number(i, "run_finished", r.get("run_finished")),
                          text(i, "run_version", r.get("run_version"), __version__),
                          text(i, "run_host", r.get("run_host"), None), text(i, "run_error", r.get("run_error"), None)))
         name = r["name"]
@@ -1257,14 +1256,10 @@ def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[st
             continue
         if not str(name):
             raise bad(i, "name", "must be a non-empty metric name", name)
-        step = integer(i, "step", r["step"], optional=False)
-        tokens = integer(i, "tokens", r.get("tokens"), optional=True)
-        wall = real(i, "wall", r.get("wall"))
-        v = r["value"]
-        try:
-            value = float(v)
-        except (TypeError, ValueError):
-            raise bad(i, "value", "must be a real number (nan and inf allowed)", v) from None
+        step = number(i, "step", r["step"], optional=False, whole=True)
+        tokens = number(i, "tokens", r.get("tokens"), whole=True)
+        wall = number(i, "wall", r.get("wall"))
+        value = number(i, "value", r["value"], optional=False, finite=False)
         enc, flag = _encode(str(name), value)
         metrics.setdefault(rid, []).append((rid, step, tokens, wall, str(name), enc, flag))
     return runs, metrics

@@ -15,7 +15,6 @@ References (formulas as in ``shared/papers.md``):
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -346,33 +345,35 @@ register_law(Law(
 ))
 
 
-def user_law(fn: Callable[..., object], *, name: str | None = None, inputs: Sequence[str] = ("x",),
-             bounds: Mapping[str, tuple[float, float]] | None = None,
+def user_law(fn: Callable[..., object], *, params: Sequence[str], name: str | None = None,
+             inputs: Sequence[str] = ("x",), bounds: Mapping[str, tuple[float, float]] | None = None,
              grid: Mapping[str, Sequence[float]] | None = None, target: str = "L", loss: str = "huber",
              formula: str | None = None, register: bool = True) -> Law:
-    """A law from a Python callable ``fn(x..., p1, p2, ...)``: the first ``len(inputs)`` arguments are the
-    inputs, the remaining named arguments are the parameters. ``fn`` must use operations that work on
-    torch tensors (``+ - * / **``, ``torch.exp`` ...) so the fit can differentiate it."""
-    sig = [p for p in inspect.signature(fn).parameters]
-    if len(sig) <= len(inputs):
-        raise FitDataError(f"fn: needs the inputs {list(inputs)} followed by at least one parameter, got {sig}")
-    pnames = sig[len(inputs):]
+    """A law from a Python callable ``fn(x..., p1, p2, ...)`` called positionally with the inputs (in the order
+    of ``inputs``) followed by the parameters (in the order of ``params``, the explicit declaration of their
+    names: ``user_law(lambda x, A, alpha: A * x ** -alpha, params=("A", "alpha"))``). ``fn`` must use operations
+    that work on torch tensors (``+ - * / **``, ``torch.exp`` ...) so the fit can differentiate it."""
+    pnames = [str(p) for p in ([params] if isinstance(params, str) else params)]
+    if not pnames:
+        raise FitDataError("params: declare at least one parameter name, e.g. params=('A', 'alpha')")
+    bad = [p for p in pnames if not p.isidentifier()]
+    if bad or len(set(pnames)) != len(pnames) or set(pnames) & set(inputs):
+        raise FitDataError(f"params: need distinct identifiers that are not inputs ({list(inputs)}), got {pnames}")
+    sig = [*inputs, *pnames]
     bounds = dict(bounds or {})
     grid = dict(grid or {})
     for k in list(bounds) + list(grid):
         if k not in pnames:
             raise FitDataError(f"bounds/grid: {k!r} is not a parameter of fn (parameters: {pnames})")
-    params = tuple(Param(n, *bounds.get(n, (-np.inf, np.inf)), tuple(grid.get(n, (1.0,)))) for n in pnames)
-    k_in = len(inputs)
+    params_ = tuple(Param(n, *bounds.get(n, (-np.inf, np.inf)), tuple(grid.get(n, (1.0,)))) for n in pnames)
 
     def f(th: torch.Tensor, X: Mapping[str, torch.Tensor]) -> torch.Tensor:
         args = [X[i] for i in inputs] + [th[:, j:j + 1] for j in range(th.shape[1])]
         out = fn(*args)
         return torch.as_tensor(out).expand(th.shape[0], X[inputs[0]].shape[0])
 
-    _ = k_in
     law = Law(name=name or fn.__name__, formula=formula or f"{target} = {fn.__name__}({', '.join(sig)})",
-              latex=formula or fn.__name__, params=params, inputs=tuple(inputs), fn=f, target=target,
+              latex=formula or fn.__name__, params=params_, inputs=tuple(inputs), fn=f, target=target,
               loss=loss, reference="user-defined")
     if register:
         register_law(law, overwrite=True)

@@ -30,6 +30,7 @@ caps it explicitly.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -86,19 +87,38 @@ def _outcome(res: Any, run_id: str) -> Outcome:
 
 
 def _record_failure(store: Any, job: Job, sweep: str | None, exc: BaseException) -> Outcome:
-    """The engine normally records its own failures; this covers an exception raised before or
-    around it (e.g. a bad config), so the sweep goes on and the member is recorded as failed."""
+    """Record ``job`` as failed with ``exc``'s type, message and full traceback (the engine normally records
+    its own failures; this covers an exception that escaped it). A store that cannot be written (SQLite or
+    file-system error, the run vanished) leaves the failure in the returned outcome only."""
     msg = f"{type(exc).__name__}: {exc}"
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
         try:
             store.get_run(job.run_id)
         except KeyError:
             store.create_run(job.name, task=str(job.config.get("task", "")), config=job.config, sweep=sweep,
                              run_id=job.run_id, status="failed")
-        store.set_status(job.run_id, "failed", error=msg + "\n" + traceback.format_exc(limit=5))
-    except Exception:  # noqa: BLE001 - recording the failure must not take the sweep down
+        store.set_status(job.run_id, "failed", error=msg + "\n" + tb)
+    except (sqlite3.Error, OSError, KeyError, WorkbenchError):
         pass
     return Outcome(job.run_id, "failed", {}, msg)
+
+
+def record_failures(store: Any, jobs: Sequence[Job], sweep: str | None,
+                    body: Callable[[], list[Outcome] | None]) -> list[Outcome] | None:
+    """The executors' single top-level failure recorder: run ``body`` (members through the engine, or the
+    result of a worker process / Ray task) and return its outcomes. The engine records its own failures
+    (diverged, failed runs); an exception that escapes it (a config error caught only by the engine's
+    constructor, an out-of-memory or shape error raised before its recorder, a worker process or Ray task
+    that died, a store error) is an ``Exception`` subclass: every job of ``jobs`` is then recorded as failed
+    with its full traceback (:func:`_record_failure`) and the sweep goes on. ``KeyboardInterrupt`` and
+    ``SystemExit`` propagate (an interrupted sweep stays resumable). This is not a fallback: only
+    ``BatchedUnsupportedError`` / ``ConfigError`` from ``train_batched`` run a group one member at a time
+    (:func:`_run_group`)."""
+    try:
+        return body()
+    except Exception as e:  # noqa: BLE001 - the one top-level recorder (docstring)
+        return [_record_failure(store, j, sweep, e) for j in jobs]
 
 
 def last_checkpoint(store: Any, run_id: str) -> tuple[int, list[str]]:
@@ -118,24 +138,26 @@ def _status(store: Any, run_id: str) -> str | None:
 
 
 def run_one(store: Any, job: Job, sweep: str | None) -> Outcome:
-    """Run or resume one member in this process through the engine. A resume first drops the metric
-    rows logged after the checkpoint it continues from (every member of its stack)."""
+    """Run or resume one member in this process through the engine; an exception that escapes the engine
+    is recorded as the member's failure (:func:`record_failures`). A resume first drops the metric rows
+    logged after the checkpoint it continues from (every member of its stack)."""
     engine = _engine()
-    try:
+
+    def body() -> list[Outcome]:
         if job.action == "resume":
             st = _status(store, job.run_id)
             if st in ("finished", "diverged", "failed", "pruned"):      # resumed already as part of its stack
-                return Outcome(job.run_id, st, {})
+                return [Outcome(job.run_id, st, {})]
             if job.until is not None and st == "interrupted" and last_checkpoint(store, job.run_id)[0] >= job.until:
-                return Outcome(job.run_id, st, {})                       # paused there already with its stack
+                return [Outcome(job.run_id, st, {})]                     # paused there already with its stack
             # drops rows logged after its checkpoint; a member killed before its first checkpoint restarts
             res = engine.resume(job.run_id, store, until=job.until, allow_restart=True)
         else:
             cfg = engine.TrainConfig.from_dict(job.config)
             res = engine.train(cfg, store, name=job.name, sweep=sweep, run_id=job.run_id, until=job.until)
-        return _outcome(res, job.run_id)
-    except Exception as e:  # noqa: BLE001
-        return _record_failure(store, job, sweep, e)
+        return [_outcome(res, job.run_id)]
+
+    return record_failures(store, [job], sweep, body)[0]
 
 
 # ---------------------------------------------------------------------------------------- interface
@@ -263,23 +285,25 @@ class BatchedExecutor(Executor):
 
 
 def _run_group(engine: Any, store: Any, sweep: str | None, group: list[Job]) -> list[Outcome]:
-    """One group as one stack (``train_batched`` with the members' run ids). A group the engine refuses
+    """One group as one stack (``train_batched`` with the members' run ids). Only a group the engine refuses
     (``BatchedUnsupportedError`` / ``ConfigError``: before any step) runs one member at a time; any other
-    error fails every member of the group, recorded with its traceback, and the sweep goes on."""
-    try:
-        cfgs = [engine.TrainConfig.from_dict(j.config) for j in group]
-        results = engine.train_batched(cfgs, store, sweep=sweep, run_ids=[j.run_id for j in group],
-                                       names=[j.name for j in group], until=group[0].until, progress=False)
-    except (engine.BatchedUnsupportedError, engine.ConfigError):
-        for j in group:
-            if _status(store, j.run_id) is not None:        # registered before the engine refused
-                store.delete_run(j.run_id)
-        return [run_one(store, j, sweep) for j in group]
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as e:  # noqa: BLE001 - a failed stack fails its members, not the sweep
-        return [_record_failure(store, j, sweep, e) for j in group]
-    return [_outcome(r, r.run_id or j.run_id) for j, r in zip(group, results)]
+    error fails every member of the group, recorded with its traceback (:func:`record_failures`), and the
+    sweep goes on."""
+
+    def stack() -> list[Outcome] | None:
+        try:
+            cfgs = [engine.TrainConfig.from_dict(j.config) for j in group]
+            results = engine.train_batched(cfgs, store, sweep=sweep, run_ids=[j.run_id for j in group],
+                                           names=[j.name for j in group], until=group[0].until, progress=False)
+        except (engine.BatchedUnsupportedError, engine.ConfigError):
+            for j in group:
+                if _status(store, j.run_id) is not None:        # registered before the engine refused
+                    store.delete_run(j.run_id)
+            return None
+        return [_outcome(r, r.run_id or j.run_id) for j, r in zip(group, results)]
+
+    out = record_failures(store, group, sweep, stack)
+    return [run_one(store, j, sweep) for j in group] if out is None else out
 
 
 # ---------------------------------------------------------------------------------------- local pool
@@ -358,10 +382,7 @@ class LocalExecutor(Executor):
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
-                    try:
-                        o = f.result()
-                    except Exception as e:  # noqa: BLE001 - a worker died: record, go on
-                        o = _record_failure(store, futs[f], sweep, e)
+                    o = record_failures(store, [futs[f]], sweep, lambda f=f: [f.result()])[0]  # a worker died
                     outs.append(o)
                     if on_done:
                         on_done(o)
@@ -442,15 +463,17 @@ class RayExecutor(Executor):
             ready, pending = ray.wait(pending, num_returns=1)
             ref = ready[0]
             j = refs[ref]
-            try:
+
+            def collect(ref: Any = ref) -> list[Outcome]:  # a task that died (node lost, OOM) raises here
                 o, blob = ray.get(ref)
                 if blob is not None:
                     with tempfile.TemporaryDirectory() as d:
                         p = Path(d) / "trial.parquet"
                         p.write_bytes(blob)
                         store.import_file(p, on_conflict="replace")
-            except Exception as e:  # noqa: BLE001 - a task died (node lost, OOM): record, go on
-                o = _record_failure(store, j, sweep, e)
+                return [o]
+
+            o = record_failures(store, [j], sweep, collect)[0]
             outs.append(o)
             if on_done:
                 on_done(o)
