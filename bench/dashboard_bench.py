@@ -5,7 +5,7 @@ Fills a fresh store with ``--runs`` running runs of ``--points`` train_loss poin
 live monitor, opens it in Chromium (page load: navigation until every run's newest step is drawn),
 and starts ANOTHER PROCESS that appends one step to every run ``--rate`` times a second (one
 transaction per step, printing the commit time). Half-way through it starts one more run (how long a
-new run takes to appear, issue 13). In the page, ``workbench.apps.live_monitor.PROBE_JS`` records,
+new run takes to appear, issue 13). In the page, ``workbench.apps.components.monitor_probe.PROBE_JS`` records,
 once per animation frame, when each run's newest step is in its source (drawn in the next paint).
 Latency = time seen in the page - commit time (same machine, same clock). The browser's live JS heap
 (``performance.memory`` right after a forced garbage collection) is sampled every ``--sample`` seconds;
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from workbench.apps import serve_command  # noqa: E402
-from workbench.apps.live_monitor import PROBE_JS  # noqa: E402
+from workbench.apps.components.monitor_probe import PROBE_JS  # noqa: E402
 from workbench.store import RunStore  # noqa: E402
 
 WRITER = textwrap.dedent("""

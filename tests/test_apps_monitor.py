@@ -70,8 +70,8 @@ def test_long_series_redecimated_and_spike_kept(filled) -> None:
         for st in range(500, 5000):
             w.log(st, {"train_loss": 100.0 if st == 4321 else 1.0})
     app.tick()
-    ser = app._series[(ids[0], "train_loss")]
-    bound = app.max_points + 2 * ser.slack + 4  # buckets' min and max, a NaN marker, the newest row
+    ser = app.book.series[(ids[0], "train_loss")]
+    bound = app.settings.max_points + 2 * ser.slack + 4  # buckets' min and max, a NaN marker, the newest row
     d = app.drawn(ids[0], "train_loss")
     assert len(d["x"]) <= bound
     assert max(d["y"]) == 100.0 and d["step"][-1] == 4999
@@ -84,12 +84,12 @@ def test_long_series_redecimated_and_spike_kept(filled) -> None:
         d = app.drawn(ids[0], "train_loss")
         sizes.append(len(d["x"]))
         assert d["step"][-1] == st
-    assert max(sizes) <= bound and min(sizes) <= app.max_points + 4
+    assert max(sizes) <= bound and min(sizes) <= app.settings.max_points + 4
     assert np.nanmax(d["y"]) == 100.0
     # what the browser holds after a fold equals summarising every row at once
     ser.fold()
     raw = s.series(ids[0], "train_loss")
-    ref = MinMaxBuckets.from_points(raw["step"], raw["value"], max_buckets=app.max_points // 2)
+    ref = MinMaxBuckets.from_points(raw["step"], raw["value"], max_buckets=app.settings.max_points // 2)
     assert ser.buckets.width == ref.width
     np.testing.assert_array_equal(ser.buckets.c["hi"], ref.c["hi"])
     np.testing.assert_array_equal(ser.buckets.c["lo_step"], ref.c["lo_step"])
@@ -106,8 +106,8 @@ def test_widgets_change_what_is_drawn(filled) -> None:
     src = app.drawn(ids[0], "train_loss")  # a rebuild makes new sources
     np.testing.assert_array_equal(src["ys"], src["y"])
     app.color_by, app.bands = "cfg.lr", True
-    assert set(app._group_sources) == {(n, lr) for n in ("train_loss", "test_loss") for lr in (1e-3, 1e-2)}
-    band = app._group_sources[("test_loss", 1e-3)].data
+    assert set(app.figs.group_sources) == {(n, lr) for n in ("train_loss", "test_loss") for lr in (1e-3, 1e-2)}
+    band = app.figs.group_sources[("test_loss", 1e-3)].data
     assert np.all(band["lo"] <= band["mean"] + 1e-12) and np.all(band["mean"] <= band["hi"] + 1e-12)
     app.hp_key = "cfg.lr"
     app.hp_values = ["0.01"]
@@ -190,21 +190,21 @@ def test_lr_never_smoothed_and_only_varying_keys_offered(tmp_path) -> None:
 
 
 def test_new_run_highlighted_then_plain(filled, monkeypatch) -> None:
-    import workbench.apps.live_monitor as lm
+    import workbench.apps.components.monitor_figures as lm
 
     s, path, ids = filled
     app = LiveMonitor(store_path=str(path))
     app.view()
-    app.overlay = False  # two panels (train_loss, test_loss); each keeps its own x range (zoom re-reads it)
-    figs = [f for f, _ in app._figs.values()]
+    app.settings.overlay = False  # two panels (train_loss, test_loss); each keeps its own x range (zoom re-reads it)
+    figs = [f for f, _ in app.figs.figs.values()]
     assert len(figs) == 2
     rid = s.create_run("late", task="demo", config={"lr": 0.1, "seed": 0})
     s.log(rid, 0, {"train_loss": 2.0, "test_loss": 2.1})
     app.tick()
-    lay = app._layers["train_loss"]
+    lay = app.figs.layers["train_loss"]
     assert lay.source.data["width"][lay.runs.index(rid)] == lm.HIGHLIGHT_WIDTH
     assert lay.source.data["width"][lay.runs.index(ids[0])] == lm.LINE_WIDTH
-    app._highlight[rid] = 0.0  # its few seconds are over
+    app.figs.highlight[rid] = 0.0  # its few seconds are over
     app.tick()
     assert lay.source.data["width"][lay.runs.index(rid)] == lm.LINE_WIDTH
 
@@ -213,14 +213,38 @@ def test_end_of_line_labels_for_few_lines_and_groups(filled) -> None:
     s, path, ids = filled
     app = LiveMonitor(store_path=str(path))
     app.view()
-    lbl = app._labels_src["loss"].data  # train and test overlaid: 4 runs x 2 lines
+    lbl = app.figs.labels_src["loss"].data  # train and test overlaid: 4 runs x 2 lines
     assert len(lbl["text"]) == 8 and all(t.startswith("lr0.0") for t in lbl["text"])
     i = lbl["text"].index("lr0.001-s0 train_loss")
     assert lbl["x"][i] == 499 and lbl["y"][i] == app.drawn(ids[0], "train_loss")["ys"][-1]
     s.log(ids[0], 500, {"train_loss": 0.5})
     app.tick()
-    lbl = app._labels_src["loss"].data
+    lbl = app.figs.labels_src["loss"].data
     assert lbl["x"][lbl["text"].index("lr0.001-s0 train_loss")] == 500  # follows the newest point
     app.color_by, app.bands = "cfg.lr", True
-    lbl = app._labels_src["loss"].data
+    lbl = app.figs.labels_src["loss"].data
     assert sorted(set(lbl["text"])) == ["lr=0.001", "lr=0.01"] and len(lbl["text"]) == 4
+
+
+def test_overlay_attached_to_every_panel_and_updated_on_ticks(filled) -> None:
+    # the plug-in point for per-run overlays (a forecast band): attach on build, update after applied rows
+    s, path, ids = filled
+    seen: dict[str, list] = {"attach": [], "update": []}
+
+    class Last:
+        def attach(self, fig, panel, members, figures) -> None:
+            seen["attach"].append((panel, tuple(members)))
+
+        def update(self, figures) -> None:
+            seen["update"].append(max(figures.book.get(ids[0], "train_loss").shown["step"].a))
+
+    app = LiveMonitor(store_path=str(path))
+    app.figs.overlays.append(Last())
+    app.settings.overlay = False  # rebuild: two panels
+    assert seen["attach"] == [("train_loss", ("train_loss",)), ("test_loss", ("test_loss",))]
+    assert seen["update"] == [499]
+    app.tick()
+    assert seen["update"] == [499]  # nothing applied: not called
+    s.log(ids[0], 500, {"train_loss": 0.5})
+    app.tick()
+    assert seen["update"] == [499, 500]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import Server, console_errors
 
-from workbench.apps.live_monitor import PROBE_JS
+from workbench.apps.components.monitor_probe import PROBE_JS
 
 SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 

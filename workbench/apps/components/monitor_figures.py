@@ -1,0 +1,236 @@
+"""The live monitor's figures: one Bokeh figure per panel (:func:`workbench.figures.curves.metric_panels`),
+each metric of a panel one ``multi_line`` source with a row per run (``wb-ml|<metric>``), each group's
+mean line and band (``wb-grp|<group>|<metric>``), end-of-line labels, and the per-run overlays other
+pieces add (:class:`Overlay`). Built once; new runs add rows, nothing is rebuilt."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from bokeh.models import ColumnDataSource, HoverTool, LabelSet
+from bokeh.plotting import figure
+
+from workbench.apps.components.monitor_series import ROW_COLS, Layer, SeriesBook
+from workbench.curves import band_on_grid
+from workbench.figures.curves import colour_map, is_test_metric, metric_panels
+
+FAINT_RAW_MAX_RUNS = 16
+"""With smoothing, the raw curve is drawn faint behind the smoothed one for at most this many runs."""
+END_LABELS_MAX = 16
+"""A panel labels the ends of its lines when it has at most this many."""
+LINE_WIDTH, HIGHLIGHT_WIDTH, HIGHLIGHT_S = 1.6, 4.0, 5.0
+"""A run that appears while the page is open is drawn thicker for its first few seconds."""
+BAND_GRID = 400
+"""Points of a group's mean line and band."""
+ROW_EXTRA = ("run", "label", "color", "width")
+
+
+class Overlay(Protocol):
+    """Something drawn over a panel per run (e.g. a forecast band ahead of a running run's curve).
+    ``attach`` is called for every panel when the figures are built (add sources and glyphs to ``fig``);
+    ``update`` on the session's thread after each tick that applied rows, and after a build (push new
+    data into the sources attached; a slow computation belongs in a background thread whose results
+    ``update`` picks up)."""
+
+    def attach(self, fig: Any, panel: str, members: list[str], figures: MonitorFigures) -> None: ...
+
+    def update(self, figures: MonitorFigures) -> None: ...
+
+
+class MonitorFigures:
+    """The page's figures and their sources. ``view`` is the monitor app (read: ``runs``, ``smoothing``,
+    ``color_by``, ``bands``, ``x_axis``, ``settings``, ``run_table``, ``run_labels``, ``run_names``);
+    ``on_range(panel)`` is called when a panel's x range changes."""
+
+    def __init__(self, view: Any, book: SeriesBook, on_range: Any) -> None:
+        self.view, self.book, self.on_range = view, book, on_range
+        self.figs: dict[str, tuple[Any, list[str]]] = {}  # panel -> (figure, metric names)
+        self.layers: dict[str, Layer] = {}  # metric -> its multi-line source
+        self.group_sources: dict[tuple[str, Any], ColumnDataSource] = {}
+        self.labels_src: dict[str, ColumnDataSource] = {}  # panel -> end-of-line labels
+        self.cmap: dict[Any, str] = {}
+        self.highlight: dict[str, float] = {}  # new run -> when its highlight ends (monotonic s)
+        self.overlays: list[Overlay] = []
+
+    @property
+    def grouped(self) -> bool:
+        return self.view.bands and self.view.color_by != "run"
+
+    def colour_keys(self) -> dict[str, Any]:
+        v, df = self.view, self.view.run_table
+        if v.color_by == "run" or df.empty or v.color_by not in df:
+            return {r: r for r in v.runs}
+        m = dict(zip(df["id"], df[v.color_by]))
+        return {r: m.get(r) for r in v.runs}
+
+    def colour(self, run: str) -> str:
+        return self.cmap.get(self.colour_keys().get(run), "#888888")
+
+    def flush(self) -> None:
+        for lay in self.layers.values():
+            lay.flush()
+
+    def build(self, metrics: list[str]) -> list[Any]:
+        """Every panel's figure afresh (the series' rows from their summaries); returns the figures."""
+        self.group_sources, self.figs, self.layers, self.labels_src = {}, {}, {}, {}
+        for s in self.book.series.values():
+            s.layer, s.zoom = None, None
+        keys = self.colour_keys()
+        self.cmap = colour_map(list(dict.fromkeys(keys.values())))
+        out = []
+        for panel, members in metric_panels(metrics, overlay=self.view.settings.overlay):
+            f = self._figure(panel, members)
+            self.figs[panel] = (f, members)
+            self._add_layers(f, members, self.view.runs, keys)
+            if self.grouped:
+                self.add_group_glyphs(f, members, keys)
+            lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": []}, name=f"wb-lbl|{panel}")
+            f.add_layout(LabelSet(x="x", y="y", text="text", text_color="color", source=lbl, x_offset=4,
+                                  y_offset=-5, text_font_size="8pt"))
+            self.labels_src[panel] = lbl
+            for ov in self.overlays:
+                ov.attach(f, panel, members, self)
+            out.append(f)
+        self.update_bands()
+        self.update_end_labels()
+        for ov in self.overlays:
+            ov.update(self)
+        return out
+
+    def _figure(self, panel: str, members: list[str]) -> Any:
+        st = self.view.settings
+        x_axis = self.view.x_axis
+        f = figure(title=panel, height=300, width=560, output_backend=st.backend,
+                   x_axis_type="log" if st.log_x else "linear", y_axis_type="log" if st.log_y else "linear",
+                   tools="pan,wheel_zoom,box_zoom,reset,save",
+                   x_axis_label={"wall": "wall time (s)"}.get(x_axis, x_axis), name=f"wb-fig|{panel}")
+        f.add_tools(HoverTool(tooltips=[("", "@label $name"), ("x", "$x{0.[000]}"), ("y", "$y{0.[0000]}")]))
+        f.x_range.on_change("start", lambda attr, old, new, p=panel: self.on_range(p))
+        f.x_range.on_change("end", lambda attr, old, new, p=panel: self.on_range(p))
+        return f
+
+    def _row(self, s: Any, keys: dict) -> dict[str, Any]:
+        return {**self.book.row(s), "run": s.run, "label": self.view.run_labels.get(s.run, s.run),
+                "color": self.cmap.get(keys.get(s.run), "#888888"),
+                "width": HIGHLIGHT_WIDTH if s.run in self.highlight else LINE_WIDTH}
+
+    def _add_layers(self, f: Any, members: list[str], run_ids: list[str], keys: dict) -> None:
+        """Each metric of a panel: one multi-line source with a row per run (only the series' summary points
+        and NaN room are sent), and its glyphs: one renderer for all runs, however many."""
+        draw = not self.grouped or self.view.settings.show_runs
+        faint = self.view.smoothing and len(self.view.runs) <= FAINT_RAW_MAX_RUNS and not self.grouped
+        for name in members:
+            series = [s for r in run_ids if (s := self.book.get(r, name)) is not None]
+            if not draw:
+                for s in series:
+                    self.book.set_data(s, self.book.overview_data(s))
+                continue
+            rows = [self._row(s, keys) for s in series]
+            src = ColumnDataSource({c: [r[c] for r in rows] for c in (*ROW_COLS, *ROW_EXTRA)}, name=f"wb-ml|{name}")
+            lay = Layer(name, src, [s.run for s in series])
+            self.layers[name] = lay
+            for i, s in enumerate(series):
+                s.layer, s.row = lay, i
+            dash = "dashed" if is_test_metric(name) and len(members) > 1 else "solid"
+            if faint:
+                f.multi_line(xs="xs", ys="yr", source=src, line_color="color", line_alpha=0.2, line_width=1,
+                             line_dash=dash)
+            f.multi_line(xs="xs", ys="ys", source=src, line_color="color", line_width="width", line_dash=dash,
+                         line_alpha=0.35 if self.grouped else 1.0, name=name)
+
+    def add_runs(self, run_ids: list[str]) -> None:
+        """New runs join the open figures: a row appended to each metric's source (``stream``), and
+        glyphs for groups not seen before."""
+        keys = self.colour_keys()
+        fresh = [k for k in dict.fromkeys(keys.values()) if k not in self.cmap]
+        if fresh:
+            full = colour_map(list(dict.fromkeys(keys.values())))
+            self.cmap.update({k: full[k] for k in fresh})
+        for name, lay in self.layers.items():
+            series = [s for r in run_ids if (s := self.book.get(r, name)) is not None and s.layer is None]
+            if not series:
+                continue
+            lay.flush()
+            rows = [self._row(s, keys) for s in series]
+            for s in series:
+                s.layer, s.row = lay, len(lay.runs)
+                lay.runs.append(s.run)
+            lay.source.stream({c: [r[c] for r in rows] for c in (*ROW_COLS, *ROW_EXTRA)})
+        for s in self.book.series.values():  # metrics not drawn as lines (bands only): keep their mirrors
+            if s.run in run_ids and s.layer is None and not s.shown:
+                self.book.set_data(s, self.book.overview_data(s))
+        if self.grouped and fresh:
+            for f, members in self.figs.values():
+                self.add_group_glyphs(f, members, {r: keys[r] for r in self.view.runs if keys[r] in fresh})
+        self.update_bands()
+        self.update_end_labels()
+
+    def add_group_glyphs(self, f: Any, members: list[str], keys: dict) -> None:
+        for name in members:
+            dash = "dashed" if is_test_metric(name) and len(members) > 1 else "solid"
+            for g in dict.fromkeys(keys.values()):
+                src = ColumnDataSource({"x": [], "mean": [], "lo": [], "hi": [], "step": []},
+                                       name=f"wb-grp|{g}|{name}")
+                self.group_sources[(name, g)] = src
+                c = self.cmap.get(g, "#888888")
+                f.varea(x="x", y1="lo", y2="hi", source=src, fill_color=c, fill_alpha=0.18)
+                f.line(x="x", y="mean", source=src, color=c, line_dash=dash, line_width=2,
+                       name=f"{self.view.color_by.removeprefix('cfg.')}={g} {name}")
+
+    def update_bands(self) -> None:
+        if not self.group_sources:
+            return
+        keys = self.colour_keys()
+        q = (0.25, 0.75) if self.view.settings.band == "quartiles" else None
+        for (name, g), src in self.group_sources.items():
+            members = [s for r in self.view.runs if keys.get(r) == g and (s := self.book.get(r, name)) is not None]
+            members = [s for s in members if s.shown.get("x") is not None and s.shown["x"].n]
+            if not members:
+                continue
+            xs = [s.shown["x"].a for s in members]
+            ys = [s.shown["ys"].a for s in members]
+            grid, mean, lo, hi, _ = band_on_grid(xs, ys, n=BAND_GRID, log_x=self.view.settings.log_x, quantiles=q)
+            if self.view.x_axis == "step":
+                step = grid
+            else:  # the step each grid x stands for (x is monotone in step within a run)
+                step = np.interp(grid, xs[0], members[0].shown["step"].a)
+            src.data = {"x": grid, "mean": mean, "lo": lo, "hi": hi, "step": step}
+
+    def unhighlight(self, now: float) -> None:
+        for r in [r for r, t in self.highlight.items() if t <= now]:
+            del self.highlight[r]
+            for lay in self.layers.values():
+                if r in lay.runs:
+                    lay.queue("width", lay.runs.index(r), LINE_WIDTH)
+
+    def update_end_labels(self) -> None:
+        """A label at the end of every line of a panel (each group's mean line with bands), when a panel
+        has at most ``END_LABELS_MAX`` of them; more would cover the curves (the hover names them)."""
+        for panel, src in self.labels_src.items():
+            members = self.figs[panel][1]
+            pts: list[tuple[float, float, str, str]] = []
+            if self.grouped:
+                key = self.view.color_by.removeprefix("cfg.")
+                for (name, g), gs in self.group_sources.items():
+                    d = gs.data
+                    if name in members and len(d["x"]) and np.isfinite(d["mean"][-1]):
+                        pts.append((d["x"][-1], d["mean"][-1], f"{key}={g}", self.cmap.get(g, "#888888")))
+            elif sum(len(self.layers[n].runs) for n in members if n in self.layers) <= END_LABELS_MAX:
+                keys = self.colour_keys()
+                for name in members:
+                    lay = self.layers.get(name)
+                    for r in lay.runs if lay is not None else []:
+                        s = self.book.get(r, name)
+                        if s is None or not s.shown or not s.shown["x"].n:
+                            continue
+                        x, y = s.shown["x"].a[-1], s.shown["ys"].a[-1]
+                        if np.isfinite(x) and np.isfinite(y):
+                            text = str(self.view.run_names.get(r, r))[:24] + (f" {name}" if len(members) > 1 else "")
+                            pts.append((x, y, text, self.cmap.get(keys.get(r), "#888888")))
+            if len(pts) > END_LABELS_MAX:
+                pts = []
+            new = {"x": [p[0] for p in pts], "y": [p[1] for p in pts], "text": [p[2] for p in pts],
+                   "color": [p[3] for p in pts]}
+            if new != dict(src.data):
+                src.data = new
