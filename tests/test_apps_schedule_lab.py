@@ -163,7 +163,7 @@ def test_predicted_curves_rank_schedules(lab):
         assert row["final loss"] == pytest.approx(law.predict(s(np.arange(2000)) * lab.peak_lr)[-1])
     # annealing lowers the final loss under this law: cosine beats constant
     assert pred["final loss"].iloc[1] < pred["final loss"].iloc[0]
-    assert lab.pred_plot.visible and len(lab.pred_plot.object.data) == 2
+    assert lab.law.plot.visible and len(lab.law.plot.object.data) == 2
 
 
 def test_law_that_cannot_take_a_schedule_is_a_message(lab):
@@ -200,13 +200,13 @@ def test_sweep_spec_requires_common_length(lab):
 
 
 def test_launch_run_and_sweep_write_to_the_store(lab):
-    lab.base_config = "task: modular\ntask_params: {p: 11, frac: 0.5}\nmodel: mlp\nseed: 0\nlog_every: 5\neval_every: 10\n"
+    lab.launch.base_config = "task: modular\ntask_params: {p: 11, frac: 0.5}\nmodel: mlp\nseed: 0\nlog_every: 5\neval_every: 10\n"
     for name in ("cosine", "linear"):
         lab.schedule = name
         lab.set_values(total_steps=20)
         lab.add_current()
     rid = lab.launch_run(background=False)
-    assert rid and "monitor" in lab.status.object
+    assert rid and "monitor" in lab.launch.status.object
     rec = lab.store.get_run(rid)
     assert rec["status"] == "finished" and rec["config"]["steps"] == 20
     assert build(rec["config"]["schedule"]) == build(lab.chosen[-1])
@@ -277,24 +277,24 @@ def test_fit_on_chosen_runs_of_one_task_and_refuse_mixed_tasks(lab):
     lm = _annealing_runs(lab.store, "lm")
     other = _annealing_runs(lab.store, "modular", names=("constant",))
     lab.refresh_fit_runs()
-    assert set(lab.param.fit_runs.objects) == set(lm + other)
+    assert set(lab.law.param.fit_runs.objects) == set(lm + other)
     # nothing chosen: a message naming the field, no fit
     assert lab.fit_law_on_runs("lr_annealing") is None
     assert lab.message.alert_type == "danger" and "fit_runs" in lab.message.object
     # mixed tasks: refused with the tasks named
-    lab.fit_runs = lm + other
+    lab.law.fit_runs = lm + other
     assert lab.fit_law_on_runs("lr_annealing") is None
     assert "mix tasks" in lab.message.object and "lm (2 runs)" in lab.message.object
     assert "modular (1 run)" in lab.message.object
     # one task: fitted, and the prediction of a chosen schedule follows the law
-    lab.fit_runs = lm
+    lab.law.fit_runs = lm
     res = lab.fit_law_on_runs("lr_annealing")
     assert res is not None, lab.message.object
     assert res.r2 > 0.999
     lab.schedule = "wsd"
     lab.set_values(total_steps=600, min_ratio=0.1)
     lab.add_current()
-    assert len(lab.predictions()) == 1 and lab.pred_plot.visible
+    assert len(lab.predictions()) == 1 and lab.law.plot.visible
 
 
 def test_prediction_with_a_schedule_that_decays_to_zero(lab):
@@ -351,7 +351,7 @@ def test_optimise_adds_the_law_optimum_and_trains_it_with_the_baselines(lab):
     assert spec["name"] == "optimized" and lab.chosen[-1] == spec and len(lab.chosen) == 3
     pred = lab.predictions().set_index("schedule")["final loss"]
     assert pred.iloc[-1] <= pred.iloc[:-1].min()
-    assert "predicted final loss" in lab.status.object
+    assert "predicted final loss" in lab.launch.status.object
     lab.optimise(iters=50)                                  # a second Optimise replaces the first
     assert [d["name"] for d in lab.chosen].count("optimized") == 1
     sw = lab.sweep_spec()

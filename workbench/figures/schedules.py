@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from workbench.figures.export import PREVIEW_ROLE
 from workbench.schedules import Schedule, ScheduleParamError, build
 
-__all__ = ["schedule_figure", "schedule_label"]
+__all__ = ["lab_figure", "prediction_figure", "schedule_figure", "schedule_label"]
 
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -91,4 +92,64 @@ def schedule_figure(
         legend={"orientation": "h", "y": -0.2},
         margin={"l": 60, "r": 20, "t": 40 if title else 20, "b": 60},
     )
+    return fig
+
+
+def empty_figure(title: str, note: str, height: int = 380) -> go.Figure:
+    """A blank figure with a centred grey note (what to do to fill it)."""
+    fig = go.Figure()
+    fig.update_layout(template="plotly_white", height=height, title=title,
+                      annotations=[{"text": note, "showarrow": False, "xref": "paper", "yref": "paper",
+                                    "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#888"}}])
+    return fig
+
+
+def lab_figure(schedules: Sequence[tuple[str, Schedule]], *, x_axis: str = "steps", tokens_per_step: float = 1.0,
+               log_y: bool = False, boundaries: bool = True, peak_lr: float | None = None,
+               preview: tuple[str, Schedule] | None = None) -> go.Figure:
+    """The schedule lab's overlay of (label, Schedule) with :func:`schedule_figure`; the ``preview`` (the
+    form's current schedule) is drawn dashed grey on top and tagged so that exports leave it out."""
+    items = list(schedules) + ([preview] if preview else [])
+    if not items:
+        return empty_figure("Learning-rate schedules", "add a schedule, or fix the form's values")
+    fig = schedule_figure(dict(items), x=x_axis, tokens_per_step=tokens_per_step, peak_lr=peak_lr, log_y=log_y,
+                          mark_boundaries=boundaries, title="Learning-rate schedules")
+    if preview:
+        fig.data[-1].line.dash = "dash"
+        fig.data[-1].line.color = "#444444"
+        fig.data[-1].meta = {"wb_role": PREVIEW_ROLE}  # shown while editing, never exported
+    fig.update_layout(height=380)
+    return fig
+
+
+def prediction_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, x_axis: str = "steps",
+                      tokens_per_step: float = 1.0, log_y: bool = False,
+                      beyond: Mapping[str, tuple[int, str]] | None = None) -> go.Figure:
+    """Predicted loss curves per schedule (label -> (steps, loss); ``workbench.schedule_predict``).
+    ``beyond``: label -> (first step outside the law's fitted domain, why); that part of a curve is dotted
+    and the region shaded."""
+    fig = go.Figure()
+    beyond = beyond or {}
+    scale = tokens_per_step if x_axis == "tokens" else 1.0
+    for i, (label, (steps, loss)) in enumerate(curves.items()):
+        x, loss = np.asarray(steps) * scale, np.asarray(loss)
+        color = _COLORS[i % len(_COLORS)]
+        if label in beyond:
+            cut = np.asarray(steps) >= beyond[label][0]
+            inside = ~cut | np.r_[cut[1:], False]  # up to and including the first step outside
+            fig.add_trace(go.Scatter(x=x[inside], y=loss[inside], mode="lines", name=label, line={"color": color}))
+            fig.add_trace(go.Scatter(x=x[cut], y=loss[cut], mode="lines", name=f"{label} (extrapolated)",
+                                     line={"color": color, "dash": "dot"}, showlegend=False))
+        else:
+            fig.add_trace(go.Scatter(x=x, y=loss, mode="lines", name=label, line={"color": color}))
+    if beyond:
+        x0 = min(v[0] for v in beyond.values()) * scale
+        x1 = max(float(np.max(st)) for st, _ in curves.values()) * scale
+        fig.add_vrect(x0=x0, x1=max(x1, x0), fillcolor="grey", opacity=0.12, line_width=0,
+                      annotation_text="beyond the fitted domain", annotation_position="top left")
+    fig.update_layout(template="plotly_white", height=340, margin={"l": 60, "r": 20, "t": 40, "b": 50},
+                      title="Predicted loss (fitted law, before training)", legend={"orientation": "h", "y": -0.2},
+                      xaxis_title="tokens" if x_axis == "tokens" else "step", yaxis_title="predicted loss")
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig
