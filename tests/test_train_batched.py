@@ -76,7 +76,7 @@ def test_single_run_divergence_stops_and_marks_store():
 
 def test_batch_must_share_structure_and_optimizer():
     a = TrainConfig.from_dict({**BASE, "optimizer": "adamw"})
-    with pytest.raises(ConfigError, match="steps: must be the same for every member"):
-        train_batched([a, a.replace(steps=10)])
+    with pytest.raises(ConfigError, match="log_every: must be the same for every member"):
+        train_batched([a, a.replace(log_every=a.log_every + 1)])
     with pytest.raises(BatchedUnsupportedError, match="'lamb' has no per-member batched"):
         train_batched([a.replace(optimizer="lamb")] * 2)

@@ -7,6 +7,7 @@
 ``sweep``   declare, run, resume, compare sweeps (workbench.sweeps.cli.cli_main)
 ``fit``     fit a law to data                    (workbench.fit.cli.cli_main)
 ``predict`` a schedule's loss curve from a fit   (workbench.fit.predict_cli.cli_main)
+``fork``    cooldowns branched from a run's constant-LR checkpoints in one batch (workbench.train.fork)
 
 Every command takes ``--store PATH`` (default ``$WORKBENCH_STORE`` or ``./runs/workbench.db``) and
 ``--shared-store`` (new store files, folders and checkpoints group-readable instead of owner-only;
@@ -87,6 +88,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--wide", action="store_true", help="one column per metric (not re-importable)")
     e.add_argument("--store")
 
+    f = sub.add_parser("fork", help="branch cooldowns from a run's fork_points checkpoints as one batched launch "
+                                    "(Hägele et al. 2024), and/or draw its forks' final loss against compute")
+    f.add_argument("run", help="the parent run id (trained with fork_points=[...] at a constant LR)")
+    f.add_argument("--at", type=int, nargs="+", help="fork steps (steps of the parent's fork_points)")
+    f.add_argument("--cooldown", type=int, nargs="+", help="cooldown lengths in steps")
+    f.add_argument("--shapes", nargs="+", default=["linear", "1-sqrt", "cosine"], help="decay shapes")
+    f.add_argument("--metric", default="test_loss", help="the loss of the figure and table (default test_loss)")
+    f.add_argument("--figure", help="write the forks figure here (.html, .png, .svg, .pdf, .zip)")
+    f.add_argument("--store")
+
     i = sub.add_parser("import", help="import runs from a file written by `workbench export`")
     i.add_argument("file")
     i.add_argument("--on-conflict", default="error", choices=["error", "skip", "replace"])
@@ -166,6 +177,28 @@ def cmd_export(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fork(a: argparse.Namespace) -> int:
+    from workbench.train.fork import fork, fork_results
+
+    store = _store(a.store)
+    if (a.at is None) != (a.cooldown is None):
+        raise CliError("fork: give both --at and --cooldown (or neither, to draw the existing forks)")
+    if a.at is not None:
+        res = fork(a.run, a.at, a.cooldown, a.shapes, store=store)
+        print(f"trained {len(res)} fork(s) of {a.run} in one batched launch")
+    forks, parent = fork_results(store, a.run, a.metric)
+    if forks.empty:
+        raise CliError(f"fork: run {a.run!r} has no forks yet (give --at and --cooldown)")
+    print(forks[["run", "fork_step", "cooldown_steps", "shape", "status", "step", "final"]]
+          .rename(columns={"final": f"final {a.metric}"}).to_string(index=False))
+    if a.figure:
+        from workbench.figures.export import write
+        from workbench.figures.forks import forks_figure
+
+        print(f"wrote {write(a.figure, forks_figure(forks, parent, metric=a.metric))}")
+    return 0
+
+
 def cmd_import(a: argparse.Namespace) -> int:
     ids = _store(a.store).import_file(a.file, on_conflict=a.on_conflict)
     print(f"imported {len(ids)} run(s)")
@@ -216,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.cmd is None:
             parser.print_help()
             return 0
-        return {"runs": cmd_runs, "export": cmd_export, "import": cmd_import, "serve": cmd_serve}[a.cmd](a)
+        return {"runs": cmd_runs, "export": cmd_export, "import": cmd_import, "serve": cmd_serve,
+                "fork": cmd_fork}[a.cmd](a)
     except WorkbenchError as e:
         return fail(cmd, e)
     except OSError as e:  # a file the user named: unreadable, unwritable, a directory, disk full

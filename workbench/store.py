@@ -232,6 +232,9 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     "note TEXT NOT NULL DEFAULT '', updated REAL NOT NULL)",
     # 4: sweep members and pruning decisions in their own tables (they were artifacts with path = sweep id)
     lambda conn: _sweep_tables(conn),
+    # 5: cooldown forks (workbench.train.fork): each fork run's parent_run and the parent's step it branched at
+    "CREATE TABLE IF NOT EXISTS run_forks (run TEXT PRIMARY KEY, parent_run TEXT NOT NULL, "
+    "fork_step INTEGER NOT NULL)",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 MAX_INT = 2**63 - 1  # SQLite's INTEGER range: steps and token counts beyond it cannot be stored
@@ -710,8 +713,26 @@ class RunStore:
         self._require(run_id)
         with self._write() as conn:
             for table, col in (("metrics", "run"), ("metric_blocks", "run"), ("artifacts", "run"), ("run_notes", "run"),
-                               ("runs", "id")):
+                               ("run_forks", "run"), ("runs", "id")):
                 conn.execute(f"DELETE FROM {table} WHERE {col}=?", (run_id,))
+
+    def set_fork(self, run_id: str, parent_run: str, fork_step: int) -> None:
+        """Record that ``run_id`` branched from ``parent_run``'s state at step ``fork_step`` (a cooldown fork;
+        written before the fork's runs start, so ``run_id`` need not exist yet)."""
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise StoreError(f"run_id: must be a non-empty string, got {run_id!r}")
+        self._require(parent_run)
+        if isinstance(fork_step, bool) or not isinstance(fork_step, int) or not 0 <= fork_step <= MAX_INT:
+            raise StoreError(f"fork_step: must be an integer in [0, {MAX_INT}], got {fork_step!r}")
+        self._tx("INSERT OR REPLACE INTO run_forks (run, parent_run, fork_step) VALUES (?,?,?)",
+                 (run_id, parent_run, int(fork_step)))
+
+    def forks(self, parent_run: str | None = None) -> pd.DataFrame:
+        """Fork links (columns ``run``, ``parent_run``, ``fork_step``), all or those of one parent."""
+        sql, params = "SELECT run, parent_run, fork_step FROM run_forks", ()
+        if parent_run is not None:
+            sql, params = sql + " WHERE parent_run=?", (parent_run,)
+        return self._df(sql + " ORDER BY rowid", params)
 
     def mark_interrupted(self) -> list[str]:
         """Mark ``running`` runs of this host whose writing process is gone as ``interrupted``."""

@@ -14,6 +14,8 @@ Layout (read :mod:`workbench.train.loop` first — it is the whole loop, top to 
 * :mod:`~workbench.train.data` — the members' batches (data order a pure function of seed and step)
 * :mod:`~workbench.train.measures` — metrics on the device; :mod:`~workbench.train.sink` — host copies,
   store, divergence, progress bar; :mod:`~workbench.train.checkpoint` — files shared with the sweeps
+* :mod:`~workbench.train.fork` — ``fork``: cooldowns branched from a run's constant-LR checkpoints
+  (``fork_points``) as one batched launch (Hägele et al. 2024)
 * :mod:`~workbench.train.run` — ``train`` / ``train_batched`` / ``resume``; :mod:`~workbench.train.cli` —
   ``workbench run``
 
@@ -28,10 +30,12 @@ from workbench.optim import BatchedUnsupportedError
 from workbench.train.cli import DEFAULT_GROKKING_PRESET, GROKKING_PRESETS, cli_main, config_from_args
 from workbench.train.config import BATCHABLE_FIELDS, PRESETS, ConfigError, TrainConfig, batch_key
 from workbench.train.data import batch_indices
+from workbench.train.fork import SHAPES as FORK_SHAPES
+from workbench.train.fork import cooldown_schedule, fork
 from workbench.train.loop import RunResult
 from workbench.train.run import learning_rates, multipliers, resume, train, train_batched
 from workbench.train.sink import default_progress
 
 __all__ = ["TrainConfig", "RunResult", "ConfigError", "BatchedUnsupportedError", "BATCHABLE_FIELDS", "PRESETS",
            "batch_key", "GROKKING_PRESETS", "DEFAULT_GROKKING_PRESET", "train", "train_batched", "resume", "cli_main", "config_from_args", "batch_indices",
-           "multipliers", "learning_rates", "default_progress"]
+           "multipliers", "learning_rates", "default_progress", "fork", "cooldown_schedule", "FORK_SHAPES"]

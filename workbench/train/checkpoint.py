@@ -4,7 +4,7 @@ A checkpoint is one file ``<root>/<first run id>/step_<step>.pt`` (written to a 
 ``os.replace``: a kill never leaves half a file; owner-only unless the store is shared, see
 :mod:`workbench.safeio`) holding the step, the backend state (parameters,
 buffers, optimizer, gradient filter), the alive mask, the run's RNG state, the member configs and run
-ids. Each member's run gets a ``checkpoint`` artifact in the store pointing at it, with ``step``,
+ids (a step of ``fork_points`` is written as ``fork_<step>.pt`` and kept). Each member's run gets a ``checkpoint`` artifact in the store pointing at it, with ``step``,
 ``member`` and ``members`` (every run id of the stack) in its meta. Only the last ``keep_checkpoints``
 files are kept.
 """
@@ -35,15 +35,17 @@ def folder(cfg: TrainConfig, store: Any, run_id: str | None) -> Path:
 
 
 
-def save(state: dict, cfg: TrainConfig, store: Any, run_ids: list[str | None]) -> Path:
-    """Write ``state`` (with ``step``) for the members ``run_ids``; record it; drop old files."""
+def save(state: dict, cfg: TrainConfig, store: Any, run_ids: list[str | None], fork_point: bool = False) -> Path:
+    """Write ``state`` (with ``step``) for the members ``run_ids``; record it; drop old files. A
+    ``fork_point`` checkpoint (a step of ``cfg.fork_points``) is ``fork_<step>.pt``, never dropped."""
     step = int(state["step"])
     d = folder(cfg, store, run_ids[0])
-    path = d / f"step_{step:08d}.pt"
+    path = d / (f"fork_{step:08d}.pt" if fork_point else f"step_{step:08d}.pt")
     save_checkpoint({**state, "run_ids": run_ids}, path, shared=getattr(store, "shared", None))
     if store is not None:
         for i, rid in enumerate(run_ids):
-            store.add_artifact(rid, "checkpoint", path, {"step": step, "member": i, "members": run_ids})
+            store.add_artifact(rid, "checkpoint", path, {"step": step, "member": i, "members": run_ids,
+                                                         **({"fork_point": True} if fork_point else {})})
     for f in sorted(d.glob("step_*.pt"))[:-cfg.keep_checkpoints]:
         f.unlink(missing_ok=True)
     return path
@@ -63,6 +65,16 @@ def last_checkpoint(store: Any, run_id: str) -> tuple[int, Path | None, list[str
             meta = row["meta"] or {}
             return int(meta.get("step", 0)), Path(row["path"]), list(meta.get("members", [run_id]))
     return 0, None, [run_id]
+
+
+def at_step(store: Any, run_id: str, step: int) -> tuple[Path, int, list[str]] | None:
+    """``(path, member index, stack)`` of ``run_id``'s checkpoint of ``step`` still on disk, or None."""
+    cks = store.artifacts(run_id, kind="checkpoint")
+    for _, row in cks.iloc[::-1].iterrows():
+        meta = row["meta"] or {}
+        if int(meta.get("step", -1)) == step and Path(row["path"]).exists():
+            return Path(row["path"]), int(meta.get("member", 0)), list(meta.get("members", [run_id]))
+    return None
 
 
 def select_members(sd: dict, keep: list[int]) -> dict:

@@ -79,7 +79,7 @@ class TrainConfig:
         device="auto" (CUDA when present, else CPU) dtype="float32" tf32=False loss="ce" loss_dtype="float32"
         orthograd=False grokfast=None grad_clip=None log_every=10 eval_every=100 sync_every=50
         checkpoint_every=0 (none) checkpoint_dir=None (<store dir>/checkpoints, or ./runs/checkpoints without a
-        store file) keep_checkpoints=2 sharpness_every=0 sharpness_iters=20 progress_every=0
+        store file) keep_checkpoints=2 fork_points=[] sharpness_every=0 sharpness_iters=20 progress_every=0
         stop_at_test_acc=None compile=False
 
     ``seed`` fixes the model init and the batch order, ``data_seed`` the train / test split.
@@ -88,6 +88,9 @@ class TrainConfig:
     run's ``steps`` updates, warmup included: a schedule's own ``warmup_steps`` and the ``warmup``
     combinator's both count inside ``steps`` (the combinator's inner schedule gets ``steps - warmup_steps``).
     ``{"name": "schedule_free"}`` runs the ``schedulefree`` optimizer instead (its own warmup).
+
+    ``fork_points``: steps (0 < step < ``steps``) where a checkpoint is written and kept (``keep_checkpoints``
+    does not drop it), so :func:`workbench.train.fork.fork` can branch cooldowns from them later.
     """
 
     task: str = "modular"
@@ -117,6 +120,7 @@ class TrainConfig:
     checkpoint_every: int = 0              # 0: no checkpoints
     checkpoint_dir: str | None = None
     keep_checkpoints: int = 2
+    fork_points: list = field(default_factory=list)  # steps whose checkpoints are kept for cooldown forks
     sharpness_every: int = 0
     sharpness_iters: int = 20
     progress_every: int = 0                # Nanda progress measures (modular "+" only)
@@ -138,6 +142,7 @@ class TrainConfig:
         _check_task_params(self.task, self.task_params)
         for name, r in RANGES.items():
             setattr(self, name, _check_range(name, getattr(self, name), r))
+        self.fork_points = _check_fork_points(self.fork_points, self.steps)
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: must be one of {list(allowed)}, got {getattr(self, name)!r}")
@@ -240,6 +245,17 @@ def _check_range(name: str, v: Any, r: Range) -> Any:
     return int(v) if r.integer else v
 
 
+def _check_fork_points(points: Any, steps: int) -> list[int]:
+    if not isinstance(points, (list, tuple)):
+        raise ConfigError(f"fork_points: must be a list of steps in [1, steps - 1 = {steps - 1}], got {points!r}")
+    out = []
+    for p in points:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not float(p).is_integer() or not 0 < p < steps:
+            raise ConfigError(f"fork_points: each must be an integer step in [1, steps - 1 = {steps - 1}], got {p!r}")
+        out.append(int(p))
+    return sorted(set(out))
+
+
 def _check_task_params(task: str, params: dict) -> None:
     """Validate task parameters without building big data (raises ConfigError naming the field)."""
     allowed = list(T.TASK_PARAMS[task])
@@ -267,15 +283,15 @@ def batch_key(cfg: TrainConfig | dict) -> str:
 
 
 def check_batchable(cfgs: Sequence[TrainConfig]) -> None:
-    """Raise ConfigError naming the first field that differs outside BATCHABLE_FIELDS, and
-    BatchedUnsupportedError when the optimizer has no per-member batched form."""
+    """Raise ConfigError naming the first field that differs outside BATCHABLE_FIELDS (``steps`` may differ
+    too: each member stops at its own, frozen while the longest go on), and BatchedUnsupportedError when the optimizer has no per-member batched form."""
     if not cfgs:
         raise ConfigError("cfgs: need at least one member")
     c0 = cfgs[0].to_dict()
     for i, c in enumerate(cfgs[1:], 1):
         d = c.to_dict()
         for k in c0:
-            if k not in BATCHABLE_FIELDS and d[k] != c0[k]:
+            if k not in BATCHABLE_FIELDS and k != "steps" and d[k] != c0[k]:
                 raise ConfigError(f"{k}: must be the same for every member of a batch (member {i} has {d[k]!r}, "
                                   f"member 0 has {c0[k]!r}); members may differ in {sorted(BATCHABLE_FIELDS)}")
     if any(c.schedule_free for c in cfgs):

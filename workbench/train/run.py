@@ -55,8 +55,9 @@ def learning_rates(cfgs: Sequence[TrainConfig], device: torch.device, dtype: tor
 
 def multipliers(cfgs: Sequence[TrainConfig], device: torch.device | str) -> torch.Tensor:
     """[N, steps] LR multipliers of each member's schedule (ones for no schedule, and for a schedule-free
-    run, whose optimizer applies its own warmup to the peak LR)."""
-    steps = cfgs[0].steps
+    run, whose optimizer applies its own warmup to the peak LR). ``steps`` is the longest member's; a
+    shorter member's columns past its own end are never used (it is frozen there)."""
+    steps = max(c.steps for c in cfgs)
     cfgs = [c.replace(schedule=None) if c.schedule_free else c for c in cfgs]
     if all(c.schedule is None for c in cfgs):
         return torch.ones(len(cfgs), steps, device=device)
@@ -124,23 +125,37 @@ def train(cfg: TrainConfig | dict, store: StoreLike = None, *, name: str | None 
 def train_batched(cfgs: Sequence[TrainConfig | dict], store: StoreLike = None, *, sweep: str | None = None,
                   run_ids: Sequence[str] | None = None, names: Sequence[str] | None = None,
                   progress: bool | None = None, return_params: bool = False,
-                  until: int | None = None) -> list[RunResult]:
+                  until: int | None = None, start: dict | None = None) -> list[RunResult]:
     """Train N members as one stacked model; one store run per member, with ids ``run_ids`` when given
-    (``until``: as in :func:`train`). The members may differ only in ``BATCHABLE_FIELDS``."""
+    (``until``: as in :func:`train`). The members may differ only in ``BATCHABLE_FIELDS`` and ``steps``
+    (each stops at its own). ``start``: a stacked checkpoint state of these N members (step, parameters,
+    optimizer, alive mask, RNG) to continue from instead of step 0 (:func:`workbench.train.fork.fork`)."""
     cfgs = [c if isinstance(c, TrainConfig) else TrainConfig.from_dict(c) for c in cfgs]
     check_until(until)
     check_batchable(cfgs)
     for arg, vals in (("run_ids", run_ids), ("names", names)):
         if vals is not None and len(vals) != len(cfgs):
             raise ConfigError(f"{arg}: must give one per member ({len(cfgs)}), got {len(vals)}")
+    if start is not None and len(start.get("configs", [])) != len(cfgs):
+        raise ConfigError(f"start: must hold one state per member ({len(cfgs)}), got {len(start.get('configs', []))}")
     with open_store(store) as st, _own_rng(pick_device(cfgs[0].device)):
         run = _build(cfgs, True, st, [None] * len(cfgs))
+        if start is not None:
+            _load_state(run, start)
         if st is not None:
             run.run_ids = [st.create_run((names[i] if names else None) or f"{c.task}-s{c.seed}-m{i}", task=c.task,
                                          config=c.to_dict(), sweep=sweep, device=str(run.data.device),
                                          run_id=run_ids[i] if run_ids else None)
                            for i, c in enumerate(cfgs)]
-        return _go(run, progress, until, return_params)
+        return _go(run, progress, until, return_params, resumed_at=run.step if start is not None else -1)
+
+
+def _load_state(run: Run, sd: dict) -> None:
+    """Continue ``run`` from checkpoint state ``sd``: weights, optimizer, filter, alive mask, RNG, step."""
+    run.model.load_state_dict(sd)
+    run.alive = sd["alive"].to(run.alive.device)
+    torch.set_rng_state(sd["rng"])
+    run.step = int(sd["step"])
 
 
 def _check_resumable(st: Any, run_id: str, path: Any, allow_restart: bool) -> None:
@@ -182,10 +197,7 @@ def resume(run_id: str, store: StoreLike, *, progress: bool | None = None, retur
             if sd is not None:
                 if len(members) < len(stack):
                     sd = checkpoint.select_members(sd, [stack.index(r) for r in members])
-                run.model.load_state_dict(sd)
-                run.alive = sd["alive"].to(device)
-                torch.set_rng_state(sd["rng"])
-                run.step = int(sd["step"])
+                _load_state(run, sd)
             for r in members:
                 if st.get_run(r)["status"] != "diverged":
                     st.claim(r)

@@ -35,10 +35,11 @@ class Sink:
                  start: int = 0, progress: bool = False) -> None:
         self.cfg, self.store, self.run_ids, self.tokens_per_step = cfg, store, run_ids, tokens_per_step
         self.writers = [store.writer(r, every_seconds=SYNC_SECONDS) if store is not None else None for r in run_ids]
-        self.pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        self.pending: list[tuple[int, dict[str, torch.Tensor], list[int] | None]] = []
         self.last_sync = time.monotonic()
         self.final: list[dict[str, float]] = [{} for _ in run_ids]
         self.dead = [False] * len(run_ids)
+        self.done = [False] * len(run_ids)   # reached its own steps in a ragged stack: no more rows
         self.stop = False
         self.bar = None
         if progress:
@@ -47,11 +48,11 @@ class Sink:
             self.bar = tqdm(total=cfg.steps, initial=start, desc=cfg.task, dynamic_ncols=True)
 
     def log(self, step: int, metrics: dict[str, torch.Tensor], alive: torch.Tensor, now: int,
-            force: bool = False) -> None:
+            force: bool = False, members: list[int] | None = None) -> None:
         """Queue ``metrics`` measured at ``step``; copy to the host when the window is full (or ``force``).
-        ``now`` is the loop's current step (for the progress bar)."""
+        ``now`` is the loop's current step (for the progress bar); ``members``: only their rows (default all)."""
         if metrics:
-            self.pending.append((step, metrics))
+            self.pending.append((step, metrics, members))
         self.sync(alive, now, force)
 
     def sync(self, alive: torch.Tensor, now: int, force: bool = False) -> None:
@@ -60,18 +61,18 @@ class Sink:
         if not force and len(self.pending) < self.cfg.sync_every and time.monotonic() - self.last_sync < SYNC_SECONDS:
             return
         flat, keys = [], []
-        for step, d in self.pending:
+        for step, d, members in self.pending:
             for k, v in d.items():
                 flat.append(v.detach().float().reshape(-1))
-                keys.append((step, k))
+                keys.append((step, k, members))
         flat.append(alive.float())
         host = torch.stack(flat).cpu().numpy()                      # the one device -> host copy
         rows: list[dict[int, dict[str, float]]] = [{} for _ in self.run_ids]
-        for (step, k), vals in zip(keys, host[:-1]):
-            for i in range(len(self.run_ids)):
+        for (step, k, members), vals in zip(keys, host[:-1]):
+            for i in range(len(self.run_ids)) if members is None else members:
                 rows[i].setdefault(step, {})[k] = float(vals[i])
         for i in range(len(self.run_ids)):
-            if not self.dead[i]:
+            if not self.dead[i] and not self.done[i]:
                 self._write(i, rows[i], host[-1][i] > 0.5, now)
         for w in self.writers:
             if w is not None:
@@ -102,12 +103,20 @@ class Sink:
                 w.flush()
                 self.store.set_status(self.run_ids[i], "diverged", error=f"loss not finite at step <= {last}")
 
+    def finish(self, members: list[int]) -> None:
+        """``members`` reached their own ``steps`` (a ragged stack): finished now, no rows after this."""
+        for i in members:
+            if not self.dead[i]:
+                self.done[i] = True
+                if self.store is not None:
+                    self.store.set_status(self.run_ids[i], "finished")
+
     def _check_stop(self) -> None:
-        if all(self.dead):
+        if all(d or f for d, f in zip(self.dead, self.done)):
             self.stop = True
         thr = self.cfg.stop_at_test_acc
         if thr is not None:
-            live = [f for f, d in zip(self.final, self.dead) if not d]
+            live = [f for f, d, e in zip(self.final, self.dead, self.done) if not d and not e]
             if live and all(f.get("test_acc", -1) >= thr for f in live):
                 self.stop = True
 
@@ -123,5 +132,5 @@ class Sink:
         if self.store is None:
             return
         for i, rid in enumerate(self.run_ids):
-            if status == "failed" or not self.dead[i]:
+            if status == "failed" or not (self.dead[i] or self.done[i]):
                 self.store.set_status(rid, status, error=error)
