@@ -79,17 +79,22 @@ def sync(device: torch.device | str) -> None:
         torch.cuda.synchronize()
 
 
+def timed(fn: Callable[[], object], device: torch.device | str | None = None) -> float:
+    """Wall seconds of one call of ``fn`` (the benches' one timing helper): the device's queued work is
+    synchronised before and after (CUDA), so the time covers what ``fn`` launched."""
+    if device is not None:
+        sync(device)
+    t = time.perf_counter()
+    fn()
+    if device is not None:
+        sync(device)
+    return time.perf_counter() - t
+
+
 def step_time_by_difference(run: Callable[[int], object], steps: int, device: torch.device | str) -> float:
     """Seconds per step of ``run(n)`` (a whole training call of n steps, set-up included) from the
     difference of two lengths, ``(t(2 steps) - t(steps)) / steps``: the set-up cancels."""
-    def timed(n: int) -> float:
-        sync(device)
-        t = time.perf_counter()
-        run(n)
-        sync(device)
-        return time.perf_counter() - t
-
-    return (timed(2 * steps) - timed(steps)) / steps
+    return (timed(lambda: run(2 * steps), device) - timed(lambda: run(steps), device)) / steps
 
 
 class Capped(Exception):
@@ -190,11 +195,7 @@ class BareLoop:
 
     def step_time(self, n: int) -> float:
         """Seconds per step over ``n`` steps (after the first call's warm-up)."""
-        sync(self.device)
-        t = time.perf_counter()
-        self.steps(n)
-        sync(self.device)
-        return (time.perf_counter() - t) / n
+        return timed(lambda: self.steps(n), self.device) / n
 
     def flops_per_step(self) -> float:
         """FLOPs of one forward + backward of the full batch, counted by ``torch.utils.flop_counter``

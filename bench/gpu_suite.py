@@ -69,6 +69,7 @@ from bench.common import (  # noqa: E402
     spread,
     step_time_by_difference,
     time_cap,
+    timed,
 )
 from bench.grokking_repro import PRIETO, first_step, max_value  # noqa: E402
 from bench.store_bench import reader as store_reader  # noqa: E402
@@ -364,17 +365,15 @@ class Suite:
         store = self.store("sweep")
         sids: dict[str, list[str]] = {"batched": [], "local": []}
 
-        def timed(executor: str) -> float:
-            t = time.perf_counter()
+        def sweep_time(executor: str) -> float:
             opts = {"max_group": n} if executor == "batched" else {"workers": workers}
-            sids[executor].append(run_sweep(spec, executor, store, progress=False, **opts))
-            return time.perf_counter() - t
+            return timed(lambda: sids[executor].append(run_sweep(spec, executor, store, progress=False, **opts)))
 
         sec.header = ["measure", "value"]
         m: dict[str, list[float]] = {}
         try:
             with time_cap(self.cap("5")):
-                interleave({"batched": lambda: timed("batched"), "local": lambda: timed("local")}, z.sweep_reps, m)
+                interleave({"batched": lambda: sweep_time("batched"), "local": lambda: sweep_time("local")}, z.sweep_reps, m)
         finally:                                   # a capped part still reports its complete pairs
             k = min(len(m.get("batched", [])), len(m.get("local", [])))
             if k:
@@ -430,9 +429,7 @@ class Suite:
         try:
             ready.wait(timeout=60)
             store = RunStore(path)
-            t = time.perf_counter()
-            BB.ours_run(cfg, self.size.live_n, store)(self.size.reader_steps)
-            wall = time.perf_counter() - t
+            wall = timed(lambda: BB.ours_run(cfg, self.size.live_n, store)(self.size.reader_steps), self.dev)
             store.close()
             done.set()
             _, seen, lags = q.get(timeout=30)
