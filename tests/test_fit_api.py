@@ -97,7 +97,7 @@ def test_fitresult_curveforecast_and_steplaw_share_the_protocol():
     x = np.geomspace(1, 100, 30)
     r = fit("power_law", FitData({"x": x}, 1 + 2 * x ** -0.5))
     steps = np.arange(1, 200)
-    fc = wf.fit_curve(steps, 2 + 3 * steps ** -0.4, families=("pow3",), n_boot=8, n_starts=8, backtest=False)
+    fc = wf.fit_curve(steps, 2 + 3 * steps ** -0.4, families=("pow3",), bootstrap=8, n_starts=8, backtest=False)
     rng = np.random.default_rng(0)
     rows = [{"N": N, "D": D, "lr": lr, "bs": bs, "smooth loss": 3 + 0.1 * (np.log(lr) + 7) ** 2 + 0.01 * rng.random()}
             for N in (1e8, 3e8) for D in (1e10, 4e10) for lr in (3e-4, 1e-3, 3e-3) for bs in (64, 128, 256)]

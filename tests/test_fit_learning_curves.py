@@ -44,7 +44,7 @@ def test_parameter_recovery(name: str, one_torch_thread) -> None:
 def test_fit_curve_recovers_a_loss_curve_in_user_units(one_torch_thread) -> None:
     steps = np.arange(10, 1001, 10.0)
     loss = 2.0 + 3.0 * steps ** -0.5  # pow3 in raw steps: c − a·x^(−α) after the loss → rising-curve map
-    fc = fit_curve(steps, loss, families=("pow3", "exp4"), n_boot=16)
+    fc = fit_curve(steps, loss, families=("pow3", "exp4"), bootstrap=16)
     at = np.array([2000.0, 10000.0])
     np.testing.assert_allclose(fc.predict_family("pow3", at), 2.0 + 3.0 * at ** -0.5, rtol=1e-4)
     assert fc.weights["pow3"] > 0.9
@@ -61,7 +61,7 @@ def test_band_covers_held_out_points_at_about_its_level(one_torch_thread) -> Non
     inside, total = 0, 0
     for seed in range(8):
         steps, y = _noisy_pow_curve(seed)
-        fc = fit_curve(steps[:60], y[:60], families=("pow3", "mmf", "exp4"), n_boot=32, seed=seed)
+        fc = fit_curve(steps[:60], y[:60], families=("pow3", "mmf", "exp4"), bootstrap=32, seed=seed)
         held = steps[60::7]
         lo, hi = fc.band(held, 0.9)
         yh = y[60::7]
@@ -89,7 +89,7 @@ def test_real_constant_lr_curve_end_from_its_first_quarter(size: str, one_torch_
 
 def test_mixture_probabilities_agree_with_its_samples(one_torch_thread) -> None:
     steps, y = _noisy_pow_curve(3)
-    fc = fit_curve(steps[:80], y[:80], families=("pow3", "pow4", "janoschek"), n_boot=32)
+    fc = fit_curve(steps[:80], y[:80], families=("pow3", "pow4", "janoschek"), bootstrap=32)
     at = [400.0]
     draws = fc.sample(at, 20000, seed=1)[:, 0]
     target = float(np.median(draws) + 0.01)
@@ -106,12 +106,12 @@ def test_should_stop_a_hopeless_curve_and_keep_a_promising_one(one_torch_thread)
     bad = 2.0 + 2.0 * steps ** -0.5 + 0.01 * rng.standard_normal(60)  # heads for ~2.1
     fams = ("pow3", "mmf")
     best_completed = 1.5
-    assert should_stop(fit_curve(steps, bad, families=fams, n_boot=16), best_completed, 300.0)
-    assert not should_stop(fit_curve(steps, good, families=fams, n_boot=16), best_completed, 300.0)
+    assert should_stop(fit_curve(steps, bad, families=fams, bootstrap=16), best_completed, 300.0)
+    assert not should_stop(fit_curve(steps, good, families=fams, bootstrap=16), best_completed, 300.0)
     # accuracies: larger is better
     acc_good, acc_bad = 2.0 - good, 2.0 - bad
-    fg = fit_curve(steps, acc_good, families=fams, maximize=True, n_boot=16)
-    fb = fit_curve(steps, acc_bad, families=fams, maximize=True, n_boot=16)
+    fg = fit_curve(steps, acc_good, families=fams, maximize=True, bootstrap=16)
+    fb = fit_curve(steps, acc_bad, families=fams, maximize=True, bootstrap=16)
     assert should_stop(fb, 0.5, 300.0) and not should_stop(fg, 0.5, 300.0)
     assert fg.prob_better(0.5, 300.0) > 0.95 > 0.05 > fb.prob_better(0.5, 300.0)
 
@@ -121,10 +121,10 @@ def test_bound_censors_forecasts_at_the_best_reachable_value(one_torch_thread) -
     steps = np.arange(1.0, 41.0)
     y = 0.8 - 0.02 * steps + 0.002 * np.random.default_rng(1).standard_normal(40)
     fams = ("pow3", "ilog2")
-    free = fit_curve(steps, y, families=fams, n_boot=16)
+    free = fit_curve(steps, y, families=fams, bootstrap=16)
     at = np.array([200.0, 400.0])
     assert free.quantile(0.05, at).min() < 0  # the case the bound is for
-    fc = fit_curve(steps, y, families=fams, n_boot=16, bound=0.0)
+    fc = fit_curve(steps, y, families=fams, bootstrap=16, bound=0.0)
     lo, hi = fc.band(at, 0.9)
     assert lo.min() >= 0 and fc.predict(at).min() >= 0 and fc.sample(at, 500).min() >= 0
     assert fc.cdf(-1e-9, [400.0])[0] == 0.0
@@ -140,7 +140,7 @@ def test_bound_censors_forecasts_at_the_best_reachable_value(one_torch_thread) -
 
 def test_json_round_trip(one_torch_thread) -> None:
     steps, y = _noisy_pow_curve(5)
-    fc = fit_curve(steps[:50], y[:50], families=("pow3", "ilog2"), n_boot=8)
+    fc = fit_curve(steps[:50], y[:50], families=("pow3", "ilog2"), bootstrap=8)
     back = CurveForecast.from_dict(json.loads(json.dumps(fc.to_dict())))
     at = np.array([60.0, 150.0, 500.0])
     np.testing.assert_allclose(back.predict(at), fc.predict(at))
@@ -167,18 +167,24 @@ def test_bad_arguments_raise(one_torch_thread) -> None:
     with pytest.raises(FitDataError, match="unknown learning-curve family"):
         fit_curve([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], families=("pow5",))
     steps, y = _noisy_pow_curve(0)
-    fc = fit_curve(steps[:30], y[:30], families=("pow3",), n_boot=4)
+    fc = fit_curve(steps[:30], y[:30], families=("pow3",), bootstrap=4)
     with pytest.raises(FitDataError, match="level"):
         fc.band([100.0], 1.5)
     with pytest.raises(FitDataError, match="threshold"):
         should_stop(fc, 1.0, 100.0, threshold=0.0)
+    # one name per concept (bootstrap=, as in fit()); the old n_boot= still works, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="n_boot= is deprecated, use bootstrap="):
+        old = fit_curve(steps[:30], y[:30], families=("pow3",), n_boot=4)
+    assert np.array_equal(old.fits["pow3"]["boot"], fc.fits["pow3"]["boot"])
+    with pytest.raises(FitDataError, match="bootstrap >= 0"):
+        fit_curve(steps[:30], y[:30], families=("pow3",), bootstrap=-1)
 
 
 def test_forecast_figure(one_torch_thread) -> None:
     from workbench.figures.learning_curves import forecast_figure
 
     steps, y = _noisy_pow_curve(2)
-    fc = fit_curve(steps[:50], y[:50], families=("pow3", "mmf"), n_boot=8)
+    fc = fit_curve(steps[:50], y[:50], families=("pow3", "mmf"), bootstrap=8)
     fig = forecast_figure(fc, truth=(steps[50:], y[50:]), level=0.8)
     names = [t.name for t in fig.data]
     assert {"observed", "ensemble mean", "80% band", "actual continuation"} <= set(names)

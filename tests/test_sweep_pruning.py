@@ -43,7 +43,7 @@ def _run(pruner: optuna.pruners.BasePruner | None, sign: float = 1.0) -> tuple[o
 
 @pytest.mark.parametrize("sign", [1.0, -1.0], ids=["loss", "accuracy"])
 def test_hopeless_trials_are_pruned_and_the_best_is_kept(sign: float, one_torch_thread) -> None:
-    pruner = ExtrapolationPruner(0.05, families=("pow3", "ilog2"), n_boot=16)
+    pruner = ExtrapolationPruner(0.05, families=("pow3", "ilog2"), bootstrap=16)
     pruned_study, spent = _run(pruner, sign)
     full_study, full_spent = _run(None, sign)
     states = {t.params["E"]: t.state for t in pruned_study.trials}

@@ -23,7 +23,7 @@ Choices, and why:
   and the bands far too narrow; the likelihood is therefore counted with the AR(1) effective sample size
   n_eff = n (1 − ρ) / (1 + ρ), ρ the lag-1 autocorrelation of the best family's residuals.
 * **Predictive distribution.** Parametric moving-block residual bootstrap (Künsch 1989; block length
-  ≈ n^(1/3), blocks keep the residuals' autocorrelation): ``n_boot`` resampled curves f_k(x; θ̂) + r* are
+  ≈ n^(1/3), blocks keep the residuals' autocorrelation): ``bootstrap`` resampled curves f_k(x; θ̂) + r* are
   refitted from θ̂ in one batched L-BFGS call per family; σ_k is the residual standard deviation on the raw
   (unbinned) points, so the band covers future *observed* values (``noise=False`` gives the band of the
   noise-free curve). Quantiles and probabilities are computed from the Gaussian mixture exactly (bisection
@@ -43,6 +43,7 @@ import torch
 from scipy.special import ndtr
 from scipy.stats import qmc
 
+from workbench._compat import deprecated_alias
 from workbench.fit.core import DTYPE, batched_lbfgs, multistart
 from workbench.fit.errors import FitDataError
 from workbench.fit.threads import threaded_for_small_problems
@@ -478,14 +479,16 @@ class CurveForecast:
 
 @threaded_for_small_problems
 def fit_curve(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray, *,
-              families: Iterable[str] = DEFAULT_FAMILIES, maximize: bool = False, n_boot: int = 64,
+              families: Iterable[str] = DEFAULT_FAMILIES, maximize: bool = False, bootstrap: int = 64,
               n_starts: int = 32, max_points: int = 300, backtest: bool = True, seed: int = 0,
-              bound: float | None = None) -> CurveForecast:
+              bound: float | None = None, n_boot: int | None = None) -> CurveForecast:
     """Fit every family in ``families`` to the start of a learning curve and combine them into a
     :class:`CurveForecast` (BIC weights with an effective sample size, block-bootstrap predictive
     distribution; see the module docstring). ``maximize``: larger values are better (accuracy).
     ``bound``: the best value the metric can reach (0 for a loss, 1 for an accuracy); the parametric
-    families know no such limit, so predictions, bands and samples are censored at it."""
+    families know no such limit, so predictions, bands and samples are censored at it. ``bootstrap``: number of
+    block-bootstrap resamples (the package's one name for it, as in ``fit``; ``n_boot`` is its deprecated alias)."""
+    bootstrap = deprecated_alias("n_boot", n_boot, "bootstrap", bootstrap, stacklevel=4)  # via the decorator
     fams = list(dict.fromkeys(families))
     if not fams:
         raise FitDataError("families: give at least one family")
@@ -496,8 +499,8 @@ def fit_curve(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.
             raise FitDataError(f"bound: must be finite and no observed value may be beyond it "
                                f"({'max' if maximize else 'min'} observed {y.max() if maximize else y.min():g}, "
                                f"bound {bound:g})")
-    if n_boot < 0 or n_starts < 1 or max_points < 8:
-        raise FitDataError(f"need n_boot >= 0, n_starts >= 1, max_points >= 8; got {n_boot}, {n_starts}, "
+    if bootstrap < 0 or n_starts < 1 or max_points < 8:
+        raise FitDataError(f"need bootstrap >= 0, n_starts >= 1, max_points >= 8; got {bootstrap}, {n_starts}, "
                            f"{max_points}")
     k = max(1, len(y) // 20)
     y0, y1 = float(np.median(y[:k])), float(np.median(y[-k:]))
@@ -524,9 +527,9 @@ def fit_curve(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.
         resid[name] = zb - fitted
         sigma = float(np.sqrt(np.mean((zr - ff.predict(xr)) ** 2) * len(zr) / max(len(zr) - fam.n_params, 1)))
         boot = np.empty((0, fam.n_params))
-        if n_boot:
-            Zb = torch.as_tensor(fitted[None, :] + _block_resample(resid[name], n_boot, rng), dtype=DTYPE)
-            res = batched_lbfgs(_sse(fam, xt, Zb), np.tile(ff.params, (n_boot, 1)),
+        if bootstrap:
+            Zb = torch.as_tensor(fitted[None, :] + _block_resample(resid[name], bootstrap, rng), dtype=DTYPE)
+            res = batched_lbfgs(_sse(fam, xt, Zb), np.tile(ff.params, (bootstrap, 1)),
                                 lower=np.array(fam.lower, float), upper=np.array(fam.upper, float), max_iter=100)
             boot = res.x[np.isfinite(res.fun)]
         fits[name] = {"params": ff.params, "boot": boot, "sigma": max(sigma, 1e-12), "rss": ff.rss, "kappa": 0.0}
@@ -546,7 +549,7 @@ def fit_curve(steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.
             v["kappa"] = _backtest_kappa(f, xb, zb, resid[f], n_starts, seed)
     keep = np.unique(np.linspace(0, len(s) - 1, min(len(s), 2000)).round().astype(int))
     return CurveForecast(bool(maximize), x_scale, y0, scale, fits, s[keep], y[keep], float(n_eff),
-                         {"n_points": int(len(s)), "n_binned": int(n), "rho": rho, "n_boot": int(n_boot),
+                         {"n_points": int(len(s)), "n_binned": int(n), "rho": rho, "bootstrap": int(bootstrap),
                           "bound": None if bound is None else float(bound)})
 
 

@@ -18,6 +18,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from workbench._compat import deprecated_alias
 from workbench.fit.errors import FitDataError
 from workbench.fit.learning_curves import fit_curve, should_stop
 
@@ -34,8 +35,9 @@ class ExtrapolationPruner(optuna.pruners.BasePruner):
     """
 
     def __init__(self, threshold: float = 0.05, *, final_step: int | None = None, min_points: int = 8,
-                 n_warmup_steps: int = 0, families: Sequence[str] = PRUNER_FAMILIES, n_boot: int = 32,
-                 seed: int = 0) -> None:
+                 n_warmup_steps: int = 0, families: Sequence[str] = PRUNER_FAMILIES, bootstrap: int = 32,
+                 seed: int = 0, n_boot: int | None = None) -> None:
+        bootstrap = deprecated_alias("n_boot", n_boot, "bootstrap", bootstrap)
         if not 0 < threshold < 1:
             raise ValueError(f"threshold: must lie in (0, 1), got {threshold}")
         if min_points < 4:
@@ -45,7 +47,7 @@ class ExtrapolationPruner(optuna.pruners.BasePruner):
         if n_warmup_steps < 0:
             raise ValueError(f"n_warmup_steps: must be >= 0, got {n_warmup_steps}")
         self.threshold, self.final_step, self.min_points = float(threshold), final_step, int(min_points)
-        self.n_warmup_steps, self.families, self.n_boot, self.seed = int(n_warmup_steps), tuple(families), n_boot, seed
+        self.n_warmup_steps, self.families, self.bootstrap, self.seed = int(n_warmup_steps), tuple(families), bootstrap, seed
         self.last_probability: float | None = None  # P(better) of the latest decision, for logging
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
@@ -73,7 +75,7 @@ class ExtrapolationPruner(optuna.pruners.BasePruner):
         if keep.sum() < self.min_points:
             return False
         try:
-            fc = fit_curve(steps[keep], values[keep], families=self.families, n_boot=self.n_boot, seed=self.seed,
+            fc = fit_curve(steps[keep], values[keep], families=self.families, bootstrap=self.bootstrap, seed=self.seed,
                            maximize=study.direction == StudyDirection.MAXIMIZE)
         except FitDataError:
             return False
