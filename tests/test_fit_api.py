@@ -273,6 +273,31 @@ def test_residual_trend_flags_a_curve_that_flattens_late():
     assert g["flag"]
 
 
+def test_fit_runs_the_gap_check_when_train_loss_is_given():
+    # validation = the law; training loss: the same on the constant run, but drifting below the validation
+    # loss over the second half of the cosine run (over-fitting): the fit flags that curve only
+    rows = _curves(noise=2e-4)
+    data = FitData.from_curves(rows)
+    st, cur = data.x["step"], data.x["curve"]
+    opening = np.where(cur == 1, 0.02 * np.clip(st / 1000 - 0.5, 0, None) / 0.5, 0.0)
+    train = data.y * (1 - opening)
+    r = fit("lr_annealing", data, train_loss=train)
+    gap = {d["curve"]: d for d in r.diagnostics() if d["check"] == "gap_trend"}
+    assert set(gap) == {"constant", "cosine"}
+    assert gap["cosine"]["flag"] and not gap["constant"]["flag"]
+    assert gap["cosine"]["growth"] == pytest.approx(0.02, rel=0.1)
+    rep = r.report()
+    assert "[[diagnostics]]" in rep and "curve cosine: the validation-train gap grows" in rep
+    assert "curve constant: the validation-train gap is stable" in rep
+    r2 = wf.FitResult.from_json(r.to_json())
+    assert r2.gap == r.gap
+    assert not fit("lr_annealing", data).gap  # no training loss, no gap check
+    with pytest.raises(FitDataError, match="train_loss"):
+        fit("lr_annealing", data, train_loss=train[:-1])
+    held = fit("lr_annealing", data, train_loss=train, holdout=cur == 0)  # split with the data
+    assert [d["curve"] for d in held.gap] == ["cosine"] and held.gap[0]["flag"]
+
+
 def test_repetition_law_recovers_its_parameters():
     law = get_law("lr_annealing_repeat")
     truth = {"L0": 2.0, "A": 1.2, "alpha": 0.5, "C": 0.4, "r_star": 2.0}

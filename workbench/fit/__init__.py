@@ -14,7 +14,7 @@ from workbench.fit import schedule_laws as _schedule_laws  # noqa: F401  (regist
 from workbench.fit.calibration import Calibration
 from workbench.fit.compare import compare, crossover, extrapolate
 from workbench.fit.data import FitData, check_steps, holdout_mask, lr_array, parse_mapping, per_step_lr
-from workbench.fit.diagnostics import gap_trend, residual_trend
+from workbench.fit.diagnostics import gap_trend, gap_trends, residual_trend
 from workbench.fit.domain import Domain, ExtrapolationWarning
 from workbench.fit.errors import FitDataError, UnknownLawError
 from workbench.fit.fitting import fit
@@ -38,6 +38,6 @@ from workbench.fit.steplaw import StepLawFit, fit_step_law, select_near_optimal
 __all__ = ["Calibration", "CurveForecast", "Domain", "ExtrapolationWarning", "FitData", "FitDataError", "FitResult",
            "Law", "Param", "Prediction", "ResultProtocol", "StepLawFit", "UnknownLawError", "available_laws",
            "check_steps", "chinchilla_allocation", "compare", "compare_repetition", "crossover", "curve_metrics",
-           "extrapolate", "fit", "fit_curve", "fit_multi_power", "fit_step_law", "gap_trend", "get_law",
+           "extrapolate", "fit", "fit_curve", "fit_multi_power", "fit_step_law", "gap_trend", "gap_trends", "get_law",
            "holdout_mask", "lr_array", "parse_mapping", "per_step_lr", "predict_schedule", "register_law",
            "residual_trend", "schedule_law_starts", "select_near_optimal", "should_stop", "user_law", "with_unique"]

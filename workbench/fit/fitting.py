@@ -24,6 +24,7 @@ import numpy as np
 from workbench.fit.calibration import backtest
 from workbench.fit.core import batched_lbfgs, multistart
 from workbench.fit.data import FitData, holdout_mask
+from workbench.fit.diagnostics import gap_trends
 from workbench.fit.errors import FitDataError
 from workbench.fit.laws import Law, get_law
 from workbench.fit.objective import LOSSES, objective, with_fixed
@@ -130,7 +131,8 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
         starts: np.ndarray | None = None, n_starts: int | None = None, n_polish: int = 3,
         bootstrap: int = 0, bootstrap_by: str = "auto", holdout: np.ndarray | None = None,
         holdout_fraction: float | None = None, level: float = 0.95, seed: int = 0, max_iter: int = 200,
-        keep: float = 0.1, fixed: Mapping[str, float] | None = None, calibrate: bool = False) -> FitResult:
+        keep: float = 0.1, fixed: Mapping[str, float] | None = None, calibrate: bool = False,
+        train_loss: np.ndarray | None = None) -> FitResult:
     """Fit ``law`` to ``data`` and return a :class:`FitResult`.
 
     ``holdout``: boolean mask (or indices) of points left out of the fit and predicted afterwards (held-out
@@ -142,7 +144,10 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
     ``data_starts`` starts from those instead of its fixed grid. ``keep``: share of a large grid that
     continues after a short screening run (``core.multistart``); ``keep=1`` runs every start to
     convergence. ``fixed``: parameters (fitted names) held at the given values. ``calibrate``: backtest the
-    fit on its own data so prediction bands include the law's misspecification.
+    fit on its own data so prediction bands include the law's misspecification. ``train_loss``: the training
+    loss at the same points as the fitted (validation) loss; the fit then checks every curve for a
+    train/validation gap that opens (:func:`workbench.fit.diagnostics.gap_trends`: over-fitting or repeated
+    data, which the fresh-data laws do not model) and ``report()`` / ``diagnostics()`` show the result.
     """
     law = get_law(law)
     if isinstance(data, Mapping):
@@ -167,6 +172,10 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
             raise FitDataError(f"fixed: {k} must be a finite number, got {v}")
     if len(fixed) >= law.n_params:
         raise FitDataError(f"fixed: at least one parameter of {law.name!r} must vary")
+    if train_loss is not None:
+        train_loss = np.asarray(train_loss, float).ravel()
+        if train_loss.shape != (len(data),):
+            raise FitDataError(f"train_loss: needs one value per point of data ({len(data)}), got {train_loss.shape[0]}")
     t0 = time.perf_counter()
     test = None
     if holdout is not None and holdout_fraction is not None:
@@ -180,6 +189,8 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
         if mask.all() or not mask.any():
             raise FitDataError("holdout: must leave out some but not all points")
         test, data = data.subset(np.nonzero(mask)[0]), data.subset(np.nonzero(~mask)[0])
+        if train_loss is not None:
+            train_loss = train_loss[~mask]
     data.validate(law, log_target=loss in ("huber", "ls_log"))
     est = _Estimator(law, loss=loss, delta=delta, starts=starts, n_starts=n_starts, n_polish=n_polish, seed=seed,
                      max_iter=max_iter, keep=keep, fixed=fixed)
@@ -210,6 +221,8 @@ def fit(law: Law | str, data: FitData | Mapping, *, loss: str | None = None, del
                                  n_starts=n_used, seconds=0.0)
         result.fixed = fixed
         result.notes = notes
+        if train_loss is not None:
+            result.gap = gap_trends(result, train_loss)
         if calibrate:
             if np.any(np.asarray(data.y) <= 0):
                 notes.append("calibration: skipped (the target has values <= 0; bands are relative)")

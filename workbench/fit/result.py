@@ -105,6 +105,7 @@ class FitResult:
     fixed: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    gap: list[dict] = field(default_factory=list)
     _warned: bool = field(default=False, repr=False)
 
     @classmethod
@@ -217,10 +218,12 @@ class FitResult:
         return curve_metrics(data.y, pred, data.group if per_group else None)
 
     def diagnostics(self) -> list[dict]:
-        """Residual-trend check of every fitted curve or group (:func:`workbench.fit.diagnostics.residual_trend`)."""
+        """Residual-trend check of every fitted curve or group (:func:`workbench.fit.diagnostics.residual_trend`)
+        and, when the fit was given the training loss (``fit(..., train_loss=...)``), the train/validation gap
+        check of every curve (:func:`workbench.fit.diagnostics.gap_trends`); each dict's ``check`` says which."""
         from workbench.fit.diagnostics import residual_trend
 
-        return residual_trend(self)
+        return residual_trend(self) + [dict(d) for d in self.gap]
 
     # ------------------------------------------------------------- prediction
     def flags(self, X: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -300,6 +303,8 @@ class FitResult:
             diag = [d["message"] for d in self.diagnostics() if d["flag"]]
         except Exception:  # noqa: BLE001 - the report never fails on a diagnostic
             diag = []
+        # the gap check was asked for (training loss given): its result is shown also when nothing opens
+        diag += [d["message"] for d in self.gap if not d["flag"]]
         if diag:
             lines.append("[[diagnostics]]")
             lines += [f"    {m}" for m in diag]
@@ -323,7 +328,8 @@ class FitResult:
                 "lrs": None if self.lrs is None else [np.asarray(a).tolist() for a in self.lrs],
                 "domain": None if self.domain is None else self.domain.to_dict(),
                 "calibration": None if self.calibration is None else self.calibration.to_dict(),
-                "fixed": dict(self.fixed), "notes": list(self.notes), "names": list(self.names)}
+                "fixed": dict(self.fixed), "notes": list(self.notes), "names": list(self.names),
+                "gap": [dict(d) for d in self.gap]}
 
     def to_json(self, path: str | None = None) -> str:
         s = json.dumps(self.to_dict())
@@ -344,7 +350,8 @@ class FitResult:
                   None if group is None else np.asarray(group),
                   None if d.get("lrs") is None else [np.asarray(a, float) for a in d["lrs"]],
                   Domain.from_dict(d.get("domain")), Calibration.from_dict(d.get("calibration")),
-                  dict(d.get("fixed") or {}), list(d.get("notes") or []), list(d.get("names") or []))
+                  dict(d.get("fixed") or {}), list(d.get("notes") or []), list(d.get("names") or []),
+                  [dict(g) for g in d.get("gap") or []])
         if out.domain is None:
             out.domain = Domain.of(law, out._inputs())
         return out
