@@ -4,8 +4,11 @@ Chromium against ``workbench serve``), as a table.
 The store is a fresh one with the reference runs and sweeps (``make reference``, ``data/reference``)
 imported, as ``workbench serve`` does on first start. For each repetition and each page (the order
 shuffled per repetition, so pages are measured interleaved): a NEW server is started (``--apps`` all),
-the page is opened once (cold: the first visit after ``make serve``, which includes the server's imports)
-and then ``--warm`` more times in new browser pages (warm). A load is timed from navigation until the
+the page is opened once (cold: the first visit after ``make serve``, in a browser context with an empty
+cache) and then ``--warm`` more times in new tabs of the same browser context (warm: a user coming back to
+the page, whose browser has Panel's, Bokeh's and plotly's scripts cached, as any browser does;
+``--fresh-context`` opens each warm load in a new, empty context instead, i.e. re-downloads and
+re-compiles every script on every load). A load is timed from navigation until the
 page's content is drawn: the index lists the apps; a dashboard page has its app's content in the DOM and
 Bokeh's document idle (``Bokeh.documents[0].is_idle``) with a figure drawn (a plotly plot or a Bokeh
 canvas). The machine's load average is printed with the table (the machine may be shared).
@@ -84,8 +87,8 @@ class Server:
         self.log.close()
 
 
-def load(browser, url: str, page_name: str, timeout: float, shot: Path | None = None) -> float:
-    ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
+def load(ctx, url: str, page_name: str, timeout: float, shot: Path | None = None) -> float:
+    """One load of ``url`` in a new tab of the browser context ``ctx``."""
     page = ctx.new_page()
     t0 = time.perf_counter()
     page.goto(url, wait_until="commit", timeout=timeout * 1000)
@@ -97,7 +100,7 @@ def load(browser, url: str, page_name: str, timeout: float, shot: Path | None = 
     if shot is not None:
         page.wait_for_timeout(500)
         page.screenshot(path=str(shot), full_page=True)
-    ctx.close()
+    page.close()
     return dt
 
 
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--screenshots", type=Path, help="save one screenshot per page (warm) in this folder")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fresh-context", action="store_true",
+                    help="each warm load in a new, empty browser context (no cached scripts)")
     a = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="wb-pageload-"))
     store = tmp / "runs.db"
@@ -132,16 +137,21 @@ def main(argv: list[str] | None = None) -> int:
             rng.shuffle(order)
             for name in order:
                 srv = Server(store, tmp / "serve.log")
+                contexts = [browser.new_context(viewport={"width": 1500, "height": 1000})]
                 try:
                     url = srv.url + ("/" if name == "index" else f"/{name}")
-                    times[name]["cold"].append(load(browser, url, name, a.timeout))
+                    times[name]["cold"].append(load(contexts[0], url, name, a.timeout))
                     for w in range(a.warm):
                         shot = (a.screenshots / f"{name}.png" if a.screenshots and rep == a.reps - 1
                                 and w == a.warm - 1 else None)
                         if shot is not None:
                             shot.parent.mkdir(parents=True, exist_ok=True)
-                        times[name]["warm"].append(load(browser, url, name, a.timeout, shot))
+                        if a.fresh_context:
+                            contexts.append(browser.new_context(viewport={"width": 1500, "height": 1000}))
+                        times[name]["warm"].append(load(contexts[-1], url, name, a.timeout, shot))
                 finally:
+                    for ctx in contexts:
+                        ctx.close()
                     srv.stop()
                 print(f"rep {rep + 1}: {name:10s} cold {times[name]['cold'][-1]:.2f} s, warm "
                       + ", ".join(f"{t:.2f}" for t in times[name]["warm"][-a.warm:]) + " s", flush=True)
@@ -152,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         v = sorted(v)
         return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
 
-    print(f"\npage loads, {a.reps} repetitions x (1 cold + {a.warm} warm), median [min, max] in seconds; "
+    print(f"\npage loads, {a.reps} repetitions x (1 cold + {a.warm} warm"
+          f"{', each warm in a fresh browser context' if a.fresh_context else ', warm with the browser cache'}), median [min, max] in seconds; "
           f"goal cold <= {GOALS['cold']} s, warm <= {GOALS['warm']} s; {os.cpu_count()} CPUs, "
           f"load average {load0[0]:.1f} at start, {load1[0]:.1f} at end")
     print(f"{'page':10s} {'cold':>22s} {'cold/goal':>10s} {'warm':>22s} {'warm/goal':>10s}")

@@ -70,7 +70,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 90.0) -> None:
+def wait_http(url: str, timeout: float = 180.0) -> None:
     deadline = time.time() + timeout
     last: Exception | None = None
     while time.time() < deadline:

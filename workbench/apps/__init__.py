@@ -28,6 +28,9 @@ class AppInfo:
     target: str  # "module:Class"
     title: str
     description: str
+    # Panel extensions the page uses (their JavaScript is sent with the page): only these, so a page
+    # without plotly figures does not load plotly.js (4.6 MB, ~1 s of the browser's time per load)
+    extensions: tuple[str, ...] = ("plotly", "tabulator")
 
 
 APPS: dict[str, AppInfo] = {
@@ -36,9 +39,10 @@ APPS: dict[str, AppInfo] = {
         AppInfo("schedules", "workbench.apps.schedule_lab:ScheduleLab", "Schedule lab",
                 "Compose learning-rate schedules, overlay them, predict their loss curves, launch runs."),
         AppInfo("monitor", "workbench.apps.live_monitor:LiveMonitor", "Live monitor",
-                "Watch runs train: smoothing, log axes, grouping by hyperparameter, grokking measures."),
+                "Watch runs train: smoothing, log axes, grouping by hyperparameter, grokking measures.", ()),
         AppInfo("sweeps", "workbench.apps.sweep_board:SweepBoard", "Sweep board",
-                "Define and launch sweeps, watch progress, compare results and performance profiles."),
+                "Define and launch sweeps, watch progress, compare results and performance profiles.",
+                ("plotly", "tabulator", "codeeditor")),
         AppInfo("laws", "workbench.apps.law_fitter:LawFitter", "Law fitter",
                 "Fit scaling and loss-curve laws, compare them, extrapolate, find crossovers."),
         AppInfo("runs", "workbench.apps.runs:RunsPage", "Runs",

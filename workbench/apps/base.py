@@ -17,8 +17,10 @@ from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 from workbench.store import RunStore, default_path
 
 # inline=True: in a notebook, Panel's and the extensions' JavaScript is embedded in the output instead of
-# fetched from a CDN, so the components render offline (under `panel serve` the server sends them anyway)
-pn.extension("plotly", "tabulator", notifications=True, sizing_mode="stretch_width", inline=True)
+# fetched from a CDN, so the components render offline (under `panel serve` the server sends them anyway;
+# each served page narrows the extensions to its own, see workbench/apps/pages/_page.py). No notification
+# area: nothing uses it, and it cost every page two stylesheets, font-awesome and a script.
+pn.extension("plotly", "tabulator", sizing_mode="stretch_width", inline=True)
 
 # The sidebars are fixed-width columns whose height follows their content, on purpose; Bokeh warns
 # (W-1005) about every such column at every page load, which buried real warnings in the server log.

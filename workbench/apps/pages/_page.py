@@ -13,6 +13,10 @@ from workbench.apps.base import escape
 
 def page(path: str) -> pn.viewable.Viewable:
     info = APPS[path]
+    # Called in the session, the extension list is this page's own: Panel then sends only these
+    # extensions' JavaScript and CSS (without it, every extension imported anywhere in the server is
+    # sent to every page; plotly.js alone is 4.6 MB to parse in the browser)
+    pn.extension(*info.extensions)
     mod, cls = info.target.split(":")
     try:
         app = getattr(importlib.import_module(mod), cls)()
