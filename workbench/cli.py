@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--status")
     r.add_argument("--task")
     r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.add_argument("--no-forecast", action="store_true",
+                   help="list: skip the forecast flag of running runs (it fits each running run's forecast, "
+                        "a few seconds each; workbench.forecast_watch)")
     r.add_argument("--columns", help="comma-separated columns of `runs list` (e.g. id,name,cfg.lr,final.test_loss,"
                                      "tags); any column of the runs table: id name task sweep status created tags "
                                      "note last_step cfg.<key that varies> final.<metric> best.<metric>")
@@ -136,7 +139,12 @@ def cmd_runs(a: argparse.Namespace) -> int:
             return 0
         from workbench.runs_table import format_table, runs_table
 
-        table = runs_table(store, sweep=a.sweep, status=a.status, task=a.task)
+        flags = None
+        if not a.no_forecast and (df["status"] == "running").any():  # fits only for running runs
+            from workbench.forecast_watch import running_flags
+
+            flags = running_flags(store, df["id"].tolist())
+        table = runs_table(store, sweep=a.sweep, status=a.status, task=a.task, flags=flags)
         cols = [c.strip() for c in a.columns.split(",") if c.strip()] if a.columns else None
         print(format_table(table, cols))
         return 0

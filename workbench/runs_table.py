@@ -135,10 +135,13 @@ def _cell(v: Any) -> Any:
 
 
 def runs_table(store: Any, *, sweep: str | None = None, task: str | None = None,
-               status: str | Sequence[str] | None = None, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+               status: str | Sequence[str] | None = None, metrics: Sequence[str] | None = None,
+               flags: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The runs of a store (oldest first) with ``BASE_COLUMNS`` (``tags`` as one comma-separated
     string, ``note`` as text, ``sweep`` "" when a run has none), ``cfg.<key>`` for each config key
-    that varies among them, ``last_step`` and ``final.<m>`` / ``best.<m>`` for each metric."""
+    that varies among them, ``last_step`` and ``final.<m>`` / ``best.<m>`` for each metric. ``flags``
+    (run -> text, :func:`workbench.forecast_watch.running_flags`) adds a ``forecast`` column after
+    ``status`` ("above forecast since step 1 200"; "" for the other runs)."""
     runs = store.runs(sweep=sweep, task=task, status=status)
     if runs.empty:
         return pd.DataFrame(columns=BASE_COLUMNS)
@@ -151,6 +154,8 @@ def runs_table(store: Any, *, sweep: str | None = None, task: str | None = None,
         "sweep": [s if isinstance(s, str) else "" for s in runs["sweep"]], "status": runs["status"].tolist(),
         "created": runs["created"].astype(float).tolist(),
         "tags": [tags.get(r, "") for r in ids], "note": [notes.get(r, "") for r in ids]})
+    if flags is not None:
+        out.insert(out.columns.get_loc("status") + 1, "forecast", [flags.get(r, "") for r in ids])
     configs = runs["config"].tolist()
     flat = [flatten_config(c or {}) for c in configs]
     for k in varying_keys(configs):
@@ -223,8 +228,10 @@ def format_table(table: pd.DataFrame, columns: Sequence[str] | None = None) -> s
     """The table as aligned plain text for a terminal: full values (nothing cut), numbers right-aligned
     to 4 significant digits, ``created`` as local time, empty text for a missing value (only a
     diverged run's NaN final metric prints as ``nan``)."""
-    cols = list(columns) if columns else [c for c in ("id", "name", "task", "status", "sweep", "last_step",
-                                                     "created") if c in table.columns]
+    flagged = "forecast" in table.columns and table["forecast"].astype(bool).any()
+    cols = list(columns) if columns else [c for c in ("id", "name", "task", "status", "forecast", "sweep",
+                                                     "last_step", "created")
+                                          if c in table.columns and (c != "forecast" or flagged)]
     unknown = [c for c in cols if c not in table.columns]
     if unknown:
         raise RunsTableError(f"columns: unknown {unknown}; choose from {list(table.columns)}")

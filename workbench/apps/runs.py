@@ -1,7 +1,8 @@
 """Runs page: every run of the store in one table (the config keys that vary and each metric's final
 and best value as columns), filtered, sorted and grouped; tags and a note per run kept in the run
 store; two or more selected runs compared (curves overlaid, config diff with the differing keys
-highlighted).
+highlighted). A running run whose loss left its forecast's 95 % band is flagged in the ``forecast``
+column (:mod:`workbench.forecast_watch`, computed in the background after each reload).
 
 The table and the diff come from :mod:`workbench.runs_table`, the curves from
 :func:`workbench.figures.curves.curves_figure`; this module only lays them out. Under ``panel serve``
@@ -22,8 +23,10 @@ import param
 import plotly.graph_objects as go
 
 from workbench.apps.base import AppBase, guarded, options, safe_titles
+from workbench.apps.components.background import BackgroundTask
 from workbench.apps.export import ExportPanel
 from workbench.figures.curves import curves_figure
+from workbench.forecast_watch import ForecastWatch, running_flags
 from workbench.runs_table import config_diff, filter_table, flatten_config, runs_table, sort_table
 from workbench.store import STATUSES
 
@@ -75,6 +78,9 @@ class RunsPage(AppBase):
         self._all = pd.DataFrame()
         self._shown_ids: list[str] = []
         self._syncing = False
+        self._flags: dict[str, str] = {}
+        self._watch = ForecastWatch()  # cached fits: a reload refits only runs whose prefix grew
+        self.forecast_task = BackgroundTask(self, name="runs-forecast")
         self.info = pn.pane.Markdown("", css_classes=["wb-runs-info"], margin=(0, 10))
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), disabled=True, show_index=False, selectable="checkbox", height=420,
@@ -92,7 +98,10 @@ class RunsPage(AppBase):
     @guarded
     def reload(self) -> None:
         """Read the runs (and their tags / notes) from the store again."""
-        self._all = runs_table(self.store)
+        self._all = runs_table(self.store, flags=self._flags or None)
+        if (self._all.get("status", pd.Series(dtype=str)) == "running").any() and not self.forecast_task.busy:
+            self.forecast_task.start(running_flags, self.store, watch=self._watch, label="Forecasts",
+                                     on_done=self._flagged)
         cols = [c for c in self._all.columns if c not in ("created",)]
         tags = sorted({t.strip() for s in self._all.get("tags", []) for t in str(s).split(",") if t.strip()})
         metrics = sorted(c.removeprefix("final.") for c in self._all.columns if c.startswith("final."))
@@ -108,6 +117,12 @@ class RunsPage(AppBase):
             if not self.compare_metrics or not set(self.compare_metrics) <= set(metrics):
                 pref = [m for m in PREFERRED if m in metrics][:2]
                 self.compare_metrics = pref or metrics[:1]
+        self._render()
+
+    def _flagged(self, flags: dict[str, str]) -> None:
+        """The running runs' forecast flags are in: show them."""
+        self._flags = flags
+        self._all = runs_table(self.store, flags=flags)
         self._render()
 
     def visible_table(self) -> pd.DataFrame:
