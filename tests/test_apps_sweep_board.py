@@ -10,12 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from workbench.apps.sweep_board import (
-    SweepBoard,
-    parallel_coordinates_figure,
-    progress_table,
-    results_table,
-)
+from workbench.apps.sweep_board import SweepBoard
+from workbench.figures.sweeps import parallel_coordinates_figure
+from workbench.sweeps.progress import progress_table
+from workbench.sweeps.results import results_table
 from workbench.sweeps.spec import SweepSpec  # noqa: E402
 
 LRS = (1e-3, 3e-3, 1e-2)
@@ -200,39 +198,39 @@ def test_progress_says_why_a_trial_was_pruned(store, one_torch_thread):
 def test_yaml_validation_messages(tmp_path):
     app = SweepBoard(store_path=str(tmp_path / "runs.db"))
     assert app.sweep is None and "No sweeps" in app.progress_md.object
-    spec = app.validate()
-    assert spec == SweepSpec.from_yaml(app.yaml_text)
-    assert "valid" in app.message.object and len(app.members_table.value) == spec.n_members()
-    app.yaml_text = "name: x\nstrategy: foo\n"
-    assert app.validate() is None
+    spec = app.define.validate()
+    assert spec == SweepSpec.from_yaml(app.define.yaml_text)
+    assert "valid" in app.message.object and len(app.define.members_table.value) == spec.n_members()
+    app.define.yaml_text = "name: x\nstrategy: foo\n"
+    assert app.define.validate() is None
     assert app.message.alert_type == "danger" and "strategy" in app.message.object
-    app.yaml_text = "name: x\naxes: {schedule: [no_such_schedule]}\n"
-    app.validate()
+    app.define.yaml_text = "name: x\naxes: {schedule: [no_such_schedule]}\n"
+    app.define.validate()
     assert "no_such_schedule" in app.message.object
-    app.yaml_text = "name: [unclosed\n"
-    app.validate()
+    app.define.yaml_text = "name: [unclosed\n"
+    app.define.validate()
     assert "YAML" in app.message.object
 
 
 def test_form_round_trip_and_bad_form(tmp_path):
     app = SweepBoard(store_path=str(tmp_path / "runs.db"))
-    app.form_name, app.form_schedules, app.form_lrs, app.form_seeds, app.form_steps = (
+    app.define.form_name, app.define.form_schedules, app.define.form_lrs, app.define.form_seeds, app.define.form_steps = (
         "f", ["cosine", "wsd"], "1e-3, 1e-2", "0, 1", 50)
-    app.apply_form()
-    spec = SweepSpec.from_yaml(app.yaml_text)
+    app.define.apply_form()
+    spec = SweepSpec.from_yaml(app.define.yaml_text)
     assert spec.name == "f" and spec.n_members() == 2 * 2 * 2 and spec.base["steps"] == 50
-    assert yaml.safe_load(app.yaml_text)["axes"]["lr"] == [1e-3, 1e-2]
-    app.form_lrs = "fast"
-    app.apply_form()
+    assert yaml.safe_load(app.define.yaml_text)["axes"]["lr"] == [1e-3, 1e-2]
+    app.define.form_lrs = "fast"
+    app.define.apply_form()
     assert app.message.alert_type == "danger" and "form_lrs" in app.message.object
-    app.form_lrs, app.form_seeds = "-1", "0"
-    app.apply_form()
+    app.define.form_lrs, app.define.form_seeds = "-1", "0"
+    app.define.apply_form()
     assert "form_lrs" in app.message.object
 
 
 def test_launch_tiny_sweep(tmp_path):
     app = SweepBoard(store_path=str(tmp_path / "runs.db"))
-    app.yaml_text = (
+    app.define.yaml_text = (
         "name: tiny\nbase: {task: modular, task_params: {p: 11, frac: 0.5}, model: mlp, steps: 20,"
         " log_every: 5, eval_every: 10}\naxes: {schedule: [cosine, linear], lr: [0.001, 0.01]}\nseeds: [0]\n")
     sid = app.launch(background=False)
