@@ -356,3 +356,30 @@ def test_optimise_adds_the_law_optimum_and_trains_it_with_the_baselines(lab):
     assert [d["name"] for d in lab.chosen].count("optimized") == 1
     sw = lab.sweep_spec()
     assert [d["name"] for d in sw["axes"]["schedule"]] == ["cosine", "wsd", "optimized"]
+
+
+def test_a_failed_background_run_is_a_message(lab):
+    """A run launched from the page trains in a child process; when it fails, the end of its output (its
+    traceback) reaches the message area; a run that diverged is no error."""
+
+    class Handle:
+        run_id, status = "bg-1", "failed"
+
+        class proc:  # noqa: N801 - stands for a subprocess.Popen
+            returncode = 1
+
+            @staticmethod
+            def wait():
+                return 1
+
+        @staticmethod
+        def error():
+            return "Traceback ...\nRuntimeError: out of memory"
+
+    lab.launch._report(Handle())
+    assert lab.message.alert_type == "danger" and "Run bg-1 failed" in lab.message.object
+    assert "out of memory" in lab.message.object
+    lab.clear_message()
+    Handle.status = "diverged"
+    lab.launch._report(Handle())
+    assert not lab.message.visible

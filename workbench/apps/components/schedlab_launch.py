@@ -1,6 +1,11 @@
-"""The schedule lab's launch box: train one chosen schedule (``workbench.train.train``) or all of them as
-one batched sweep (``workbench.sweeps.run_sweep``), in a background thread writing to the lab's run store,
-with links to the live monitor and the sweep board. Several runs may train at once (one thread each)."""
+"""The schedule lab's launch box: train one chosen schedule or all of them as one batched sweep
+(``workbench.sweeps.run_sweep``), writing to the lab's run store, with links to the live monitor and the
+sweep board. Several runs may train at once.
+
+A single run trains in a child process (``workbench.background.start_run``, which stops with the server):
+a training loop in a thread of the server would hold the interpreter lock the pages' callbacks need, and a
+live monitor on the same server drew a newly launched run 0.6-1.1 s after its first row instead of ~0.3 s
+(issue 13). Its failure (the child's traceback) is shown in the page. A sweep runs in a thread."""
 
 from __future__ import annotations
 
@@ -66,15 +71,22 @@ class Launcher(param.Parameterized):
             raise WorkbenchError("chosen: add a schedule first (the Add button)")
         spec = chosen[index]
         cfg = self.train_config(spec)
-        run_id = uuid.uuid4().hex[:12]
         name = f"lab-{spec.get('name')}"
+        if background:
+            from workbench.background import start_run
 
-        def work(st: Any) -> None:
-            from workbench.train import train
+            handle = start_run(cfg, self.owner.store.path, name=name)
+            run_id = handle.run_id
+            threading.Thread(target=self._report, args=(handle,), daemon=True, name=f"lab-{run_id}").start()
+        else:
+            run_id = uuid.uuid4().hex[:12]
 
-            train(cfg, st, name=name, run_id=run_id)
+            def work(st: Any) -> None:
+                from workbench.train import train
 
-        self._start(work, f"Run {run_id}", background)
+                train(cfg, st, name=name, run_id=run_id)
+
+            self._start(work, f"Run {run_id}", background=False)
         self.last_run = run_id
         self.status.object = f"Run `{run_id}` started. [Watch it in the live monitor](./monitor?run={run_id})"
         return run_id
@@ -114,6 +126,13 @@ class Launcher(param.Parameterized):
         self.status.object = (f"Sweep `{sid}` of {len(self.chosen())} schedule(s) started. "
                               "[Live monitor](./monitor) · [Sweep board](./sweeps)")
         return sid
+
+    def _report(self, handle: Any) -> None:
+        """Wait for a child-process run; its failure (the end of its output) goes to the page."""
+        handle.proc.wait()
+        if handle.status == "failed":  # not for a run that diverged or was interrupted: the store says so
+            self.owner.show_error(f"**Run {handle.run_id} failed** (exit {handle.proc.returncode}): "
+                                  f"{handle.error()[-600:]}")
 
     def _start(self, work: Callable[[Any], None], what: str, background: bool) -> None:
         """``work(store)`` on a store of its own (a thread's SQLite connection), in a thread or here; a
