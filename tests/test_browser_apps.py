@@ -1,9 +1,9 @@
-"""The schedule lab, law fitter and sweep board pages in headless Chromium against `workbench serve`:
-each loads without console errors, a widget change changes the figure, a malformed CSV upload shows
-its message (law fitter), a schedule-aware law fitted on uploaded loss curves draws measured and
-predicted curves (law fitter, Loss curves tab), the sweep board fits a 1500 px and a 1280 px wide
-viewport without a horizontal scrollbar, an export click downloads a valid PNG; screenshots go to
-docs/screenshots (laws.png shows the Loss curves tab)."""
+"""The schedule lab, scaling-law fitter, curve-law fitter and sweep board pages in headless Chromium against
+`workbench serve`: each loads without console errors, a widget change changes the figure, a malformed CSV
+upload shows its message (scaling-law fitter), Chinchilla's L(N, D) is drawn as predicted vs observed with
+iso-N curves over compute (laws.png), a schedule-aware law fitted on uploaded loss curves draws measured and
+predicted curves (curve-law fitter, curves.png), the sweep board fits a 1500 px and a 1280 px wide viewport
+without a horizontal scrollbar, an export click downloads a valid PNG; screenshots go to docs/screenshots."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def served(tmp_path_factory):
                 st.log(rid, step, {"test_loss": 1 + abs(lr - 3e-3) * 100 + 10 / width + (10 - step) / 10})
             st.set_status(rid, "finished")
     st.close()
-    srv = Server(d / "runs.db", apps=["schedules", "laws", "sweeps"])
+    srv = Server(d / "runs.db", apps=["schedules", "laws", "curves", "sweeps"])
     yield srv
     srv.stop()
 
@@ -137,11 +137,25 @@ def test_law_fitter_page(served, page, tmp_path):
     assert not [e for e in errors if "favicon" not in e], errors
 
 
-def test_law_fitter_schedule_law_page(served, page, tmp_path):
-    from test_apps_law_fitter import curves_csv, syn_lr
-
+def test_law_fitter_two_input_law_page(served, page):
+    """The page opens on Chinchilla's points (data/); L(N, D) is shown as predicted vs observed with the line
+    y = x and as iso-N curves over compute, never as a line through points sorted by N."""
     errors = open_page(page, served.url + "/laws")
-    page.get_by_text("Loss curves (schedule-aware)").click()
+    page.wait_for_selector("text=svg_extracted_data.csv", timeout=20_000)
+    before = plot_signature(page)
+    page.get_by_role("button", name="Fit").click()
+    after = wait_change(page, before, timeout=240_000)
+    assert "y = x" in after and "chinchilla (fitted)" in after and "chinchilla (held out)" in after
+    assert "N = " in after  # the iso-N curves
+    page.wait_for_timeout(1500)
+    shot(page, "laws")
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
+def test_law_fitter_schedule_law_page(served, page, tmp_path):
+    from test_apps_curve_fitter import curves_csv, syn_lr
+
+    errors = open_page(page, served.url + "/curves")
     bad = tmp_path / "bad_curves.csv"
     bad.write_text("step,loss\n10,3.0\n20,2.9\n")
     page.locator(".wb-curve-upload input[type='file']").set_input_files(str(bad))
@@ -174,7 +188,7 @@ def test_law_fitter_schedule_law_page(served, page, tmp_path):
     assert "(not trained): predicted" in after
     page.wait_for_selector("text=not trained", timeout=20_000)  # its row in the metrics table
     page.wait_for_timeout(1000)
-    shot(page, "laws")
+    shot(page, "curves")
     assert not [e for e in errors if "favicon" not in e], errors
 
 

@@ -117,7 +117,7 @@ def test_bad_formulas_have_clear_errors(text: str, match: str, df: pd.DataFrame)
 
 
 def test_law_fitter_derive_uses_the_safe_parser(df: pd.DataFrame, tmp_path) -> None:
-    from workbench.apps.law_fitter import CSVError, derive
+    from workbench.fit.data import CSVError, derive
 
     out = derive(df, "C = 6 * N * D\n`per param` = D / N")
     np.testing.assert_allclose(out["C"], 6 * df["N"] * df["D"])
@@ -133,8 +133,9 @@ def test_law_fitter_app_refuses_the_exploit_with_a_message(tmp_path) -> None:
 
     target = tmp_path / "X"
     app = LawFitter(store_path=str(tmp_path / "r.db"))
-    app.load(b"size,loss\n10,2.76\n100,1.9\n1000,1.63\n10000,1.54\n")
-    app.param.update(mapping="x=size,L=loss", laws=["power_law"], x_var="x", holdout=0,
+    app.source.upload(b"size,loss\n10,2.76\n100,1.9\n1000,1.63\n10000,1.54\n")
+    app.source.confirm_mapping()  # the proposal x=size,L=loss, confirmed
+    app.param.update(laws=["power_law"], x_var="x", holdout=0,
                      derived=f"z = __import__('os').system('touch {target}')")
     assert app.fit() is None
     assert "not allowed" in app.message.object and app.message.alert_type == "danger"

@@ -8,8 +8,10 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import workbench.apps.law_fitter as lf
-from workbench.apps.law_fitter import CSVError, LawFitter, curves_from_frame, per_step_lr, read_csv
+import workbench.fit.data as lf
+from workbench.apps.curve_fitter import CurveFitter
+from workbench.apps.law_fitter import LawFitter
+from workbench.fit.data import CSVError, curves_from_frame, per_step_lr, read_csv
 
 
 def curve_csv(last_step: float, n: int = 20, name: str | None = None) -> bytes:
@@ -24,21 +26,26 @@ def app(tmp_path):
     return LawFitter(store_path=str(tmp_path / "r.db"))
 
 
-def test_one_huge_step_is_refused_without_allocating_it(app) -> None:
+@pytest.fixture
+def curves_app(tmp_path):
+    return CurveFitter(store_path=str(tmp_path / "r.db"))
+
+
+def test_one_huge_step_is_refused_without_allocating_it(app, curves_app) -> None:
     data = curve_csv(1e12)
     tracemalloc.start()
     try:
         with pytest.raises(CSVError, match=r"step 1e\+12.*limit of 10,000,000 steps per curve \(MAX_CURVE_STEPS"):
             curves_from_frame(read_csv(data))
-        assert app.load_curve_csv(data, "huge.csv") is None  # in the page: a message, no traceback
+        assert curves_app.source.load_csv(data, "huge.csv") is None  # in the page: a message, no traceback
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 50e6, peak  # the per-step LR of 1e12 steps would be 8 TB
-    assert "MAX_CURVE_STEPS" in app.message.object and app.message.alert_type == "danger"
-    assert app.curves == {}
+    assert "MAX_CURVE_STEPS" in curves_app.message.object and curves_app.message.alert_type == "danger"
+    assert curves_app.curves == {}
     # the scaling-law upload that is also a curve table says why it is not usable as curves
-    app.upload(data, "huge.csv")
+    app.source.upload(data, "huge.csv")
     assert "MAX_CURVE_STEPS" in app.message.object
     with pytest.raises(CSVError, match="MAX_CURVE_STEPS"):
         per_step_lr(np.array([0, 10**13]), np.array([1e-3, 1e-3]))
@@ -69,7 +76,7 @@ def test_file_size_and_rows_are_bounded(app, monkeypatch, tmp_path) -> None:
     path.write_bytes(big)
     with pytest.raises(CSVError, match="MAX_CSV_BYTES"):
         read_csv(path)
-    app.upload(big, "big.csv")
+    app.source.upload(big, "big.csv")
     assert "MAX_CSV_BYTES" in app.message.object and app.df.empty
     monkeypatch.setattr(lf, "MAX_CSV_BYTES", 10**6)
     monkeypatch.setattr(lf, "MAX_CSV_ROWS", 150)
@@ -79,11 +86,13 @@ def test_file_size_and_rows_are_bounded(app, monkeypatch, tmp_path) -> None:
     assert len(read_csv(big)) == 200
 
 
-def test_typed_schedule_length_is_bounded(app) -> None:
-    if not app.typed_widgets or "total_steps" not in app.typed_widgets:
+def test_typed_schedule_length_is_bounded(curves_app) -> None:
+    app = curves_app
+    app.typed.build()
+    if not app.typed.widgets or "total_steps" not in app.typed.widgets:
         pytest.skip("no typed schedule with total_steps in this registry")
-    app.set_typed_values(total_steps=10**12)
-    assert app.add_typed() is None
+    app.typed.set_values(total_steps=10**12)
+    assert app.typed.add() is None
     assert "total_steps" in app.message.object and "MAX_CURVE_STEPS" in app.message.object
 
 

@@ -43,8 +43,10 @@ APPS: dict[str, AppInfo] = {
         AppInfo("sweeps", "workbench.apps.sweep_board:SweepBoard", "Sweep board",
                 "Define and launch sweeps, watch progress, compare results and performance profiles.",
                 ("plotly", "tabulator", "codeeditor")),
-        AppInfo("laws", "workbench.apps.law_fitter:LawFitter", "Law fitter",
-                "Fit scaling and loss-curve laws, compare them, extrapolate, find crossovers."),
+        AppInfo("laws", "workbench.apps.law_fitter:LawFitter", "Scaling-law fitter",
+                "Fit scaling laws (L(N), L(N, D), ...) on tables, compare them, extrapolate, find crossovers."),
+        AppInfo("curves", "workbench.apps.curve_fitter:CurveFitter", "Curve-law fitter",
+                "Fit schedule-aware loss-curve laws on runs or files; predict held-out and untrained schedules."),
         AppInfo("runs", "workbench.apps.runs:RunsPage", "Runs",
                 "Every run in one table: filter, sort, group, tag, annotate; compare curves and configs."),
     )

@@ -31,6 +31,34 @@ import pandas as pd
 from workbench.fit.errors import FitDataError
 
 LR_HEAD = ("ramp from 0", "hold first value")
+LOSS_METRICS = ("train_loss", "loss", "val_loss", "test_loss")
+"""Loss metrics of the run store that loss curves are read from."""
+
+# Bounds on what a file (a page visitor's upload above all) can make a process hold (issue 12): a CSV is read
+# whole, and a loss curve becomes one LR value per step 0..last step, so one row with step 1e12 must be refused,
+# not allocated. The limits are module attributes, read at each call.
+MAX_CSV_BYTES = 20_000_000
+"""Largest CSV read (an upload, or a file of the data folders), in bytes."""
+MAX_CSV_ROWS = 1_000_000
+"""Most data rows in one CSV."""
+MAX_CURVE_STEPS = 10_000_000
+"""Largest step of a loss curve (its per-step LR array has this many float64 values: 80 MB)."""
+MAX_TOTAL_STEPS = 40_000_000
+"""Most per-step LR values over all curves of one table or load together (320 MB)."""
+
+
+class CSVError(FitDataError):
+    """A CSV that cannot be read, a derived column that cannot be computed, or curves over the limits."""
+
+
+def check_step_limit(steps: np.ndarray, name: str | None = None) -> None:
+    """Refuse a curve whose last step exceeds :data:`MAX_CURVE_STEPS` (before its per-step LR is allocated)."""
+    steps = np.asarray(steps, float)
+    last = float(np.max(steps)) if len(steps) else 0.0
+    if last > MAX_CURVE_STEPS:
+        raise CSVError(f"step: {'curve ' + repr(name) + ' has' if name else 'a curve has'} step {last:.6g}, more "
+                       f"than the limit of {MAX_CURVE_STEPS:,} steps per curve (MAX_CURVE_STEPS: the laws need "
+                       "the LR of every step)")
 
 
 def lr_array(schedule: object, peak_lr: float = 1.0, total_steps: int | None = None) -> np.ndarray:
@@ -92,6 +120,7 @@ def per_step_lr(steps: np.ndarray, lr: np.ndarray, *, head: str = "ramp from 0")
     CSVs start logging after a 2160-step warmup) or holds the first logged value."""
     if head not in LR_HEAD:
         raise FitDataError(f"lr_head: must be one of {LR_HEAD}, got {head!r}")
+    check_step_limit(steps)
     steps = np.asarray(steps, np.int64)
     lr = np.asarray(lr, float)
     grid = np.arange(int(steps.max()) + 1)
@@ -145,6 +174,11 @@ def curves_from_frame(df: pd.DataFrame, *, step: str | None = None, loss: str | 
                       "loss": pd.to_numeric(df[lcol], errors="coerce"),
                       "curve": df[gcol].astype(str) if gcol is not None else name})
     d = d.dropna(subset=["step"])
+    check_step_limit(d["step"].to_numpy(float))  # before anything is allocated per step
+    total = float(d.groupby("curve", sort=False)["step"].max().clip(lower=0).sum())
+    if total > MAX_TOTAL_STEPS:
+        raise CSVError(f"step: the curves span {total:,.0f} steps together, more than the limit of "
+                       f"{MAX_TOTAL_STEPS:,} (MAX_TOTAL_STEPS); load fewer curves")
     if d["lr"].isna().all() or d["loss"].isna().all():
         raise FitDataError("curves: no row has a numeric lr" if d["lr"].isna().all() else "curves: no row has a numeric loss")
     if not np.allclose(d["step"], d["step"].round()):
@@ -372,3 +406,141 @@ def parse_mapping(text: str) -> dict[str, str]:
         k, v = part.split("=", 1)
         out[k.strip()] = v.strip()
     return out
+
+
+# ----------------------------------------------------------------------------- tables and curves from files
+# Used by the pages (the scaling-law and curve-law fitters), the ``fit`` CLI and notebooks alike.
+def read_csv(data: bytes | str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV (the bytes of an upload, or a path) within :data:`MAX_CSV_BYTES` and :data:`MAX_CSV_ROWS`;
+    raise :class:`CSVError` with the reason if it is malformed (ragged rows, not UTF-8 text, empty, fewer
+    than two columns or no numeric column)."""
+    import csv
+    import io
+
+    size = len(data) if isinstance(data, bytes) else os.path.getsize(data)
+    if size > MAX_CSV_BYTES:
+        raise CSVError(f"CSV: the file has {size:,} bytes, more than the limit of {MAX_CSV_BYTES:,} bytes "
+                       "(MAX_CSV_BYTES); thin it (e.g. keep every k-th step) or fit it with workbench.fit in Python")
+    try:
+        raw = data if isinstance(data, bytes) else open(data, "rb").read()
+        text = raw.decode("utf-8")
+        rows = [r for r in csv.reader(io.StringIO(text)) if r]
+        if len(rows) - 1 > MAX_CSV_ROWS:
+            raise CSVError(f"CSV: {len(rows) - 1:,} data rows, more than the limit of {MAX_CSV_ROWS:,} rows "
+                           "(MAX_CSV_ROWS)")
+        bad = next((i for i, r in enumerate(rows[1:], start=2) if len(r) != len(rows[0])), None) if rows else None
+        if bad is not None:
+            raise CSVError(f"CSV: line {bad} has {len(rows[bad - 1])} fields, the header has {len(rows[0])} "
+                           f"({', '.join(rows[0][:8])})")
+        df = pd.read_csv(io.StringIO(text))
+    except CSVError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise CSVError(f"CSV: could not be read ({type(e).__name__}: {str(e).strip()[:200]})") from None
+    if df.shape[1] < 2:
+        raise CSVError(f"CSV: needs at least two columns (an input and a target), found {df.shape[1]}")
+    if not any(pd.api.types.is_numeric_dtype(df[c]) for c in df.columns):
+        raise CSVError("CSV: no numeric column found")
+    return df
+
+
+def derive(df: pd.DataFrame, text: str) -> pd.DataFrame:
+    """``df`` with derived columns, one ``name = expression`` per line; an expression is arithmetic over
+    columns (``workbench.expr``: numbers, + - * / **, parentheses, log exp sqrt log10 abs; back-quote names
+    with spaces). Nothing in the text is executed as Python."""
+    from workbench.expr import ExpressionError, evaluate
+
+    df = df.copy()
+    for line in filter(None, (ln.strip() for ln in (text or "").splitlines())):
+        if "=" not in line:
+            raise CSVError(f"derive: expected 'name = expression', got {line!r}")
+        name, expr = (s.strip() for s in line.split("=", 1))
+        name = name[1:-1].strip() if len(name) > 1 and name[0] == name[-1] == "`" else name
+        if not name or "`" in name:
+            raise CSVError(f"derive: {line!r} needs a column name before '='")
+        try:
+            df[name] = evaluate(expr, df, length=len(df))
+        except ExpressionError as e:
+            raise CSVError(f"derive: {e}") from None
+    return df
+
+
+def is_curve_table(columns: Sequence[object]) -> bool:
+    """Whether a table's columns are those of loss curves (step, lr and loss or train_loss)."""
+    head = {str(c).strip().lower() for c in columns}
+    return {"step", "lr"} <= head and bool(head & {"loss", "train_loss"})
+
+
+def is_curve_csv(path: str | os.PathLike) -> bool:
+    """Whether a CSV's header has the columns of a loss-curve file (reads the first line only)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return is_curve_table(next(csv.reader(f), []))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def data_files() -> dict[str, str]:
+    """Label -> path of every CSV in the data folders (``workbench.datasets``): the repository's ``data/``
+    first, then the sets of the shared data folder that do not ship with it (files over 20 MB left out)."""
+    from workbench.datasets import REPO_DATA, SHIPPED, shared_data_root
+
+    out = {}
+    for d, label in ((REPO_DATA, "data"), (shared_data_root(), "shared")):
+        if d is None or not d.is_dir():
+            continue
+        for p in sorted(d.rglob("*.csv")):
+            rel = p.relative_to(d)
+            if label == "shared" and rel.parts[0] in SHIPPED:
+                continue  # the repository's copy is listed
+            if p.stat().st_size < 20e6:
+                out[f"{label}/{rel.as_posix()}"] = str(p)
+    return out
+
+
+def store_curve_runs(store: object) -> dict[str, str]:
+    """Label -> run id of every run of the store that logged ``lr`` (label: the run's name, its id added
+    when the name is not unique)."""
+    runs = store.runs()
+    if runs.empty:
+        return {}
+    dup = runs["name"].duplicated(keep=False)
+    out: dict[str, str] = {}
+    for rid, name, d in zip(runs["id"], runs["name"], dup):
+        if "lr" in store.metric_names(rid):
+            out[f"{name} ({rid[:8]})" if d or not name else str(name)] = rid
+    return out
+
+
+def curves_from_store(store: object, runs: Mapping[str, str], *, loss: str = "train_loss",
+                      head: str = "ramp from 0") -> dict[str, Curve]:
+    """The ``loss`` curve and per-update LR (interpolated between logged steps, :func:`per_step_lr`) of runs
+    of the store (label -> run id)."""
+    if not runs:
+        raise CSVError("runs: choose at least one run of the store that logged lr")
+    if loss not in LOSS_METRICS:
+        raise CSVError(f"curve_loss: must be one of {LOSS_METRICS}, got {loss!r}")
+    df = store.metrics(list(runs.values()), ["lr", loss], wide=True)
+    out: dict[str, Curve] = {}
+    for label, rid in runs.items():
+        g = df[df["run"] == rid] if len(df) else df
+        if g.empty or "lr" not in g or loss not in g:
+            raise CSVError(f"runs: run {label!r} has no logged 'lr' and {loss!r} (choose another loss metric)")
+        g = g.dropna(subset=["lr", loss]).drop_duplicates("step", keep="last").sort_values("step")
+        steps = g["step"].to_numpy(np.int64)
+        if len(steps) < 2:
+            raise CSVError(f"curve {label!r}: needs at least 2 logged steps with both lr and {loss}, has {len(steps)}")
+        check_step_limit(steps, label)
+        lr = per_step_lr(steps, g["lr"].to_numpy(float), head=head)
+        check_curve(label, steps, g[loss].to_numpy(float), lr)
+        out[label] = (steps, g[loss].to_numpy(float), lr)
+    return out
+
+
+def thin_index(n: int, k: int) -> np.ndarray:
+    """Indices of at most ``k`` points spread evenly over ``n`` (first and last kept)."""
+    if n <= k:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))

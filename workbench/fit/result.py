@@ -299,6 +299,12 @@ class FitResult:
             lines.append(f"[[band]] {self.calibration.describe()}")
         if self.heldout:
             lines.append("[[held out]] " + ", ".join(f"{k} {v:.5g}" for k, v in self.heldout.items()))
+        from workbench.fit.guardrails import fit_warnings
+
+        warn = fit_warnings(self, trends=False)  # low R², mixed tasks (trends: [[diagnostics]] below)
+        if warn:
+            lines.append("[[warnings]]")
+            lines += [f"    {m}" for m in warn]
         try:
             diag = [d["message"] for d in self.diagnostics() if d["flag"]]
         except Exception:  # noqa: BLE001 - the report never fails on a diagnostic
@@ -308,9 +314,10 @@ class FitResult:
         if diag:
             lines.append("[[diagnostics]]")
             lines += [f"    {m}" for m in diag]
-        if self.notes:
+        notes = [m for m in self.notes if m not in warn]
+        if notes:
             lines.append("[[notes]]")
-            lines += [f"    {m}" for m in self.notes]
+            lines += [f"    {m}" for m in notes]
         return "\n".join(lines)
 
     def figure(self, **kw: Any):

@@ -1,4 +1,4 @@
-"""Page file for `panel serve`: the laws app."""
+"""Page file for `panel serve`: the scaling-law fitter app."""
 
 import sys
 from pathlib import Path

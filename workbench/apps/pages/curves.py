@@ -1,0 +1,9 @@
+"""Page file for `panel serve`: the curve-law fitter app."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _page import page  # noqa: E402
+
+page("curves").servable()
