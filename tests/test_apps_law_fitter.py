@@ -136,3 +136,76 @@ def test_sweep_as_data(store, tmp_path):
     res = app.fit()
     assert res is not None, app.message.object
     assert res["power_law"].params["E"] == pytest.approx(2.0, rel=1e-3)
+
+
+# ------------------------------------------------------------------ guardrails (issue 17 item 3, issue 15 item 4)
+CHIN = {"E": 1.7, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}  # Hoffmann et al. 2022's form
+
+
+def chin_truth(N, D):
+    return CHIN["E"] + CHIN["A"] / np.asarray(N) ** CHIN["alpha"] + CHIN["B"] / np.asarray(D) ** CHIN["beta"]
+
+
+def test_two_input_law_is_predicted_vs_observed_and_iso_n_over_compute(app, one_torch_thread):
+    N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 5)))
+    rows = ["params,tokens,loss"] + [f"{float(n)!r},{float(d)!r},{float(v)!r}" for n, d, v in
+                                     zip(N, D, chin_truth(N, D))]
+    app.source.upload(("\n".join(rows) + "\n").encode(), "nd.csv")
+    app.source.mapping = "N=params,D=tokens,L=loss"
+    app.param.update(laws=["chinchilla"], holdout=0.2)
+    res = app.fit()
+    assert res is not None, app.message.object
+    fig = app.figure()
+    names = [t.name for t in fig.data]
+    assert "chinchilla" not in names  # no line through points sorted by one input
+    (diag,) = [t for t in fig.data if t.name == "y = x"]
+    assert np.allclose(diag.x, diag.y)
+    fitted = next(t for t in fig.data if t.name == "chinchilla (fitted)")
+    held = next(t for t in fig.data if t.name == "chinchilla (held out)")
+    assert len(fitted.x) + len(held.x) == 25 and len(held.x) == 5
+    assert np.allclose(fitted.y, fitted.x, rtol=1e-4) and np.allclose(held.y, held.x, rtol=1e-3)  # true law
+    iso = [t for t in fig.data if t.meta and "N" in t.meta]
+    assert {round(np.log10(t.meta["N"]), 3) for t in iso} == {7.0, 7.5, 8.0, 8.5, 9.0}
+    for t in iso:  # each line is the law along D at fixed N, drawn over compute C = 6ND
+        C, L = np.asarray(t.x, float), np.asarray(t.y, float)
+        ok = np.isfinite(L)
+        assert np.allclose(L[ok], chin_truth(t.meta["N"], C[ok] / (6 * t.meta["N"])), rtol=1e-4)
+    # the grid reaches 3x beyond the fitted D range each way: those parts are dotted, outside the domain
+    assert any(not t.meta["inside"] and t.line.dash == "dot" for t in iso)
+    assert not app.warnings.visible  # a true law on exact data: nothing to warn about
+    assert "[[warnings]]" not in res["chinchilla"].report()
+
+
+def test_low_r2_warns_in_the_page_and_the_report(app):
+    rng = np.random.default_rng(1)
+    x = np.logspace(1, 5, 40)
+    rows = ["size,shuffled,loss"] + [f"{float(a)!r},{float(b)!r},{float(E + A * a ** -ALPHA)!r}"
+                                     for a, b in zip(x, rng.permutation(x))]
+    app.source.upload(("\n".join(rows) + "\n").encode(), "wrong.csv")
+    app.source.mapping = "x=shuffled,L=loss"  # the wrong column: the law cannot describe it
+    app.param.update(laws=["power_law"], holdout=0.0)
+    res = app.fit()
+    assert res is not None, app.message.object
+    r2 = res["power_law"].r2
+    assert r2 < 0.9
+    assert app.warnings.visible and "below 0.9" in app.warnings.object and "power_law" in app.warnings.object
+    report = res["power_law"].report()
+    assert "[[warnings]]" in report and f"R² {r2:.3f} is below 0.9" in report
+    app.source.mapping = "x=size,L=loss"  # the right column: the warning goes
+    app.fit()
+    assert not app.warnings.visible, app.warnings.object
+
+
+def test_extrapolation_beyond_the_fitted_domain_is_shaded_with_the_reason(app):
+    app.source.upload(power_csv(), "good.csv")
+    app.source.confirm_mapping()
+    app.param.update(laws=["power_law"], holdout=0.2, target_scale=1e7)
+    res = app.fit()
+    assert res is not None, app.message.object
+    fitted_max = float(np.max(res["power_law"].x["x"]))  # the held-out 20 % (largest x) are outside
+    fig = app.figure()
+    (rect,) = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert rect.x0 > fitted_max and rect.x1 == pytest.approx(1e7)
+    (note,) = [a for a in fig.layout.annotations if "beyond the fitted domain" in a.text]
+    assert "outside the fitted range" in note.text
+    assert "beyond the fitted domain** (far" in app.extra.object  # the extrapolated value says so too

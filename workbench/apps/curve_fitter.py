@@ -9,13 +9,11 @@ fitted domain are shaded and the table says why (``workbench.fit.domain``). Give
 the LR-annealing law is compared with its repetition-aware variant (Muennighoff et al. 2023,
 ``workbench.fit.repetition``) and the page says whether the repetition term helps. Warnings for a low R², a
 residual trend or curves of several tasks come from ``workbench.fit.guardrails``. The fit runs in a
-background thread with its elapsed time shown.
+background task (``components/background.py``) with its elapsed time shown.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ import panel as pn
 import param
 
 from workbench.apps.base import AppBase, escape, guarded, options
+from workbench.apps.components.background import BackgroundTask
 from workbench.apps.components.data_source import DataSource
 from workbench.apps.components.lawfit_typed import TypedSchedules
 
@@ -57,8 +56,7 @@ class CurveFitter(AppBase):
         self.result: Any = None
         self.fitted_on: list[str] = []
         self.repetition: pd.DataFrame | None = None
-        self._thread: threading.Thread | None = None
-        self._t0, self._tick, self._what = 0.0, None, ""
+        self._what = ""
         self._fig: Any = empty_figure("Load curves, choose the ones to fit on, then press Fit law on curves.", 560)
         self.plot = pn.pane.Plotly(self._fig, sizing_mode="stretch_width", height=580)
         self.table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=220,
@@ -72,6 +70,8 @@ class CurveFitter(AppBase):
         self.curve_list = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.fit_btn = pn.widgets.Button(label="Fit law on curves", color="primary", css_classes=["wb-fit-curves"])
         self.fit_btn.on_click(lambda *_: self.fit_curves())
+        self.task = BackgroundTask(self, name="curve-fit", disable=[self.fit_btn], loading=[self.plot],
+                                   status=self.status)
         self.source = DataSource(self, kind="curves")
         self.source.param.watch(self._on_loaded, "loaded")
         self.typed = TypedSchedules(self, self._refresh)
@@ -97,7 +97,7 @@ class CurveFitter(AppBase):
         from workbench.fit import get_law
         from workbench.fit.curveset import curve_fit_data
 
-        if self._thread is not None and self._thread.is_alive():
+        if self.task.busy:
             self.show_error("**fit**: a loss-curve fit is already running; wait for it to finish")
             return None
         try:
@@ -113,51 +113,45 @@ class CurveFitter(AppBase):
             self.show_error(f"**{type(e).__name__}**: {e}")
             return None
         self.clear_message()
-        self._t0 = time.perf_counter()
         self._what = escape(f"{law.name} ({self.curve_method}) on {len(data.names)} curve(s), {len(data)} points")
+        if background:
+            self.task.start(self._fit, law, data, starts, label=f"Fitting {self._what}", on_done=self._fitted,
+                            on_error=self._failed)
+            return None
         self.status.object = f"Fitting {self._what}…"
-        if not background:
-            return self._run(law, data, starts)
-        self.fit_btn.disabled = self.plot.loading = True
-        self._thread = threading.Thread(target=self._run, args=(law, data, starts), daemon=True, name="curve-fit")
-        self._thread.start()
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None and self._tick is None:
-            self._tick = self.add_periodic(self._show_elapsed, 500)
-        return None
+        try:
+            return self._fitted(self._fit(law, data, starts))
+        except Exception as e:  # noqa: BLE001 - shown in the page
+            self._failed(e)
+            return None
 
-    def _show_elapsed(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self.status.object = f"Fitting {self._what}… {time.perf_counter() - self._t0:.0f} s"
-
-    def _run(self, law: Any, data: Any, starts: np.ndarray | None) -> Any:
+    def _fit(self, law: Any, data: Any, starts: np.ndarray | None) -> tuple[Any, list[str], pd.DataFrame | None]:
+        """The fit (in the background task's thread): the law, the tasks note and the repetition comparison."""
         from workbench.fit import fit
         from workbench.fit.guardrails import note_tasks
 
-        try:
-            res = fit(law, data) if starts is None else fit(law, data, starts=starts, n_polish=1)
-            note_tasks(res, [self.source.tasks.get(n, "") for n in data.names])
-            self.fitted_on, self.result = list(data.names), res
-            self.repetition = self._compare_repetition(data) if self.dataset_steps else None
-            self._show(res)
-            self.status.object = f"Fitted {self._what} in {res.seconds:.1f} s (training R² {res.r2:.5f})."
-            return res
-        except Exception as e:  # noqa: BLE001 - shown in the page (the traceback goes to the log)
-            import traceback
+        res = fit(law, data) if starts is None else fit(law, data, starts=starts, n_polish=1)
+        note_tasks(res, [self.source.tasks.get(n, "") for n in data.names])
+        return res, list(data.names), self._compare_repetition(data, list(data.names)) if self.dataset_steps else None
 
-            traceback.print_exc()
-            self.show_error(f"**{type(e).__name__}**: {e}")
-            self.status.object = f"Fit of {self._what} failed."
-            return None
-        finally:
-            self.fit_btn.disabled = self.plot.loading = False
+    def _fitted(self, out: tuple[Any, list[str], pd.DataFrame | None]) -> Any:
+        res, self.fitted_on, self.repetition = out
+        self.result = res
+        self._show(res)
+        self.status.object = f"Fitted {self._what} in {res.seconds:.1f} s (training R² {res.r2:.5f})."
+        return res
 
-    def _compare_repetition(self, data: Any) -> pd.DataFrame:
+    def _failed(self, e: BaseException) -> None:
+        self.show_error(f"**{type(e).__name__}**: {e}")
+        self.status.object = f"Fit of {self._what} failed."
+
+    def _compare_repetition(self, data: Any, fitted_on: list[str]) -> pd.DataFrame:
         """The LR-annealing law and its repetition-aware variant on the fitted curves, compared on the held-out
         curves when there are any (``workbench.fit.compare_repetition``)."""
         from workbench.fit import compare_repetition
         from workbench.fit.curveset import curve_fit_data
 
-        held = [n for n in self.curves if n not in self.fitted_on]
+        held = [n for n in self.curves if n not in fitted_on]
         test = curve_fit_data(self.curves, held, skip_frac=self.skip_frac, fit_points=self.eval_points)[0] \
             if held else None
         return compare_repetition(data, float(self.dataset_steps), test=test)
@@ -226,7 +220,7 @@ class CurveFitter(AppBase):
             pn.widgets.IntInput.from_param(self.param.fit_points, label="Points per curve in the fit"),
             pn.widgets.FloatInput.from_param(self.param.skip_frac, label="Skip first share of each curve", step=0.05),
             pn.widgets.IntInput.from_param(self.param.dataset_steps, label="Dataset size in updates (optional)"),
-            self.fit_btn, sizing_mode="stretch_width")
+            pn.Row(self.fit_btn, self.task.spinner), sizing_mode="stretch_width")
         controls = pn.Column(self.source.view(), pn.layout.Divider(), fit_box, self.typed.view(), width=330,
                              sizing_mode="fixed")
         main = pn.Column(self.status, self.warnings, self.curve_list, self.plot,

@@ -151,7 +151,7 @@ class DataSource(param.Parameterized):
         self.preset = {"laws": ["power_law"], "x": "x", "derive": ""}
         self._proposing = True
         try:
-            self.param.update(origin="upload", mapping=f"x={num[0]},L={num[-1]}" if len(num) >= 2 else self.mapping)
+            self.param.update(origin="upload", mapping=f"x={num[0]},L={num[-1]}" if len(num) >= 2 else "")
         finally:
             self._proposing = False
         self.mapping_confirmed = False  # an uploaded file's columns are never used on a guess
