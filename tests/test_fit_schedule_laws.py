@@ -135,3 +135,34 @@ def test_table1_25m_multi_power_beats_lr_annealing(shared_data, one_torch_thread
         assert rel(m["r2"], r2) < t[0] and rel(m["mean_rel"], mean_rel) < t[1], (name, m)
         assert rel(m["worst_rel"], worst_rel) < t[2], (name, m)
     assert mpl["r2"] > lra["r2"] and mpl["mean_rel"] < lra["mean_rel"] and mpl["worst_rel"] < lra["worst_rel"]
+
+
+# ------------------------------------------------------------------ routes of the multi-power fit (issue 15 item 6)
+def _cos_lr(T: int, peak: float = 3e-3, floor: float = 0.05) -> np.ndarray:
+    t = np.arange(T)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * t / T)))
+
+
+def test_spread_route_wins_where_the_paper_start_is_far_from_the_truth(one_torch_thread):
+    # curves of a multi-power law whose (beta, gamma) lie far from the paper's start (0.5, 0.5): the route
+    # from spread starts fits them clearly better and is kept; with spread=False only the paper's route runs
+    import workbench.fit.schedule_laws as SL
+
+    law = get_law("multi_power")
+    truth = [2.5, 0.8, 0.45, 300.0, 4.0, 3.0, 0.1]
+    T = 1500
+    rows = [(n, np.arange(15, T + 1, 15), np.ones(T // 15), lr)
+            for n, lr in (("constant", np.full(T, 3e-3)), ("cosine", _cos_lr(T)),
+                          ("step", np.r_[np.full(T // 2, 3e-3), np.full(T - T // 2, 3e-4)]))]
+    data = FitData.from_curves(rows)
+    rng = np.random.default_rng(0)
+    data.y = law.predict(truth, data.inputs) * np.exp(2e-4 * rng.standard_normal(len(data)))
+    paper = fit_multi_power(data, spread=False)
+    both = fit_multi_power(data)
+    assert both.objective < 0.8 * paper.objective  # measured: 0.0021 against 0.0031
+    assert both.n_starts == paper.n_starts + len(SL.SPREAD_BETA) * len(SL.SPREAD_GAMMA) * len(SL.SPREAD_C)
+    assert fit("multi_power", data).objective == pytest.approx(both.objective)  # fit() runs the same procedure
+    # the decision rule itself: an insignificant improvement keeps the paper's route, a clear one wins
+    th = np.asarray(paper.theta)
+    assert SL._better(data, (th, 1.0, 1), (th + 1, 0.999999, 1), None)[1] == 1.0
+    assert SL._better(data, (th, 1.0, 1), (th + 1, 0.1, 1), None)[1] == 0.1

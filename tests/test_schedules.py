@@ -269,11 +269,21 @@ def test_nesting_never_changes_a_schedule():
     np.testing.assert_array_equal(a(np.arange(31)), S.cosine(total_steps=30)(np.arange(31)))
 
 
-def test_with_warmup_prefix_and_scale_floor():
+def test_with_warmup_follows_the_one_warmup_rule_and_scale_floor():
+    # one rule: total length T includes the warmup, whichever way the warmup is written
     inner = S.cosine(total_steps=90, min_ratio=0.1)
     w = S.with_warmup(inner, 10)
-    np.testing.assert_array_equal(w(np.arange(10, 101)), inner(np.arange(0, 91)))
-    assert w.total_steps == 100 and w.boundaries[0] == 10.0 and w(0) == pytest.approx(0.1)
+    t = np.arange(0, 95)
+    np.testing.assert_allclose(w(t), S.cosine(total_steps=90, warmup_steps=10, min_ratio=0.1)(t), rtol=1e-12, atol=0)
+    assert w.total_steps == 90 and w.boundaries[0] == 10.0 and w(0) == pytest.approx(1 / 10)
+    assert w(10) == pytest.approx(1.0) and w(90) == pytest.approx(0.1)
+    for shape in ("linear", "exponential"):
+        kw = {"warmup_shape": shape, "warmup_init": 0.01} if shape == "exponential" else {}
+        lib = S.linear(total_steps=50, warmup_steps=7, **kw)
+        wrapped = S.with_warmup(S.linear(total_steps=50), 7, shape=shape, init=kw.get("warmup_init", 0.0))
+        np.testing.assert_allclose(wrapped(np.arange(52)), lib(np.arange(52)), rtol=1e-12, atol=1e-15)
+    with pytest.raises(S.ScheduleParamError, match="warmup_steps"):
+        S.with_warmup(inner, 91)
     np.testing.assert_allclose(S.scale(inner, 0.5)(np.arange(91)), 0.5 * inner(np.arange(91)), rtol=0)
     f = S.floor(S.cosine(total_steps=90), 0.2)
     assert f(90) == 0.2 and f(0) == 1.0
@@ -286,7 +296,8 @@ def test_rewarm_continual_pretraining():
     assert s(99) == pytest.approx(first(99))
     assert s(100) == pytest.approx(0.1)  # re-warming starts where the first schedule ended
     assert s(105) == pytest.approx(0.55)
-    assert s(110) == pytest.approx(1.0) and s(210) == pytest.approx(0.0, abs=1e-15)
+    assert s(110) == pytest.approx(1.0) and s(200) == pytest.approx(0.0, abs=1e-15)
+    assert s.total_steps == 200  # the re-warmup lies inside then's 100 updates (the one warmup rule)
 
 
 def test_tokens_axis():

@@ -49,16 +49,17 @@ def check_device(device: Any, error: type[WorkbenchError] = WorkbenchError) -> N
 
 
 def fill_horizon(spec: dict, steps: int) -> dict:
-    """``spec`` with its horizon filled in by the engine's one warmup rule: a schedule lasts the run's
-    ``steps`` updates, warmup included. A schedule that takes ``total_steps`` gets ``steps``; the ``warmup``
-    combinator's inner schedule gets ``steps - warmup_steps``. A horizon written in the spec is kept."""
+    """``spec`` with its horizon filled in by the one warmup rule (:mod:`workbench.schedules.base`): a
+    schedule lasts the run's ``steps`` updates, warmup included. A schedule that takes ``total_steps`` gets
+    ``steps``, and so does the ``warmup`` combinator's inner schedule (the warmup lies inside its length).
+    A horizon written in the spec is kept."""
     spec = dict(spec)
     names = {p.name for p in schedules.param_specs(spec.get("name", ""))}
     if "total_steps" in names and "total_steps" not in spec:
         spec["total_steps"] = steps
     inner = spec.get("schedule")
     if spec.get("name") == "warmup" and isinstance(inner, dict):
-        spec["schedule"] = fill_horizon(inner, max(1, steps - int(spec.get("warmup_steps", 0))))
+        spec["schedule"] = fill_horizon(inner, steps)
     return spec
 
 

@@ -6,10 +6,22 @@ optimizer updates from 0 (never micro-batches); it may be an int, a float or a n
 step of a run at once, for plots and for the loss-curve laws). Steps past ``total_steps`` hold the
 final value; negative steps raise.
 
+The one warmup rule (every schedule, the combinators and the training engine follow it)
+-------------------------------------------------------------------------------------------
+**A schedule of ``total_steps = T`` lasts T updates, its warmup included**: with ``warmup_steps = W`` the
+first W updates ramp up (:func:`warmup_factor`) and the rest of the schedule runs over the remaining
+T − W updates, at the progress ``(t − W) / (T − W)`` (the Hugging Face convention). So
+``cosine(T, warmup_steps=W)`` and ``with_warmup(cosine(T), W)`` are the same T-update curve, and a run of
+``steps = T`` with either spec trains T updates (``workbench.configcheck.fill_horizon`` gives both the run's
+``steps``). Milestones written in absolute steps (``wsd``'s ``decay_steps``, ``step``'s boundaries) stay
+absolute inside the registered schedules; :func:`with_warmup` wrapping an arbitrary schedule maps its
+steps to the remaining span.
+
 Combinators (optax-like: plain functions returning new schedules, never mutating their input, so
 nesting cannot change a schedule -- the ``SequentialLR`` bugs):
 
-- :func:`with_warmup` -- a warmup phase (linear, exponential) *before* any schedule;
+- :func:`with_warmup` -- a warmup phase (linear, exponential) at the start of any schedule, inside its
+  length (the one warmup rule above);
 - :func:`sequence` -- phases one after the other, each seeing its own local step;
 - :func:`scale` -- multiply by a constant;
 - :func:`floor` -- never go below ``min_ratio``;
@@ -191,23 +203,26 @@ def with_warmup(
     init: float = 0.0,
     from_zero: bool = False,
 ) -> Schedule:
-    """Prefix ``schedule`` with a warmup of ``warmup_steps`` updates (see :func:`warmup_factor`).
-
-    The wrapped schedule then runs on its own local step ``t - warmup_steps``; the total length
-    becomes ``warmup_steps + schedule.total_steps``. The ramp ends at ``schedule(0)`` (continuous).
+    """Warm ``schedule`` up over its first ``warmup_steps`` updates (see :func:`warmup_factor`), by the one
+    warmup rule (module docstring): the result lasts ``schedule.total_steps = T`` updates, warmup included;
+    after the ramp the wrapped schedule runs at its own progress over the remaining ``T - W`` updates (its
+    step ``u = (t - W) * T / (T - W)``), so ``with_warmup(cosine(T), W)`` is ``cosine(T, warmup_steps=W)``.
+    The ramp ends at ``schedule(0)`` (continuous).
     """
-    check_warmup("warmup", warmup_steps, shape, init, None)
+    T = int(schedule.total_steps)
+    check_warmup("warmup", warmup_steps, shape, init, T)
     W = float(warmup_steps)
+    k = T / (T - W) if T > W else 0.0  # the wrapped schedule's steps per step after the warmup
     s0 = schedule(0)
 
     def fn(t: np.ndarray) -> np.ndarray:
-        inner = schedule.fn(np.clip(t - W, 0.0, float(schedule.total_steps)))
+        inner = schedule.fn(np.clip((t - W) * k, 0.0, float(T)))
         return np.where(t < W, warmup_factor(t, W, shape, init, from_zero) * s0, inner)
 
     params = {"schedule": schedule, "warmup_steps": int(warmup_steps), "warmup_shape": shape,
               "warmup_init": float(init), "warmup_from_zero": bool(from_zero)}
-    bounds = (W,) + tuple(b + W for b in schedule.boundaries)
-    return Schedule("warmup", params, fn, int(warmup_steps) + schedule.total_steps, bounds)
+    bounds = (W,) + (tuple(W + b / k for b in schedule.boundaries) if k else ())
+    return Schedule("warmup", params, fn, T, bounds)
 
 
 def sequence(schedules: Sequence[Schedule]) -> Schedule:
@@ -253,8 +268,9 @@ def floor(schedule: Schedule, min_ratio: float) -> Schedule:
 
 
 def rewarm(first: Schedule, then: Schedule, warmup_steps: int, shape: str = "linear") -> Schedule:
-    """Continual pre-training (Gupta et al. 2023): ``first``, then re-warm linearly (or geometrically)
-    from ``first``'s final multiplier to ``then(0)`` over ``warmup_steps`` updates, then ``then``."""
+    """Continual pre-training (Gupta et al. 2023): ``first``, then ``then`` re-warmed linearly (or
+    geometrically) from ``first``'s final multiplier to ``then(0)`` over its first ``warmup_steps`` updates
+    (inside ``then``'s length, the one warmup rule): ``first.total_steps + then.total_steps`` updates."""
     end = float(first(first.total_steps))
     if shape == "exponential" and end <= 0:
         raise ScheduleParamError("rewarm", "shape", shape, "'linear' when the first schedule ends at 0")

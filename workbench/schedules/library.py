@@ -4,7 +4,8 @@ All return the multiplier ``m(t)`` of the peak LR at optimizer update ``t`` (fro
 one warmup (``warmup_steps``, ``warmup_shape`` linear/exponential/none, ``warmup_init``,
 ``warmup_from_zero``; see :func:`workbench.schedules.base.warmup_factor`): for ``t < W`` the
 multiplier is ``ramp(t) * body(W)``, after that ``body(t)``. By default the first update never has
-LR 0 (ramp ``(t+1)/W``); ``warmup_from_zero=True`` gives the papers' ``t/W``. Decaying bodies see the
+LR 0 (ramp ``(t+1)/W``); ``warmup_from_zero=True`` gives the papers' ``t/W``. ``total_steps`` includes
+the warmup (the one warmup rule, stated in :mod:`workbench.schedules.base`): decaying bodies see the
 progress ``p = (t - W) / (T - W)`` after warmup (Hugging Face convention); milestones are absolute
 steps. ``min_ratio`` is the multiplier the decay ends at (min LR / peak).
 

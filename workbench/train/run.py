@@ -67,10 +67,9 @@ def multipliers(cfgs: Sequence[TrainConfig], device: torch.device | str) -> torc
 
 
 def schedule_spec(cfg: TrainConfig) -> dict:
-    """The member's schedule spec with its horizon filled in by the one warmup rule of the engine: a
-    schedule lasts the run's ``steps`` updates, warmup included. A schedule that takes ``total_steps``
-    gets ``steps`` (its ``warmup_steps`` are the first of them); the ``warmup`` combinator's inner
-    schedule gets ``steps - warmup_steps``, so ``{"name": "warmup", "schedule": {"name": "cosine"},
+    """The member's schedule spec with its horizon filled in by the one warmup rule
+    (:mod:`workbench.schedules.base`; :func:`workbench.configcheck.fill_horizon`): a schedule lasts the
+    run's ``steps`` updates, warmup included, so ``{"name": "warmup", "schedule": {"name": "cosine"},
     "warmup_steps": W}`` is the same LR curve as ``{"name": "cosine", "warmup_steps": W}``. A horizon
     written in the spec is kept as written."""
     from workbench.configcheck import fill_horizon
