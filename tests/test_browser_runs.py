@@ -131,7 +131,26 @@ def test_selecting_two_runs_shows_their_config_diff(served, page, tmp_path) -> N
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (960, 600)
     svg = ET.fromstring(download(page, "svg", tmp_path))
     assert (svg.get("width"), svg.get("height")) == ("480", "300")
+    assert "modular-lr0.001-w64" in ET.tostring(svg, encoding="unicode")
+
+    # a curve hidden by a click on its legend entry is not exported (exactly the visible traces)
+    page.locator(".legend .traces:has-text('modular-lr0.001-w64') .legendtoggle").first.click()
+    for _ in range(120):
+        if page.evaluate(HIDDEN_JS, "modular-lr0.001-w64"):
+            break
+        page.wait_for_timeout(250)
+    assert page.evaluate(HIDDEN_JS, "modular-lr0.001-w64")
+    page.wait_for_timeout(1000)  # the restyle reaches the server's copy of the figure
+    text = download(page, "svg", tmp_path).decode()
+    assert "modular-lr0.001-w128" in text and "modular-lr0.001-w64" not in text
+    csv = download(page, "configs", tmp_path).decode()
+    assert csv.splitlines()[0].startswith("run,run_name,run_tags,run_note,")
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+HIDDEN_JS = """(name) => { let hidden = false; const walk = (r) => r.querySelectorAll('*').forEach((el) => {
+    if (el._fullData) el._fullData.forEach(t => { if (t.name === name && t.visible === 'legendonly') hidden = true; });
+    if (el.shadowRoot) walk(el.shadowRoot); }); walk(document); return hidden; }"""
 
 
 def trace_names(page) -> list[str]:

@@ -190,6 +190,39 @@ def test_import_number_validator(store: RunStore, tmp_path: Path, col: str, v: o
     assert np.isnan(other.metrics(a)["value"].iloc[0])
 
 
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_tags_and_notes_round_trip_through_export(store: RunStore, tmp_path: Path, ext: str) -> None:
+    """Tags and notes travel with an export (``run_tags``, ``run_note``) and come back on import; a replace
+    import replaces them; a file without the columns leaves a store's tags alone; a bad tag is refused."""
+    a = store.create_run("a", task="lm", config={"lr": 1e-3})
+    b = store.create_run("b", task="lm", config={"lr": 2e-3})
+    store.log(a, 0, {"loss": 3.0})
+    store.set_tags(a, ["baseline", "paper fig 2"])
+    store.set_note(a, "diverged once at\nstep 40; rerun with \"warmup\" = 100")
+    path = store.export(tmp_path / f"runs.{ext}")
+    other = RunStore(tmp_path / "other.db")
+    other.import_file(path)
+    ann = other.annotations().set_index("run")
+    assert ann.loc[a, "tags"] == ["baseline", "paper fig 2"] and ann.loc[a, "note"] == store.annotations()["note"][0]
+    assert b not in ann.index  # no tags and no note: nothing stored
+    other.set_tags(a, ["changed"])
+    other.import_file(path, on_conflict="replace")
+    assert other.annotations().set_index("run").loc[a, "tags"] == ["baseline", "paper fig 2"]
+    df = pd.read_csv(path) if ext == "csv" else pd.read_parquet(path)
+    plain = tmp_path / f"plain.{ext}"
+    old = df.drop(columns=["run_tags", "run_note"])
+    old.to_csv(plain, index=False) if ext == "csv" else old.to_parquet(plain)
+    other.set_tags(a, ["kept"])
+    other.import_file(plain, on_conflict="replace")
+    assert other.annotations().set_index("run").loc[a, "tags"] == ["kept"]
+    bad = df.astype(object)
+    bad.loc[0, "run_tags"] = '["x,y"]'
+    bad_path = tmp_path / f"bad.{ext}"
+    bad.to_csv(bad_path, index=False) if ext == "csv" else bad.to_parquet(bad_path)
+    with pytest.raises(StoreError, match="run_tags: must be a JSON list"):
+        RunStore(tmp_path / "third.db").import_file(bad_path)
+
+
 def test_import_rejects_foreign_file(store: RunStore, tmp_path: Path) -> None:
     p = tmp_path / "x.csv"
     pd.DataFrame({"a": [1]}).to_csv(p, index=False)

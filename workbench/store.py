@@ -750,18 +750,7 @@ class RunStore:
         """Replace a run's tags (a list, or one comma-separated string); returns them cleaned (stripped,
         duplicates dropped, order kept). A tag is 1-64 characters without a comma."""
         self._require(run_id)
-        items = tags.split(",") if isinstance(tags, str) else list(tags)
-        clean: list[str] = []
-        for t in items:
-            if not isinstance(t, str):
-                raise StoreError(f"tags: each tag must be a string, got {t!r}")
-            t = t.strip()
-            if not t:
-                continue
-            if len(t) > MAX_TAG_LEN or "," in t:
-                raise StoreError(f"tags: each tag must be 1-{MAX_TAG_LEN} characters without a comma, got {t[:80]!r}")
-            if t not in clean:
-                clean.append(t)
+        clean = clean_tags(tags)
         self._tx("INSERT INTO run_notes (run, tags, updated) VALUES (?,?,?) ON CONFLICT(run) DO UPDATE SET "
                  "tags=excluded.tags, updated=excluded.updated", (run_id, json.dumps(clean), time.time()))
         return clean
@@ -769,10 +758,7 @@ class RunStore:
     def set_note(self, run_id: str, note: str) -> None:
         """Replace a run's free-text note (at most 20,000 characters; empty clears it)."""
         self._require(run_id)
-        if not isinstance(note, str):
-            raise StoreError(f"note: must be a string, got {type(note).__name__}")
-        if len(note) > MAX_NOTE_LEN:
-            raise StoreError(f"note: at most {MAX_NOTE_LEN} characters, got {len(note)}")
+        check_note(note)
         self._tx("INSERT INTO run_notes (run, note, updated) VALUES (?,?,?) ON CONFLICT(run) DO UPDATE SET "
                  "note=excluded.note, updated=excluded.updated", (run_id, note, time.time()))
 
@@ -1136,8 +1122,9 @@ class RunStore:
     def export(self, path: str | os.PathLike, runs: Sequence[str] | None = None, *, sweep: str | None = None,
                names: Sequence[str] | None = None) -> Path:
         """Write runs and their metrics to one CSV or Parquet file (by extension): long form, one row
-        per metric value, with the run's record in ``run_*`` columns so :meth:`import_file` can rebuild
-        them exactly. A run with no metrics still gets one row (with an empty metric)."""
+        per metric value, with the run's record in ``run_*`` columns (its tags as a JSON list in
+        ``run_tags`` and its note in ``run_note``) so :meth:`import_file` can rebuild them exactly. A run
+        with no metrics still gets one row (with an empty metric)."""
         path = Path(path)
         _format_of(path)  # before any work: a wrong extension fails first
         runs = self.run_ids(sweep) if runs is None else list(runs)
@@ -1150,6 +1137,9 @@ class RunStore:
         m = m.drop(columns="id")
         rec = meta.drop(columns=["pid"]).rename(columns=lambda c: "run_" + c)
         rec["run_config"] = [json.dumps(c, sort_keys=True) for c in rec["run_config"]]
+        ann = self.annotations(runs).set_index("run") if runs else pd.DataFrame(columns=["tags", "note"])
+        rec["run_tags"] = [json.dumps(ann["tags"].get(r, [])) for r in rec["run_id"]]
+        rec["run_note"] = [ann["note"].get(r, "") for r in rec["run_id"]]
         out = rec.merge(m, left_on="run_id", right_on="run", how="left").drop(columns="run")
         write_table(out, path)
         return path
@@ -1159,8 +1149,10 @@ class RunStore:
         ``error`` (default), ``skip`` (keep the stored run) or ``replace``. Returns the run ids imported.
 
         Validated like the API (ids non-empty, status one of :data:`STATUSES`, steps integers in
-        [0, 2**63 - 1], tokens empty or such integers, values real numbers, config a JSON object) before
-        anything is written, then written in ONE transaction: a bad row leaves the store unchanged."""
+        [0, 2**63 - 1], tokens empty or such integers, values real numbers, config a JSON object, tags a
+        JSON list of tags, note a text) before anything is written, then written in ONE transaction: a bad
+        row leaves the store unchanged. A file with ``run_tags`` / ``run_note`` columns sets the runs'
+        tags and notes (a replaced run's are replaced); a file without them leaves them as they are."""
         if on_conflict not in ("error", "skip", "replace"):
             raise StoreError(f"on_conflict: must be 'error', 'skip' or 'replace', got {on_conflict!r}")
         path = Path(path)
@@ -1175,7 +1167,7 @@ class RunStore:
         need = {"run_id", "run_name", "run_status", "run_config", "step", "name", "value"}
         if not need <= set(df.columns):
             raise StoreError(f"{path}: not a workbench export (missing columns {sorted(need - set(df.columns))})")
-        runs, metrics = _validate_import(df, path)
+        runs, metrics, notes = _validate_import(df, path)
         self._require_writable()
         imported = []
         with self._write() as conn:
@@ -1195,6 +1187,12 @@ class RunStore:
                 rows = metrics.get(rid, [])
                 conn.executemany("INSERT INTO metrics (run, step, tokens, wall, name, value, flag)"
                                  " VALUES (?,?,?,?,?,?,?)", rows)
+                if rid in notes:
+                    tags, note = notes[rid]
+                    conn.execute("DELETE FROM run_notes WHERE run=?", (rid,))
+                    if tags or note:
+                        conn.execute("INSERT INTO run_notes (run, tags, note, updated) VALUES (?,?,?,?)",
+                                     (rid, json.dumps(tags), note, time.time()))
                 imported.append(rid)
         return imported
 
@@ -1204,8 +1202,37 @@ class RunStore:
                 pass
 
 
-def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[str, list[tuple]]]:
-    """Check every row of an export file and encode it; raise StoreError naming the row and column."""
+def clean_tags(tags: str | Sequence[str]) -> list[str]:
+    """Tags (a list, or one comma-separated string) stripped, duplicates dropped, order kept; a tag is
+    1-64 characters without a comma (else a StoreError naming ``tags``)."""
+    items = tags.split(",") if isinstance(tags, str) else list(tags)
+    clean: list[str] = []
+    for t in items:
+        if not isinstance(t, str):
+            raise StoreError(f"tags: each tag must be a string, got {t!r}")
+        t = t.strip()
+        if not t:
+            continue
+        if len(t) > MAX_TAG_LEN or "," in t:
+            raise StoreError(f"tags: each tag must be 1-{MAX_TAG_LEN} characters without a comma, got {t[:80]!r}")
+        if t not in clean:
+            clean.append(t)
+    return clean
+
+
+def check_note(note: object) -> str:
+    """A run's note: a string of at most 20,000 characters (else a StoreError naming ``note``)."""
+    if not isinstance(note, str):
+        raise StoreError(f"note: must be a string, got {type(note).__name__}")
+    if len(note) > MAX_NOTE_LEN:
+        raise StoreError(f"note: at most {MAX_NOTE_LEN} characters, got {len(note)}")
+    return note
+
+
+def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[str, list[tuple]],
+                                                            dict[str, tuple[list[str], str]]]:
+    """Check every row of an export file and encode it; raise StoreError naming the row and column.
+    Returns the runs' records, their metric rows and (where the file has the columns) their tags and note."""
     def bad(i: int, col: str, msg: str, v: Any) -> StoreError:
         return StoreError(f"{path.name} row {i + 2}: {col}: {msg}, got {v!r}")
 
@@ -1244,8 +1271,10 @@ def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[st
 
     runs: list[tuple] = []
     metrics: dict[str, list[tuple]] = {}
+    notes: dict[str, tuple[list[str], str]] = {}
     seen: set[str] = set()
     cols = list(df.columns)
+    annotated = "run_tags" in cols or "run_note" in cols
     for i, row in enumerate(df.itertuples(index=False, name=None)):
         r = dict(zip(cols, row))
         rid = r["run_id"]
@@ -1272,6 +1301,19 @@ def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[st
                          now if updated is None else updated, number(i, "run_finished", r.get("run_finished")),
                          text(i, "run_version", r.get("run_version"), __version__),
                          text(i, "run_host", r.get("run_host"), None), text(i, "run_error", r.get("run_error"), None)))
+            if annotated:
+                try:
+                    tags = json.loads(r["run_tags"]) if not missing(r.get("run_tags")) else []
+                    if not isinstance(tags, list):
+                        raise TypeError
+                    tags = clean_tags(tags)
+                except (TypeError, ValueError):
+                    raise bad(i, "run_tags", "must be a JSON list of tags (1-64 characters, no comma)",
+                              r.get("run_tags")) from None
+                note = text(i, "run_note", r.get("run_note"), "") or ""
+                if len(note) > MAX_NOTE_LEN:
+                    raise bad(i, "run_note", f"must be at most {MAX_NOTE_LEN} characters", note[:80])
+                notes[rid] = (tags, note)
         name = r["name"]
         if missing(name):  # the placeholder row of a run without metrics
             continue
@@ -1283,7 +1325,7 @@ def _validate_import(df: pd.DataFrame, path: Path) -> tuple[list[tuple], dict[st
         value = number(i, "value", r["value"], optional=False, finite=False)
         enc, flag = _encode(str(name), value)
         metrics.setdefault(rid, []).append((rid, step, tokens, wall, str(name), enc, flag))
-    return runs, metrics
+    return runs, metrics, notes
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:

@@ -91,7 +91,7 @@ class RunsPage(AppBase):
         self.curves = pn.pane.Plotly(go.Figure(), sizing_mode="stretch_width", height=420, visible=False)
         self.diff = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-diff-pane"])
         self.compare_md = pn.pane.Markdown("*Select two or more runs (the boxes on the left) to compare them.*")
-        self.export = ExportPanel(figure=self.figure, data=self.data, configs=self.configs, basename="runs")
+        self.export = ExportPanel(figure=self.shown_figure, data=self.data, configs=self.configs, basename="runs")
         self.reload()
 
     # -------------------------------------------------------------- data
@@ -225,13 +225,20 @@ class RunsPage(AppBase):
         return m.drop(columns="id")[["run", "name", "step", "tokens", "wall", "value"]] if len(m) else None
 
     def configs(self) -> pd.DataFrame | None:
-        """One row per selected run: id, name, status and every flattened config key."""
+        """One row per selected run: id, name, tags, note and every flattened config key."""
         sel = self._selected_runs() if len(self._all) else self._all
         if sel.empty:
             return None
-        rows = [{"run": r, "run_name": self.store.get_run(r)["name"], **flatten_config(self.store.get_run(r)["config"])}
-                for r in sel["id"]]
+        rows = [{"run": r["id"], "run_name": self.store.get_run(r["id"])["name"], "run_tags": r.get("tags", ""),
+                 "run_note": r.get("note", ""), **flatten_config(self.store.get_run(r["id"])["config"])}
+                for _, r in sel.iterrows()]
         return pd.DataFrame(rows)
+
+    def shown_figure(self) -> go.Figure | None:
+        """The compared curves as drawn in the page, what the export buttons save: a curve hidden by a click
+        on its legend entry in the browser is hidden in this figure too (Panel applies the browser's
+        restyle to it), so it is left out of the export."""
+        return self.curves.object if self.curves.visible else None
 
     def figure(self) -> go.Figure | None:
         """The selected runs' curves of the chosen metrics, overlaid (one panel per metric)."""
