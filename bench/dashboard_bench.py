@@ -13,10 +13,17 @@ its floor (minimum per 30 s window) must not grow over the last 3 minutes. ``--b
 grouped by ``cfg.seed`` with a mean line and band per group, and measures the bands' latency instead.
 A second page load afterwards is the warm load. The machine's load average is printed with the table.
 
-    python bench/dashboard_bench.py                                   # 64 runs x 1e5 points, 5 minutes
-    python bench/dashboard_bench.py --runs 256 --minutes 2            # 256 runs
-    python bench/dashboard_bench.py --runs 256 --minutes 2 --bands    # 256 runs as group bands
+The issue's sizes (issue 14; each fills a fresh store; run on a quiet machine, one at a time; the
+load average is printed before and after):
+
+    python bench/dashboard_bench.py --runs 64 --points 100000 --minutes 5 --rate 20           # 64 runs x 1e5
+    python bench/dashboard_bench.py --runs 256 --points 100000 --minutes 5 --rate 20          # 256 runs x 1e5
+    python bench/dashboard_bench.py --runs 256 --points 100000 --minutes 5 --rate 20 --bands  # group bands
     python bench/dashboard_bench.py --runs 8 --points 20000 --minutes 0.5   # smoke (make bench)
+
+Five minutes, so that the heap floor is compared over the last 3 minutes (30 s windows after a 30 s
+warm-up). ``--store PATH`` fills PATH on the first call and reuses it on later ones (same ``--runs``):
+only a store this bench filled is accepted.
 
 The store is filled by SQL (rows generated in SQLite, then summarised by the store's own block upsert),
 not row by row through ``log_rows``: 2.6e7 rows would take minutes. The appended steps go through
@@ -99,13 +106,26 @@ def fill(path: Path, runs: int, points: int) -> list[str]:
 
 
 def adopt(path: Path, runs: int) -> list[str]:
-    """The bench runs of an earlier fill, marked running again by this process (the old writer is gone)."""
+    """The bench runs of an earlier fill, marked running again by this process (the old writer is gone).
+
+    Only a store this bench filled is reused: a run of another task refuses the store (the page would
+    show it, and its rows would be tailed and drawn, so the numbers would not be this bench's). The bench
+    runs beyond ``runs`` (an earlier, larger fill; the extra run of each earlier call) are marked
+    ``interrupted``, a status the page does not show by default, so the page shows exactly ``runs`` runs."""
     store = RunStore(path, mark_interrupted=False)
-    df = store.runs(task="bench")
+    df = store.runs()
+    foreign = df[df["task"] != "bench"]
+    if len(foreign):
+        store.close()
+        raise SystemExit(f"dashboard_bench: error: --store {path}: {len(foreign)} run(s) not made by this bench "
+                         f"(e.g. {foreign['name'].iloc[0]!r}); give a store filled by it, or omit --store")
     ids = [r for r, n in zip(df["id"], df["name"]) if n != "bench-new"][:runs]
+    if len(ids) < runs:
+        store.close()
+        raise SystemExit(f"dashboard_bench: error: --store {path} holds {len(ids)} bench runs, --runs is {runs}")
     for r in df["id"]:
         if r not in ids:
-            store.set_status(r, "finished")
+            store.set_status(r, "interrupted")
     for r in ids:
         store.claim(r)
     store.close()
@@ -171,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between heap samples")
     ap.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the page at the end")
     ap.add_argument("--store", type=Path, default=None,
-                    help="a store filled by an earlier call (same --runs): reused instead of filled again")
+                    help="store file: filled when absent, else reused (it must hold only this bench's runs)")
     a = ap.parse_args(argv)
     if a.runs < 1 or a.points < 1 or a.minutes <= 0 or a.rate <= 0:
         ap.error("--runs, --points must be >= 1, --minutes and --rate > 0")
@@ -179,10 +199,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"load average before: {load_avg()}")
     d = Path(tempfile.mkdtemp(prefix="wb-bench-"))
-    db = d / "runs.db"
+    db = d / "runs.db" if a.store is None else a.store
     t = time.time()
     if a.store is not None and a.store.exists():
-        db = a.store
         ids = adopt(db, a.runs)
         print(f"reusing {db}: {len(ids)} runs, newest step {ids_last_step(db, ids)}")
     else:

@@ -3,8 +3,10 @@ divergence monitor, early stopping and the progress bar.
 
 The loop hands :meth:`Sink.log` a dict of [N] device tensors per log point; they wait on the device
 until ``sync_every`` log points (or 0.25 s) have gathered, then everything pending, with the alive
-mask, is copied to the host in one ``torch.stack(...).cpu()``. Each member's rows go to its own
-:class:`~workbench.store.MetricWriter` (flushed at least every 0.25 s). A member whose loss is not
+mask, is copied to the host in one ``torch.stack(...).cpu()``. The rows of every member go to one
+:class:`~workbench.store.MetricWriter` that commits once per window: one transaction for all members
+(a transaction per member per window slowed a 64-member run logging every step by 1.11x,
+``bench/writer_bench.py``); what a window committed survives a kill of the process. A member whose loss is not
 finite (or whose alive flag dropped) is marked ``diverged`` in the store, with a ``diverged`` = 1 row
 at its last logged step; the sink asks the loop to stop when every member is dead or when every live
 member reached ``stop_at_test_acc``.
@@ -34,7 +36,9 @@ class Sink:
     def __init__(self, cfg: TrainConfig, store: Any, run_ids: list[str | None], tokens_per_step: int,
                  start: int = 0, progress: bool = False) -> None:
         self.cfg, self.store, self.run_ids, self.tokens_per_step = cfg, store, run_ids, tokens_per_step
-        self.writers = [store.writer(r, every_seconds=SYNC_SECONDS) if store is not None else None for r in run_ids]
+        # one writer for all members, committed by sync() once per window (never in between)
+        self.writer = (store.writer([r for r in run_ids if r is not None], every_rows=2**62,
+                                    every_seconds=math.inf) if store is not None else None)
         self.pending: list[tuple[int, dict[str, torch.Tensor], list[int] | None]] = []
         self.last_sync = time.monotonic()
         self.final: list[dict[str, float]] = [{} for _ in run_ids]
@@ -74,9 +78,8 @@ class Sink:
         for i in range(len(self.run_ids)):
             if not self.dead[i] and not self.done[i]:
                 self._write(i, rows[i], host[-1][i] > 0.5, now)
-        for w in self.writers:
-            if w is not None:
-                w.flush()
+        if self.writer is not None:
+            self.writer.flush()                                     # the window: one transaction
         self._check_stop()
         if self.bar is not None:
             f = self.final[0]
@@ -87,24 +90,26 @@ class Sink:
         self.last_sync = time.monotonic()
 
     def _write(self, i: int, rows: dict[int, dict[str, float]], alive: bool, now: int) -> None:
-        w = self.writers[i]
+        w, rid = self.writer, self.run_ids[i]
         for step, d in sorted(rows.items()):
             self.final[i].update(d)
             self.final[i]["step"] = step
             if w is not None:
-                w.log(step, d, tokens=step * self.tokens_per_step)
+                w.log(step, d, tokens=step * self.tokens_per_step, run=rid)
         lost = not alive or any(k.endswith("loss") and not math.isfinite(v) for d in rows.values() for k, v in d.items())
         if lost:                                          # the divergence monitor
             self.dead[i] = True
             last = max(rows) if rows else now
             self.final[i]["diverged"] = 1.0
             if w is not None:
-                w.log(last, {"diverged": 1.0}, tokens=last * self.tokens_per_step)
-                w.flush()
+                w.log(last, {"diverged": 1.0}, tokens=last * self.tokens_per_step, run=rid)
+                w.flush()  # the rows before the status
                 self.store.set_status(self.run_ids[i], "diverged", error=f"loss not finite at step <= {last}")
 
     def finish(self, members: list[int]) -> None:
         """``members`` reached their own ``steps`` (a ragged stack): finished now, no rows after this."""
+        if self.writer is not None:
+            self.writer.flush()  # their rows before their status
         for i in members:
             if not self.dead[i]:
                 self.done[i] = True
@@ -121,9 +126,8 @@ class Sink:
                 self.stop = True
 
     def close(self) -> None:
-        for w in self.writers:
-            if w is not None:
-                w.close()
+        if self.writer is not None:
+            self.writer.close()
         if self.bar is not None:
             self.bar.close()
 
