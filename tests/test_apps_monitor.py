@@ -248,3 +248,71 @@ def test_overlay_attached_to_every_panel_and_updated_on_ticks(filled) -> None:
     s.log(ids[0], 500, {"train_loss": 0.5})
     app.tick()
     assert seen["update"] == [499, 500]
+
+
+def test_panels_share_x_and_a_zoom_redecimates_every_panel(tmp_path) -> None:
+    s = RunStore(tmp_path / "z.db")
+    rid = s.create_run("long", task="demo", config={"lr": 1e-3})
+    st = np.arange(20_000)
+    s.log_rows(rid, [(int(i), None, 1.0 + i, n, float(np.sin(i / 7) + (n == "test_loss")), None)
+                     for i in st for n in ("train_loss", "test_loss")])
+    app = LiveMonitor(store_path=str(tmp_path / "z.db"), max_points=200, overlay=False)
+    app.view()
+    (f1, _), (f2, _) = app.figs.figs.values()
+    xr = app.figs.x_range
+    assert f1.x_range is xr and f2.x_range is xr  # zoom one, zoom all
+    assert xr.start < 0 and 19_999 < xr.end < 21_500 and (xr.reset_start, xr.reset_end) == (xr.start, xr.end)
+    overview = {n: len(app.drawn(rid, n)["x"]) for n in ("train_loss", "test_loss")}
+    assert max(overview.values()) <= 200 + 8
+    xr.start, xr.end = 5000.0, 5100.0  # as the box-zoom tool does (synced from the browser)
+    app.feed.apply_zoom(force=True)
+    for n in ("train_loss", "test_loss"):  # every panel at full resolution in the window, not only one
+        d = app.drawn(rid, n)
+        inside = d["step"][(d["step"] >= 5000) & (d["step"] <= 5100)]
+        np.testing.assert_array_equal(inside, np.arange(5000, 5101))
+    # zoomed: new rows do not move the user's range; the reset range follows the data
+    s.log_rows(rid, [(int(i), None, 1.0 + i, "train_loss", 0.0, None) for i in range(20_000, 24_000)])
+    app.tick()
+    assert (xr.start, xr.end) == (5000.0, 5100.0) and xr.reset_end > 24_000
+    xr.start, xr.end = xr.reset_start, xr.reset_end  # the reset tool: the overview again, and following
+    app.feed.apply_zoom(force=True)
+    assert len(app.drawn(rid, "train_loss")["x"]) <= 200 + 2 * app.book.get(rid, "train_loss").slack + 8
+    s.log_rows(rid, [(int(i), None, 1.0 + i, "train_loss", 0.0, None) for i in range(24_000, 30_000)])
+    app.tick()
+    assert xr.end > 30_000 and (xr.start, xr.end) == (xr.reset_start, xr.reset_end)
+    s.close()
+
+
+def test_legend_names_every_run_or_group_and_labels_stay_inside(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path))
+    app.view()
+    html = app.legend.object
+    assert html.count('class="wb-legend-item"') == len(ids)
+    for rid in ids:
+        assert f'data-key="{rid}"' in html
+    assert "lr0.001-s0" in html and "dashed: test" in html
+    app.color_by = "cfg.lr"
+    html = app.legend.object
+    assert html.count('class="wb-legend-item"') == 2 and "lr=0.001 (2 runs)" in html
+    # a label ends at its line's end (right-aligned), so the frame never cuts it off
+    from bokeh.models import LabelSet
+
+    f, _ = next(iter(app.figs.figs.values()))
+    (lbl,) = [r for r in f.center if isinstance(r, LabelSet)]
+    assert lbl.text_align == "right" and lbl.x_offset <= 0
+
+
+def test_export_never_smooths_the_learning_rate(tmp_path) -> None:
+    from workbench.figures.curves import curves_figure
+
+    st = np.arange(400)
+    lr = np.where(st % 2 == 0, 1e-3, 2e-3)  # a schedule with a step every step: smoothing would flatten it
+    df = pd.DataFrame({"run": "a", "name": np.repeat(["lr", "train_loss"], st.size), "step": np.tile(st, 2),
+                       "tokens": np.nan, "wall": np.tile(st, 2) * 1.0,
+                       "value": np.concatenate([lr, 3 - st / 400])})
+    fig = curves_figure(df, None, names=["lr", "train_loss"], smoothing=0.9, max_points=10_000)
+    lr_traces = [t for t in fig.data if " lr<br>" in (t.hovertemplate or "")]
+    assert len(lr_traces) == 1 and set(np.round(lr_traces[0].y, 6)) == {1e-3, 2e-3}
+    faint = [t for t in fig.data if t.hoverinfo == "skip"]
+    assert len(faint) == 1  # the raw curve behind the smoothed one: for train_loss only

@@ -101,6 +101,31 @@ def test_monitor_loads_and_widget_changes_figure(mon, page) -> None:
     assert not errors, errors
 
 
+RUNS_DRAWN = """() => { const out = new Set(); for (const d of Bokeh.documents) for (const m of d.all_models)
+    if (m.name && m.name.startsWith('wb-ml|') && m.data && m.data.run) for (const r of m.data.run) out.add(r);
+    return Array.from(out); }"""
+
+
+def test_legend_entry_for_every_visible_run_and_group(mon, page) -> None:
+    errors = _open(page, mon.url)
+    page.wait_for_function("(n) => window.__wb.log[n] !== undefined", arg=f"wb-src|{mon.ids[0]}|train_loss",
+                           timeout=20_000)
+    drawn = page.evaluate(RUNS_DRAWN)
+    assert set(mon.ids) <= set(drawn)
+    items = page.locator(".wb-legend-item")  # css locators pierce the panes' shadow roots
+    items.first.wait_for(timeout=15_000)
+    keys = [items.nth(i).get_attribute("data-key") for i in range(items.count())]
+    assert sorted(keys) == sorted(drawn), (keys, drawn)  # one entry per run drawn, no more
+    assert items.nth(keys.index(mon.ids[0])).inner_text().strip().startswith("lr0.001-s0")
+    # coloured by a config key: one entry per group, named
+    page.locator("select:has(option[value='run'])").select_option("cfg.lr")
+    groups = page.locator(".wb-legend-item", has_text="lr=")
+    groups.first.wait_for(timeout=15_000)
+    keys = [items.nth(i).get_attribute("data-key") for i in range(items.count())]
+    assert {"lr=0.001", "lr=0.01"} <= set(keys) and all(k.startswith("lr=") for k in keys), keys
+    assert not errors, errors
+
+
 def test_points_from_another_process_appear_within_2s(mon, page) -> None:
     errors = _open(page, mon.url)
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(mon.store_path), "200", "0.15"],

@@ -431,6 +431,31 @@ def test_overview_equals_summarising_the_rows(tmp_path) -> None:
     assert s._query("SELECT COUNT(*) FROM metric_blocks WHERE run=?", (b,))[0][0] == 0
 
 
+def test_imported_runs_have_block_summaries_and_old_imports_still_paint(tmp_path) -> None:
+    # the monitor's first paint reads metric_blocks: an imported run without them showed 0 points
+    from workbench.curves import MinMaxBuckets
+
+    src = RunStore(tmp_path / "src.db")
+    rid = src.create_run("r")
+    v = np.sin(np.arange(3000) / 50)
+    src.log_rows(rid, [(st, None, 1.0 * st, "loss", float(v[st]), None) for st in range(3000)])
+    path = src.export(tmp_path / "runs.csv")
+    dst = RunStore(tmp_path / "dst.db")
+    dst.import_file(path)
+    blocks = dst._query("SELECT SUM(n), MAX(hi) FROM metric_blocks WHERE run=? AND name='loss'", (rid,))
+    assert blocks == src._query("SELECT SUM(n), MAX(hi) FROM metric_blocks WHERE run=? AND name='loss'", (rid,))
+    assert blocks[0][0] == 3000
+    dst.import_file(path, on_conflict="replace")  # replaced: summarised once, not twice
+    assert dst._query("SELECT SUM(n) FROM metric_blocks WHERE run=?", (rid,))[0][0] == 3000
+    # a store imported before import_file kept summaries: the overview reads the rows instead of nothing
+    dst._conn.execute("DELETE FROM metric_blocks")
+    ov, _ = dst.overview([(rid, "loss")], max_buckets=100)
+    got = ov[(rid, "loss")]
+    assert got["n"] == 3000
+    b = MinMaxBuckets.from_points(got["rows"]["step"], got["rows"]["value"], max_buckets=100)
+    assert b.n == 3000 and b.c["hi"].max() == v.max()
+
+
 def test_store_at_schema_1_gets_block_summaries_on_open(tmp_path) -> None:
     import workbench.store as S
 

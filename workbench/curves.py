@@ -50,6 +50,16 @@ class EmaState:
     count: int = 0
 
 
+NOT_SMOOTHED = frozenset({"lr", "eff_lr"})
+"""Metrics drawn as logged whatever the smoothing (also ``lr/<group>``): a learning-rate schedule smoothed
+would show a warm-up or a decay that did not happen, and a constant LR a zig-zag."""
+
+
+def smoothing_for(name: str, weight: float) -> float:
+    """The EMA weight to draw metric ``name`` with: 0 for the schedule's own values (``NOT_SMOOTHED``)."""
+    return 0.0 if name in NOT_SMOOTHED or name.startswith("lr/") else weight
+
+
 def _check_weight(weight: float) -> float:
     if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating)) or not 0 <= weight < 1:
         raise CurveError(f"weight: EMA smoothing weight must be in [0, 1), got {weight!r}")

@@ -931,6 +931,8 @@ class RunStore:
         q = self._conn.execute
         n, b0, b1 = q("SELECT SUM(n), MIN(block), MAX(block) FROM metric_blocks WHERE run=? AND name=?",
                       (run, name)).fetchone()
+        if not n and q("SELECT 1 FROM metrics WHERE run=? AND name=? LIMIT 1", (run, name)).fetchone():
+            n, b0, b1 = 1, 0, 0  # rows without block summaries (imported before import_file kept them): the rows
         if not n:
             return {"width": 1, "b": np.empty(0, np.int64), "cols": {c: np.empty(0) for c in cols}, "last": None,
                     "first_wall": math.nan, "n": 0}
@@ -943,7 +945,7 @@ class RunStore:
             rows = q("SELECT step, COALESCE(tokens, 'nan'), COALESCE(wall, 'nan'), COALESCE(value, flag) "
                      "FROM metrics WHERE run=? AND name=? ORDER BY id", (run, name)).fetchall()
             a = np.array(rows, dtype=np.float64)
-            return {**res, "rows": {"step": a[:, 0], "tokens": a[:, 1], "wall": a[:, 2], "value": a[:, 3]}}
+            return {**res, "n": len(a), "rows": {"step": a[:, 0], "tokens": a[:, 1], "wall": a[:, 2], "value": a[:, 3]}}
         k = 0
         while (b1 >> k) - (b0 >> k) + 1 > max_buckets:
             k += 1
@@ -1194,6 +1196,7 @@ class RunStore:
                         conn.execute("INSERT INTO run_notes (run, tags, note, updated) VALUES (?,?,?,?)",
                                      (rid, json.dumps(tags), note, time.time()))
                 imported.append(rid)
+            _rebuild_blocks(conn, imported)  # the monitor's summaries of the imported (or replaced) runs
         return imported
 
     def _require_writable(self) -> None:

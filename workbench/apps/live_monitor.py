@@ -31,6 +31,7 @@ import param
 from workbench.apps.base import AppBase, escape, guarded, options
 from workbench.apps.components.monitor_controls import REDRAW, MonitorSettings, RunProgress, monitor_controls
 from workbench.apps.components.monitor_figures import MonitorFigures
+from workbench.apps.components.monitor_legend import legend_html
 from workbench.apps.components.monitor_live import MonitorFeed
 from workbench.apps.components.monitor_series import ROW_COLS, SeriesBook
 from workbench.apps.export import ExportPanel
@@ -71,11 +72,12 @@ class LiveMonitor(AppBase):
         self.run_labels: dict[str, str] = {}  # run id -> "name [id]" (selection, hover)
         self.run_names: dict[str, str] = {}
         self.book = SeriesBook(self)
-        self.feed = MonitorFeed(self, self.book, MonitorFigures(self, self.book, lambda p: self.feed.on_range(p)))
+        self.feed = MonitorFeed(self, self.book, MonitorFigures(self, self.book, lambda: self.feed.on_range()))
         self.figs = self.feed.figs
         self._info_at = 0.0
         self.plots = pn.FlexBox(sizing_mode="stretch_width")
         self.info = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-monitor-info"])
+        self.legend = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width", css_classes=["wb-monitor-legend"])
         self.export = ExportPanel(figure=self.plotly_figure, data=self.current_data, basename="monitor")
         self._started = False
         self._building = False
@@ -243,6 +245,9 @@ class LiveMonitor(AppBase):
         hint = ""
         if len(self.runs) > 48 and not self.figs.grouped:
             hint = " · many runs: try *colour / group by* a config key with bands"
+        legend = legend_html(self.figs) if self.figs.figs else ""
+        if legend != self.legend.object:  # the runs shown or their groups changed
+            self.legend.object = legend
         self.info.object = (f"{len(self.runs)} runs ({running} running) · {len(self.metrics)} metrics · "
                             f"{n_pts:,} points · cursor {self.book.cursor}{hint}")
 
@@ -277,7 +282,7 @@ class LiveMonitor(AppBase):
         if not self._started:
             self._started = True
             self.add_periodic(self._tick_guarded, self.settings.period_ms)
-        return pn.Row(monitor_controls(self), pn.Column(self.info, self.plots, self.export,
+        return pn.Row(monitor_controls(self), pn.Column(self.info, self.legend, self.plots, self.export,
                                                         sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 

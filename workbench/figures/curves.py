@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
-from workbench.curves import CurveError, ema, group_curves, minmax_decimate, x_values
+from workbench.curves import CurveError, ema, group_curves, minmax_decimate, smoothing_for, x_values
 
 GROKKING_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss", "weight_norm", "sum_sq_weights",
                     "sc_fraction", "zero_loss_fraction", "grad_weight_cos", "restricted_loss", "excluded_loss")
@@ -140,13 +140,14 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame | None = None, *, na
         for name in members:
             dash = "dash" if is_test_metric(name) and len(members) > 1 else "solid"
             sub = df[df["name"] == name]
+            w = smoothing_for(name, smoothing)  # the learning rate is drawn as logged
             if bands and color_by:
                 sub = sub.assign(_g=sub["run"].map(group_of))
                 g = group_curves(sub, "_g", x="_x", y="value", align="interp")
                 for gv, gd in g.groupby("group", sort=True):
                     c = cmap.get(gv, "#888888")
                     xs = gd["x"].to_numpy()
-                    mean = ema(gd["mean"].to_numpy(), smoothing) if smoothing else gd["mean"].to_numpy()
+                    mean = ema(gd["mean"].to_numpy(), w) if w else gd["mean"].to_numpy()
                     fig.add_trace(go.Scatter(x=np.concatenate([xs, xs[::-1]]),
                                              y=np.concatenate([gd["max"].to_numpy(), gd["min"].to_numpy()[::-1]]),
                                              fill="toself", fillcolor=_rgba(c, 0.18), line={"width": 0},
@@ -168,13 +169,13 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame | None = None, *, na
                 label = labels.get(rid, str(rid))
                 if color_by:
                     label = f"{label} ({color_by.removeprefix('cfg.')}={_fmt(group_of.get(rid))})"
-                if smoothing:
+                if w:
                     xr, yr = minmax_decimate(xs, ys, max_points)
                     fig.add_trace(go.Scatter(x=xr, y=yr, mode="lines", line={"color": _rgba(c, 0.25), "width": 1,
                                                                              "dash": dash},
                                              hoverinfo="skip", showlegend=False, legendgroup=str(rid)),
                                   row=row, col=col)
-                    ys = ema(ys, smoothing)
+                    ys = ema(ys, w)
                 xd, yd = minmax_decimate(xs, ys, max_points)
                 fig.add_trace(go.Scatter(x=xd, y=yd, mode="lines", name=label, legendgroup=str(rid),
                                          line={"color": c, "dash": dash}, showlegend=label not in shown_legend,

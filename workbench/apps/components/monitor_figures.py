@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
-from bokeh.models import ColumnDataSource, HoverTool, LabelSet
+from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d
 from bokeh.plotting import figure
 
 from workbench.apps.components.monitor_series import ROW_COLS, Layer, SeriesBook
@@ -41,7 +41,9 @@ class Overlay(Protocol):
 class MonitorFigures:
     """The page's figures and their sources. ``view`` is the monitor app (read: ``runs``, ``smoothing``,
     ``color_by``, ``bands``, ``x_axis``, ``settings``, ``run_table``, ``run_labels``, ``run_names``);
-    ``on_range(panel)`` is called when a panel's x range changes."""
+    ``on_range()`` is called when the user changes the x range. Every panel shares ONE x range (zoom
+    one, zoom all; the feed then re-reads every panel's visible range from the store): a ``Range1d``
+    that follows the data as it grows until the user zooms, and whose reset goes to the data's extent."""
 
     def __init__(self, view: Any, book: SeriesBook, on_range: Any) -> None:
         self.view, self.book, self.on_range = view, book, on_range
@@ -52,6 +54,9 @@ class MonitorFigures:
         self.cmap: dict[Any, str] = {}
         self.highlight: dict[str, float] = {}  # new run -> when its highlight ends (monotonic s)
         self.overlays: list[Overlay] = []
+        self.x_range = Range1d(0, 1)
+        self._x_auto: tuple[float, float] | None = None  # the range the server set (None: none yet)
+        self._setting_x = False
 
     @property
     def grouped(self) -> bool:
@@ -78,6 +83,9 @@ class MonitorFigures:
             s.layer, s.zoom = None, None
         keys = self.colour_keys()
         self.cmap = colour_map(list(dict.fromkeys(keys.values())))
+        self.x_range, self._x_auto = Range1d(0, 1), None
+        self.x_range.on_change("start", lambda attr, old, new: self._on_x())
+        self.x_range.on_change("end", lambda attr, old, new: self._on_x())
         out = []
         for panel, members in metric_panels(metrics, overlay=self.view.settings.overlay):
             f = self._figure(panel, members)
@@ -86,28 +94,79 @@ class MonitorFigures:
             if self.grouped:
                 self.add_group_glyphs(f, members, keys)
             lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": []}, name=f"wb-lbl|{panel}")
-            f.add_layout(LabelSet(x="x", y="y", text="text", text_color="color", source=lbl, x_offset=4,
-                                  y_offset=-5, text_font_size="8pt"))
+            # right-aligned at the line's end, above it: inside the frame (a label after the end was cut off)
+            f.add_layout(LabelSet(x="x", y="y", text="text", text_color="color", source=lbl, x_offset=-2,
+                                  y_offset=3, text_align="right", text_baseline="bottom", text_font_size="8pt",
+                                  background_fill_color="white", background_fill_alpha=0.6))
             self.labels_src[panel] = lbl
             for ov in self.overlays:
                 ov.attach(f, panel, members, self)
             out.append(f)
         self.update_bands()
         self.update_end_labels()
+        self.follow_x()
         for ov in self.overlays:
             ov.update(self)
         return out
 
+    # ------------------------------------------------------------------ the shared x range
+    def _extent(self) -> tuple[float, float] | None:
+        """The x extent of what is drawn (x is monotone within a series: its ends, unless non-finite)."""
+        lo, hi = np.inf, -np.inf
+        log = self.view.settings.log_x
+        for s in self.book.series.values():
+            x = s.shown.get("x")
+            if x is None or not x.n or s.run not in self.view.runs:
+                continue
+            a = x.a
+            if s.zoom is not None:  # a zoomed series shows a window: its summary has the extent
+                a = s.buckets.points(self.view.x_axis)["x"] if s.buckets.n else a
+            first, last = a[0], a[-1]
+            if not (np.isfinite(first) and np.isfinite(last)) or log and first <= 0:
+                a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
+                if not a.size:
+                    continue
+                first, last = a.min(), a.max()
+            lo, hi = min(lo, float(first)), max(hi, float(last))
+        return (lo, hi) if hi >= lo else None
+
+    def follow_x(self) -> None:
+        """Keep the shared x range on the data as it grows (with headroom, so it moves now and then, not
+        every tick) unless the user zoomed; the reset tool always goes back to the data's extent."""
+        ext = self._extent()
+        if ext is None:
+            return
+        log = self.view.settings.log_x
+        t = np.log10 if log else float
+        lo, hi = t(ext[0]), t(ext[1])
+        pad = max(0.02 * (hi - lo), 0.01 if log else 0.5)
+        xr = self.x_range
+        if self._x_auto is not None and t(xr.reset_start) <= lo and hi <= t(xr.reset_end) - pad:
+            return  # the data is inside the range, with room: nothing to send
+        start, end = lo - pad, hi + 3 * pad
+        start, end = (10 ** start, 10 ** end) if log else (start, end)
+        following = self._x_auto is None or (xr.start, xr.end) in (self._x_auto, (xr.reset_start, xr.reset_end))
+        self._setting_x = True
+        try:
+            xr.reset_start, xr.reset_end = start, end
+            if following:
+                xr.start, xr.end = start, end
+                self._x_auto = (start, end)
+        finally:
+            self._setting_x = False
+
+    def _on_x(self) -> None:
+        if not self._setting_x:
+            self.on_range()
+
     def _figure(self, panel: str, members: list[str]) -> Any:
         st = self.view.settings
         x_axis = self.view.x_axis
-        f = figure(title=panel, height=300, width=560, output_backend=st.backend,
+        f = figure(title=panel, height=300, width=560, output_backend=st.backend, x_range=self.x_range,
                    x_axis_type="log" if st.log_x else "linear", y_axis_type="log" if st.log_y else "linear",
                    tools="pan,wheel_zoom,box_zoom,reset,save",
                    x_axis_label={"wall": "wall time (s)"}.get(x_axis, x_axis), name=f"wb-fig|{panel}")
         f.add_tools(HoverTool(tooltips=[("", "@label $name"), ("x", "$x{0.[000]}"), ("y", "$y{0.[0000]}")]))
-        f.x_range.on_change("start", lambda attr, old, new, p=panel: self.on_range(p))
-        f.x_range.on_change("end", lambda attr, old, new, p=panel: self.on_range(p))
         return f
 
     def _row(self, s: Any, keys: dict) -> dict[str, Any]:
@@ -165,6 +224,7 @@ class MonitorFigures:
                 self.add_group_glyphs(f, members, {r: keys[r] for r in self.view.runs if keys[r] in fresh})
         self.update_bands()
         self.update_end_labels()
+        self.follow_x()
 
     def add_group_glyphs(self, f: Any, members: list[str], keys: dict) -> None:
         for name in members:

@@ -1,6 +1,7 @@
 """The live monitor's periodic path: one poll of the store per tick (:meth:`MonitorFeed.tick`) streams
 each shown series' new rows to its row in the browser; zoom re-reads the visible range of a panel's
-series from the store at full resolution (debounced, ``ZOOM_DEBOUNCE_S``); runs that appear join the
+series from the store at full resolution (debounced, ``ZOOM_DEBOUNCE_S``; the panels share one x range, so
+every panel is re-read); runs that appear join the
 open figures (their rows and glyphs added, nothing rebuilt) and are drawn thicker for a few seconds."""
 
 from __future__ import annotations
@@ -28,22 +29,23 @@ class MonitorFeed:
         self.zoom_req: dict[str, tuple[float, float, float]] = {}  # panel -> (start, end, when)
 
     # ------------------------------------------------------------------ zoom
-    def on_range(self, panel: str) -> None:
-        fr = self.figs.figs.get(panel)
-        if fr is None:
-            return
-        xr = fr[0].x_range
+    def on_range(self) -> None:
+        """The user changed the shared x range: re-read every panel once it has rested."""
+        xr = self.figs.x_range
         if xr.start is None or xr.end is None:
             return
-        self.zoom_req[panel] = (float(xr.start), float(xr.end), time.monotonic())
+        self.zoom_req["x"] = (float(xr.start), float(xr.end), time.monotonic())
 
     def apply_zoom(self, force: bool = False) -> None:
         now = time.monotonic()
-        for panel, (start, end, when) in list(self.zoom_req.items()):
+        for key, (start, end, when) in list(self.zoom_req.items()):
             if not force and now - when < ZOOM_DEBOUNCE_S:
                 continue
-            del self.zoom_req[panel]
-            self.zoom(panel, start, end)
+            del self.zoom_req[key]
+            for panel in list(self.figs.figs):
+                self.zoom(panel, start, end)
+            self.figs.update_bands()
+            self.figs.update_end_labels()
 
     def zoom(self, panel: str, start: float, end: float) -> None:
         """Show the x range [start, end] of a panel's series: re-read from the store at full resolution
@@ -121,6 +123,7 @@ class MonitorFeed:
             self.figs.update_bands()
         if applied:
             self.figs.update_end_labels()
+            self.figs.follow_x()
             for ov in self.figs.overlays:
                 ov.update(self.figs)
         return applied

@@ -12,11 +12,8 @@ from typing import Any
 import numpy as np
 from bokeh.models import ColumnDataSource
 
-from workbench.curves import EmaState, MinMaxBuckets, ema, minmax_indices
+from workbench.curves import EmaState, MinMaxBuckets, ema, minmax_indices, smoothing_for
 
-NOT_SMOOTHED = frozenset({"lr", "eff_lr"})
-"""Metrics drawn as logged whatever the smoothing: a learning-rate schedule smoothed would show a
-warm-up or a decay that did not happen."""
 ROW_COLS = ("xs", "ys", "yr", "step")
 """Per-point columns of a metric's multi-line source (x, smoothed y, raw y, step), one array per run."""
 
@@ -142,7 +139,7 @@ class SeriesBook:
 
     def weight(self, name: str) -> float:
         """The smoothing weight of a metric: none for the schedule's own values (``NOT_SMOOTHED``)."""
-        return 0.0 if name in NOT_SMOOTHED or name.startswith("lr/") else self.view.smoothing
+        return smoothing_for(name, self.view.smoothing)
 
     def _ema_state(self, s: Series, ys: np.ndarray) -> None:
         """Continue smoothing new rows from the last smoothed point shown (or start afresh)."""
