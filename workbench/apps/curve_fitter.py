@@ -68,6 +68,8 @@ class CurveFitter(AppBase):
                                        sizing_mode="stretch_width", css_classes=["wb-curve-status"])
         self.warnings = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["wb-fit-warnings"])
         self.curve_list = pn.pane.Markdown("", sizing_mode="stretch_width")
+        # the tables and the export enter the page with the first fit (page load: only what is visible)
+        self.results_box = pn.Column(sizing_mode="stretch_width")
         self.fit_btn = pn.widgets.Button(label="Fit law on curves", color="primary", css_classes=["wb-fit-curves"])
         self.fit_btn.on_click(lambda *_: self.fit_curves())
         self.task = BackgroundTask(self, name="curve-fit", disable=[self.fit_btn], loading=[self.plot],
@@ -174,6 +176,8 @@ class CurveFitter(AppBase):
         self.warnings.object = escape("**Check before trusting this fit:**\n" + "\n".join(f"- {m}" for m in warn))
         self.warnings.visible = bool(warn)
         self.rep_pane.object = self._repetition_text()
+        if not self.results_box.objects:
+            self.results_box.objects = self._results_view()
         far = [(n, d["beyond"]) for n, d in curves.items() if "beyond" in d]
         if far:
             n, (st, why) = far[0]
@@ -209,9 +213,14 @@ class CurveFitter(AppBase):
         return None if self.result is None else self.result.to_json()
 
     # -------------------------------------------------------------- view
-    def view(self) -> pn.viewable.Viewable:
+    def _results_view(self) -> list:
         from workbench.apps.export import ExportPanel
 
+        return [pn.pane.Markdown("**Per-curve metrics** (R², mean and worst relative error)"), self.table,
+                self.rep_pane, pn.pane.Markdown("**Fitted parameters**"), self.params_table,
+                ExportPanel(figure=self.figure, data=self.data, fit_json=self.fit_json, basename="curves")]
+
+    def view(self) -> pn.viewable.Viewable:
         fit_box = pn.Column(
             pn.pane.Markdown("**Fit**"),
             pn.widgets.Select.from_param(self.param.curve_law, label="Law"),
@@ -227,8 +236,5 @@ class CurveFitter(AppBase):
                          pn.Row(pn.widgets.Checkbox.from_param(self.param.log_y, label="log y"),
                                 pn.widgets.IntInput.from_param(self.param.eval_points, label="Points per curve shown",
                                                                width=180)),
-                         pn.pane.Markdown("**Per-curve metrics** (R², mean and worst relative error)"),
-                         self.table, self.rep_pane, pn.pane.Markdown("**Fitted parameters**"), self.params_table,
-                         ExportPanel(figure=self.figure, data=self.data, fit_json=self.fit_json, basename="curves"),
-                         sizing_mode="stretch_width")
+                         self.results_box, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

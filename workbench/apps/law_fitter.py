@@ -62,6 +62,8 @@ class LawFitter(AppBase):
                                                  sizing_mode="stretch_width")
         self.extra = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.warnings = pn.pane.Alert("", alert_type="warning", visible=False, css_classes=["wb-fit-warnings"])
+        # the ranking, parameters and export enter the page with the first fit (page load: only what is visible)
+        self.results_box = pn.Column(sizing_mode="stretch_width")
         self.source = DataSource(self, kind="table")
         self.source.param.watch(self._on_loaded, "loaded")
         self.source.open_default()
@@ -127,6 +129,8 @@ class LawFitter(AppBase):
         self._extras()
         self.clear_message()
         self._show_warnings()
+        if not self.results_box.objects:
+            self.results_box.objects = self._results_view()
         return results
 
     def parameters(self) -> pd.DataFrame:
@@ -223,9 +227,14 @@ class LawFitter(AppBase):
         return next(iter(self.results.values())).to_json() if self.results else None
 
     # -------------------------------------------------------------- view
-    def view(self) -> pn.viewable.Viewable:
+    def _results_view(self) -> list:
         from workbench.apps.export import ExportPanel
 
+        return [pn.pane.Markdown("**Ranking** (held-out error, AIC)"), self.compare_table,
+                pn.pane.Markdown("**Parameters**"), self.params_table, self.extra,
+                ExportPanel(figure=self.figure, data=self.data, fit_json=self.fit_json, basename="laws")]
+
+    def view(self) -> pn.viewable.Viewable:
         fit_btn = pn.widgets.Button(label="Fit", color="primary", css_classes=["wb-fit"])
         fit_btn.on_click(self.fit)
         controls = pn.Column(
@@ -239,9 +248,6 @@ class LawFitter(AppBase):
             pn.widgets.IntInput.from_param(self.param.bootstrap, label="Bootstrap resamples"),
             pn.widgets.FloatInput.from_param(self.param.target_scale, label="Extrapolate to x ="),
             fit_btn, width=330, sizing_mode="fixed")
-        main = pn.Column(self.warnings, self.plot, pn.pane.Markdown("**Ranking** (held-out error, AIC)"),
-                         self.compare_table, pn.pane.Markdown("**Parameters**"), self.params_table, self.extra,
-                         pn.pane.Markdown("**Data**"), self.source.preview,
-                         ExportPanel(figure=self.figure, data=self.data, fit_json=self.fit_json, basename="laws"),
+        main = pn.Column(self.warnings, self.plot, self.results_box, pn.pane.Markdown("**Data**"), self.source.preview,
                          sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")

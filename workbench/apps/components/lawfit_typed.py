@@ -106,13 +106,23 @@ class TypedSchedules(param.Parameterized):
         self.on_change()
 
     def view(self) -> pn.viewable.Viewable:
-        add = pn.widgets.Button(label="Add schedule to predict")
-        add.on_click(self.add)
-        clear = pn.widgets.Button(label="Clear")
-        clear.on_click(self.clear)
-        card = pn.Card(pn.widgets.Select.from_param(self.param.schedule, label="Schedule"), self.form,
-                       pn.widgets.FloatInput.from_param(self.param.peak_lr, label="Peak LR", step=1e-4),
-                       pn.Row(add, clear), title="Predict an untrained schedule", collapsed=True,
-                       sizing_mode="stretch_width")
-        card.param.watch(lambda e: None if e.new else self.build(), "collapsed")  # built when first opened
-        return card
+        """A button that opens the form; the form's widgets are built when it is first opened (page load)."""
+        toggle = pn.widgets.Toggle(name="Predict an untrained schedule ▸", button_type="light",
+                                   css_classes=["wb-typed-toggle"])
+        body = pn.Column(sizing_mode="stretch_width", visible=False)
+
+        def opened(e: Any) -> None:
+            if e.new and not body.objects:
+                self.build()
+                add = pn.widgets.Button(label="Add schedule to predict")
+                add.on_click(self.add)
+                clear = pn.widgets.Button(label="Clear")
+                clear.on_click(self.clear)
+                body.objects = [pn.widgets.Select.from_param(self.param.schedule, label="Schedule"), self.form,
+                                pn.widgets.FloatInput.from_param(self.param.peak_lr, label="Peak LR", step=1e-4),
+                                pn.Row(add, clear)]
+            body.visible = bool(e.new)
+            toggle.name = f"Predict an untrained schedule {'▾' if e.new else '▸'}"
+
+        toggle.param.watch(opened, "value")
+        return pn.Column(toggle, body, sizing_mode="stretch_width")
