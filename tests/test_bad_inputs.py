@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -311,6 +312,12 @@ def _st(method: str, *args, **kw):
     return call
 
 
+def _fd():
+    import workbench.fit.data as fd
+
+    return fd
+
+
 def _fit(**kw):
     import numpy as np
 
@@ -466,6 +473,20 @@ API: list[tuple[str, object, str]] = [
     ("fit-level", _fit(level=1.5), "level"),
     ("fit-no-target", _fit(data={"N": [1.0, 2.0], "D": [3.0, 4.0]}), "target"),
     ("fit-unknown-law", lambda w: __import__("workbench.fit", fromlist=["fit"]).fit("nosuchlaw", {}), "nosuchlaw"),
+    # --- the law fitters' data (workbench.fit.data, workbench.fit.curveset: what the /laws and /curves pages call)
+    ("lawfit-csv-ragged", lambda w: _fd().read_csv(b"a,b\n1,2,3\n"), "line 2 has 3 fields"),
+    ("lawfit-csv-not-text", lambda w: _fd().read_csv(b"\xff\xfe\x00"), "CSV"),
+    ("lawfit-csv-one-column", lambda w: _fd().read_csv(b"a\n1\n"), "two columns"),
+    ("lawfit-derive-no-name", lambda w: _fd().derive(pd.DataFrame({"a": [1.0]}), "= a * 2"), "derive"),
+    ("lawfit-derive-code", lambda w: _fd().derive(pd.DataFrame({"a": [1.0]}), "b = __import__('os')"), "derive"),
+    ("lawfit-curves-no-lr", lambda w: _fd().curves_from_frame(pd.DataFrame({"step": [1, 2], "loss": [3.0, 2.9]})),
+     r"missing \['lr'\]"),
+    ("lawfit-curves-huge-step", lambda w: _fd().curves_from_frame(
+        pd.DataFrame({"step": [1, 1e12], "lr": [1e-3, 1e-3], "loss": [3.0, 2.9]})), "MAX_CURVE_STEPS"),
+    ("lawfit-curves-store-loss", lambda w: _fd().curves_from_store(RunStore(w.db), {"a": "x"}, loss="acc"),
+     "curve_loss"),
+    ("lawfit-fit-on-none", lambda w: __import__("workbench.fit.curveset", fromlist=["x"]).curve_fit_data(
+        {"a": (np.array([1, 2]), np.array([3.0, 2.9]), np.full(3, 1e-3))}, []), "fit_on"),
     # --- schedules, optimizers, devices directly
     ("schedule-build-unknown-param", lambda w: __import__("workbench.schedules", fromlist=["build"]).build(
         {"name": "wsd", "total_steps": 100, "decay_frac": 0.2}), "decay_frac"),
