@@ -209,3 +209,26 @@ def test_extrapolation_beyond_the_fitted_domain_is_shaded_with_the_reason(app):
     (note,) = [a for a in fig.layout.annotations if "beyond the fitted domain" in a.text]
     assert "outside the fitted range" in note.text
     assert "beyond the fitted domain** (far" in app.extra.object  # the extrapolated value says so too
+
+
+def test_rows_of_several_tasks_warn(app, store):
+    """A sweep whose runs are of two tasks (or a table with a task column) fits with a warning."""
+    sid = store.create_sweep("mixed", {})
+    for i, wd in enumerate((0.1, 0.3, 1.0, 3.0, 10.0)):
+        rid = store.create_run(f"wd{wd}", task=("lm", "grokking")[i % 2], config={"weight_decay": wd}, sweep=sid)
+        store.log(rid, 0, {"test_loss": 2.0 + 0.5 * wd ** -0.5})
+        store.set_status(rid, "finished")
+    app = LawFitter(store_path=str(store.path))
+    app.source.load_sweep(sid)
+    app.source.mapping = "x=cfg.weight_decay,L=final.test_loss"
+    app.param.update(laws=["power_law"], holdout=0.0)
+    res = app.fit()
+    assert res is not None, app.message.object
+    assert app.warnings.visible and "the data mix tasks (grokking, lm)" in app.warnings.object
+    assert "the data mix tasks (grokking, lm)" in res["power_law"].report()
+    x = np.logspace(1, 3, 6)
+    rows = ["size,loss,task"] + [f"{a},{E + A * a ** -ALPHA},{t}" for a, t in zip(x, "aabbab")]
+    app.source.upload(("\n".join(rows) + "\n").encode(), "tasks.csv")
+    app.source.confirm_mapping()
+    app.laws = ["power_law"]
+    assert app.fit() is not None and "the data mix tasks (a, b)" in app.warnings.object

@@ -9,8 +9,8 @@ to a target scale with its fitted-domain flag, and the crossover of two laws (La
 Figures (``workbench.figures.scaling``): a one-input law as curves over the data with bands and residuals,
 the region beyond the fitted domain shaded with the reason; laws of two inputs (L(N, D)) as predicted vs
 observed with y = x plus iso-N curves over compute C ≈ 6ND. Guardrails (``workbench.fit.guardrails``): a
-warning in the page when a fit's R² is below 0.9 or its residuals trend. Loss curves with their LR schedule
-are fitted by the curve-law fitter (``/curves``).
+warning in the page when a fit's R² is below 0.9, its residuals trend or its rows come from several tasks.
+Loss curves with their LR schedule are fitted by the curve-law fitter (``/curves``).
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class LawFitter(AppBase):
         """Fit every chosen law (held-out share, bootstrap) and show the comparison, figure and warnings."""
         from workbench.fit import FitData, compare, get_law, holdout_mask
         from workbench.fit import fit as fit_law
+        from workbench.fit.guardrails import note_tasks
 
         if not self.laws:
             raise ValueError("laws: choose at least one law")
@@ -120,7 +121,8 @@ class LawFitter(AppBase):
             hold = np.zeros(len(data), bool)
             if self.holdout > 0:
                 hold = holdout_mask(data, self.holdout, key=self.x_var if self.x_var in data.x else None)
-            results[name] = fit_law(law, data, bootstrap=int(self.bootstrap), holdout=hold if hold.any() else None)
+            results[name] = note_tasks(fit_law(law, data, bootstrap=int(self.bootstrap),
+                                               holdout=hold if hold.any() else None), src.table_tasks(df))
             datas[name], holds[name] = data, hold
         self.results, self._data, self._hold = results, datas, holds
         self.compare_table.value = compare(results)

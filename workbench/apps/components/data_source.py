@@ -171,13 +171,25 @@ class DataSource(param.Parameterized):
         if not sid:
             raise CSVError("sweep: choose a sweep of the store")
         df = results_table(self.host.store, sid)
+        runs = self.host.store.runs(sweep=sid)
+        self.tasks = dict(zip(runs["id"], runs["task"].astype(str))) if "task" in runs else {}
         self.preset = {"derive": ""}
         self.param.update(origin="store", mapping_confirmed=True)
         self.confirm_btn.visible = False
         self._set_table(df, f"Loaded {len(df)} runs of sweep {sid}")
         return df
 
+    def table_tasks(self, df: pd.DataFrame | None = None) -> list[str]:
+        """The tasks the table's rows come from: the runs' tasks for a sweep, else a ``task`` column's values."""
+        if self.origin == "store":
+            return list(self.tasks.values())
+        df = self.df if df is None else df
+        col = next((c for c in df.columns if str(c).strip().lower() == "task"), None)
+        return [] if col is None else df[col].dropna().astype(str).tolist()
+
     def _set_table(self, df: pd.DataFrame, what: str, extra: str = "") -> None:
+        if self.origin != "store":
+            self.tasks = {}
         self.df = df
         show_table(self.preview, df.head(200))
         self.description = what
