@@ -15,16 +15,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
-from workbench.datasets import data_dir
-from workbench.fit import FitData, fit, get_law
-from workbench.fit.fitting import _boot_weights
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:              # `python bench/x.py` puts bench/ first
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import Ratio, interleave, spread, timed  # noqa: E402
+from workbench.datasets import data_dir  # noqa: E402
+from workbench.fit import FitData, fit, get_law  # noqa: E402
+from workbench.fit.fitting import _boot_weights  # noqa: E402
 
 
 def _busy() -> None:  # a process that keeps one core busy (a run training beside the notebook)
@@ -60,7 +67,7 @@ def thread_table(data: FitData, repeats: int) -> None:
             os.environ.pop("WORKBENCH_FIT_THREADS", None)
 
     modes = {"default environment": default, "pinned to 1 thread": pinned, "torch default threads": torch_default}
-    times: dict[tuple[str, bool], list[float]] = {(m, b): [] for m in modes for b in (False, True)}
+    times: dict[bool, dict[str, list[float]]] = {}
     default()  # warm-up (imports, first allocations)
     for busy in (False, True):
         proc = None
@@ -68,25 +75,22 @@ def thread_table(data: FitData, repeats: int) -> None:
             proc = mp.get_context("spawn").Process(target=_busy, daemon=True)
             proc.start()
             time.sleep(0.5)
-        try:
-            for _ in range(repeats):  # interleaved
-                for m, fn in modes.items():
-                    t = time.perf_counter()
-                    fn()
-                    times[(m, busy)].append(time.perf_counter() - t)
+        try:  # interleaved: default, pinned, torch default, default, pinned, ... (bench.common.interleave)
+            times[busy] = interleave({m: (lambda fn=fn: timed(fn)) for m, fn in modes.items()}, repeats)
         finally:
             if proc is not None:
                 proc.terminate()
                 proc.join()
-    med = {k: float(np.median(v)) for k, v in times.items()}
     print(f"threads: torch default {torch.get_num_threads()} intra-op threads, OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS', '(unset)')}, {os.cpu_count()} CPUs, {repeats} interleaved repeats (median s)")
-    print(f"{'4500-start Chinchilla fit':<28}{'idle':>9}{'busy core':>11}{'busy / pinned busy':>20}")
+          f"{os.environ.get('OMP_NUM_THREADS', '(unset)')}, {os.cpu_count()} CPUs, {repeats} interleaved repeats; "
+          f"seconds as median (min-max), ratios as the median (min-max) of the per-repeat ratios to pinned")
+    pin = "pinned to 1 thread"
+    print(f"{'4500-start Chinchilla fit':<24}{'idle s':>18}{'busy core s':>18}{'idle / pinned':>24}{'busy / pinned':>24}")
     for m in modes:
-        print(f"{m:<28}{med[(m, False)]:>9.2f}{med[(m, True)]:>11.2f}"
-              f"{med[(m, True)] / med[('pinned to 1 thread', True)]:>20.2f}")
-    r = med[("default environment", True)] / med[("pinned to 1 thread", True)]
-    print(f"goal default / pinned with a busy core <= 1.25: {r:.2f} ({'met' if r <= 1.25 else 'NOT met'}); "
+        print(f"{m:<24}{spread(times[False][m]):>18}{spread(times[True][m]):>18}"
+              f"{str(Ratio.of(times[False][m], times[False][pin])):>24}{str(Ratio.of(times[True][m], times[True][pin])):>24}")
+    r = Ratio.of(times[True]["default environment"], times[True][pin])
+    print(f"goal default / pinned with a busy core <= 1.25: {r} ({'met' if r.median <= 1.25 else 'NOT met'}); "
           f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -11,10 +11,17 @@
   weights scale-invariant (reported by the effective-LR metric).
 * :class:`GPT` — a small pre-LayerNorm decoder (nanoGPT layout) for the character LM task; a family
   of sizes by ``width`` x ``depth`` (:func:`gpt_family`).
+
+Random initialisation: every model here takes ``generator`` (a ``torch.Generator``) and draws its initial
+weights from it alone, never from torch's global RNG, so a run owns its randomness (the training engine
+gives each member a generator seeded with its ``seed``). The torch layers (Linear, Embedding, LayerNorm) are
+created on the ``meta`` device and initialised by :func:`_init_layers` with torch's default rules, in
+creation order: the weights equal those of ``torch.manual_seed(seed)`` followed by the plain constructor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field, fields
 
@@ -27,6 +34,33 @@ from workbench.errors import WorkbenchError
 
 class ModelError(WorkbenchError):
     """A bad model configuration: names the field and the allowed range."""
+
+
+def _layers(generator: torch.Generator | None) -> contextlib.AbstractContextManager:
+    """Where torch layers are created: on ``meta`` (no random draw) when a generator will initialise them."""
+    return torch.device("meta") if generator is not None else contextlib.nullcontext()
+
+
+def _init_layers(module: nn.Module, generator: torch.Generator | None) -> None:
+    """Materialise layers created under :func:`_layers` on the CPU and give them torch's default initial
+    values (``reset_parameters`` of Linear, Embedding, LayerNorm), drawn from ``generator`` in creation order."""
+    if generator is None:
+        return
+    module.to_empty(device="cpu")
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                if m.bias is not None:
+                    fan_in = m.weight.shape[1]
+                    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                    nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, generator=generator)
+            elif isinstance(m, nn.LayerNorm):
+                m.reset_parameters()
+            elif type(m) not in (nn.ModuleList, type(module)) and any(True for _ in m.parameters(recurse=False)):
+                raise ModelError(f"model: layer {type(m).__name__} has no generator-driven initialisation")
 
 
 def _positive(name: str, v: int) -> None:
@@ -46,13 +80,15 @@ class NandaConfig:
 
 
 class NandaTransformer(nn.Module):
-    def __init__(self, cfg: NandaConfig) -> None:
+    def __init__(self, cfg: NandaConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         for f in fields(cfg):
             _positive(f.name, getattr(cfg, f.name))
         self.cfg = cfg
         d, h, dh = cfg.d_model, cfg.n_heads, cfg.d_head
-        r = torch.randn
+        def r(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, generator=generator)
+
         self.W_E = nn.Parameter(r(cfg.vocab, d) / math.sqrt(d))
         self.W_pos = nn.Parameter(r(cfg.n_ctx, d) / math.sqrt(d))
         self.W_Q = nn.Parameter(r(h, d, dh) / math.sqrt(d))
@@ -94,7 +130,7 @@ class MLPConfig:
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: MLPConfig) -> None:
+    def __init__(self, cfg: MLPConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if cfg.embed not in ("dense", "twohot"):
             raise ModelError(f"embed: must be 'dense' or 'twohot', got {cfg.embed!r}")
@@ -108,7 +144,9 @@ class MLP(nn.Module):
             raise ModelError(f"init_scale: must be > 0, got {cfg.init_scale!r}")
         self.cfg = cfg
         dims = [cfg.d_in, *cfg.hidden, cfg.d_out]
-        self.layers = nn.ModuleList(nn.Linear(a, b, bias=cfg.bias) for a, b in zip(dims[:-1], dims[1:]))
+        with _layers(generator):
+            self.layers = nn.ModuleList(nn.Linear(a, b, bias=cfg.bias) for a, b in zip(dims[:-1], dims[1:]))
+        _init_layers(self, generator)
         with torch.no_grad():
             for lin in self.layers:
                 lin.weight.mul_(cfg.init_scale)
@@ -163,22 +201,25 @@ class _Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, cfg: GPTConfig) -> None:
+    def __init__(self, cfg: GPTConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         for f in fields(cfg):
             _positive(f.name, getattr(cfg, f.name))
         if cfg.width % cfg.n_heads:
             raise ModelError(f"width: must be a multiple of n_heads={cfg.n_heads}, got {cfg.width}")
         self.cfg = cfg
-        self.tok = nn.Embedding(cfg.vocab, cfg.width)
-        self.pos = nn.Embedding(cfg.n_ctx, cfg.width)
-        self.blocks = nn.ModuleList(_Block(cfg.width, cfg.n_heads) for _ in range(cfg.depth))
-        self.ln_f = nn.LayerNorm(cfg.width)
-        self.head = nn.Linear(cfg.width, cfg.vocab, bias=False)
+        with _layers(generator):
+            self.tok = nn.Embedding(cfg.vocab, cfg.width)
+            self.pos = nn.Embedding(cfg.n_ctx, cfg.width)
+            self.blocks = nn.ModuleList(_Block(cfg.width, cfg.n_heads) for _ in range(cfg.depth))
+            self.ln_f = nn.LayerNorm(cfg.width)
+            self.head = nn.Linear(cfg.width, cfg.vocab, bias=False)
+        _init_layers(self, generator)
         for name, p in self.named_parameters():
             if p.dim() == 2:
                 std = 0.02 / math.sqrt(2 * cfg.depth) if name.endswith(("proj.weight", "out.weight")) else 0.02
-                nn.init.normal_(p, 0.0, std)
+                with torch.no_grad():
+                    nn.init.normal_(p, 0.0, std, generator=generator)
         self.scale_invariant: list[str] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,12 +240,17 @@ def gpt_family(widths: list[int], depths: list[int], n_heads: int = 4) -> list[d
 
 
 MODELS = {"nanda": (NandaTransformer, NandaConfig), "mlp": (MLP, MLPConfig), "gpt": (GPT, GPTConfig)}
+# models whose constructor takes ``generator=`` and draws only from it (a model class registered in MODELS
+# by a user may not: it is built with torch's global RNG seeded from the generator, then restored)
+TAKES_GENERATOR = {NandaTransformer, MLP, GPT}
 DEFAULT_MODEL = {"modular": "nanda", "parity": "mlp", "digits": "mlp", "lm": "gpt"}
 
 
-def build_model(name: str, params: dict | None, ds) -> nn.Module:
+def build_model(name: str, params: dict | None, ds, *, generator: torch.Generator | None = None) -> nn.Module:
     """A model by name (``nanda``, ``mlp``, ``gpt``; ``auto`` = the task's default) with sizes that
-    the task fixes (vocabulary, inputs, classes) filled in from the dataset."""
+    the task fixes (vocabulary, inputs, classes) filled in from the dataset. ``generator``: draw the initial
+    weights from it (the same weights as ``torch.manual_seed(seed)`` before a build without one), leaving
+    torch's global RNG untouched; without it the global RNG is used."""
     if name == "auto":
         name = DEFAULT_MODEL[ds.name]
     if name not in MODELS:
@@ -236,7 +282,19 @@ def build_model(name: str, params: dict | None, ds) -> nn.Module:
             raise ModelError(f"model: 'gpt' needs the lm task, got task {ds.name!r}")
         params.setdefault("vocab", ds.vocab_size)
         params.setdefault("n_ctx", ds.seq_len)
-    return cls(cfg_cls(**params))
+    cfg = cfg_cls(**params)
+    if generator is None:
+        return cls(cfg)
+    if cls in TAKES_GENERATOR:
+        return cls(cfg, generator=generator)
+    # a user's model class draws from the global RNG in its constructor: seed it from the generator for the
+    # construction only and give the caller's state back
+    state = torch.get_rng_state()
+    try:
+        torch.manual_seed(generator.initial_seed())
+        return cls(cfg)
+    finally:
+        torch.set_rng_state(state)
 
 
 def model_config(model: nn.Module) -> dict:

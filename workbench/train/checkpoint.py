@@ -93,7 +93,7 @@ def select_members(sd: dict, keep: list[int]) -> dict:
         return v
 
     out = {**sd, "configs": [sd["configs"][i] for i in keep], "alive": sd["alive"][idx]}
-    for k in ("params", "buffers", "opt", "filter"):
+    for k in ("params", "buffers", "opt", "filter", "rng"):
         if k in sd:
             out[k] = sel(sd[k])
     return out

@@ -61,10 +61,12 @@ class Run:
     step: int = 0
     alive: torch.Tensor | None = None
     running: torch.Tensor | None = None   # [N] False once a member reached its own ``steps``
+    generators: list[torch.Generator] = field(default_factory=list)   # each member's own RNG (run.py)
 
     def state_dict(self) -> dict:
         return {"step": self.step, **self.model.state_dict(), "alive": self.alive.clone(),
-                "rng": torch.get_rng_state(), "configs": [c.to_dict() for c in self.cfgs],
+                "rng": torch.stack([g.get_state() for g in self.generators]) if self.generators else None,
+                "configs": [c.to_dict() for c in self.cfgs],
                 "stacked": self.model.member_dim}
 
     def checkpoint(self, fork_point: bool = False) -> None:

@@ -2,9 +2,11 @@
 
 Each builds the members' models (member i initialised from ``seed_i`` exactly as a run alone), a
 backend, the data and the LR table, registers the runs in the store, and hands them to
-:func:`workbench.train.loop.run_loop`. Every random draw of a run happens inside
-``torch.random.fork_rng``: the run seeds its own copy of the RNG (and a resumed run restores the
-checkpoint's), so the caller's RNG state is the same after ``train()`` as before it.
+:func:`workbench.train.loop.run_loop`. Randomness: each member owns a ``torch.Generator`` seeded with its
+``seed`` (``Run.generators``): its initial weights are drawn from it (``build_model(..., generator=)``),
+batches come from the data's own per-epoch generators, and checkpoints save and restore the members'
+generator states. Torch's global RNG is never used, so the caller's RNG state is the same after
+``train()`` as before it.
 
 ``store`` is a :class:`~workbench.store.RunStore`, a path (opened and closed here) or None (nothing
 recorded). ``progress=None`` means on in a terminal and off under CI (:func:`default_progress`).
@@ -41,10 +43,6 @@ def open_store(store: StoreLike) -> Iterator[RunStore | None]:
         return
     with RunStore(store) as s:
         yield s
-
-
-def _own_rng(device: torch.device) -> contextlib.AbstractContextManager:
-    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
 
 
 def learning_rates(cfgs: Sequence[TrainConfig], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -84,14 +82,12 @@ def _build(cfgs: Sequence[TrainConfig], stacked: bool, store: Any, run_ids: list
         configure_precision(c.tf32)
     data = MemberData(c.task, c.task_params, [m.seed for m in cfgs], [m.data_seed for m in cfgs], c.batch_size,
                       device)
-    models = []
-    for m in cfgs:
-        torch.manual_seed(m.seed)
-        models.append(build_model(c.model, c.model_params, data.ds).to(device))
+    generators = [torch.Generator().manual_seed(m.seed) for m in cfgs]   # one per member: its own randomness
+    models = [build_model(c.model, c.model_params, data.ds, generator=g).to(device) for g in generators]
     model = make_backend(cfgs, models, device, stacked)
     lrs = learning_rates(cfgs, model.lr_device, model.lr_dtype)
     alive = torch.ones(len(cfgs), dtype=torch.bool, device=device)
-    return Run(cfgs, model, data, lrs, store, run_ids, 0, alive)
+    return Run(cfgs, model, data, lrs, store, run_ids, 0, alive, generators=generators)
 
 
 def _tokens_per_step(run: Run) -> int:
@@ -113,7 +109,7 @@ def train(cfg: TrainConfig | dict, store: StoreLike = None, *, name: str | None 
     ``until=k``: pause at step k (checkpoint, status ``interrupted``, the schedule still sees ``steps``)."""
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)
     check_until(until)
-    with open_store(store) as st, _own_rng(pick_device(cfg.device)):
+    with open_store(store) as st:
         run = _build([cfg], False, st, [None])
         if st is not None:
             run.run_ids = [st.create_run(name or f"{cfg.task}-s{cfg.seed}", task=cfg.task, config=cfg.to_dict(),
@@ -137,7 +133,7 @@ def train_batched(cfgs: Sequence[TrainConfig | dict], store: StoreLike = None, *
             raise ConfigError(f"{arg}: must give one per member ({len(cfgs)}), got {len(vals)}")
     if start is not None and len(start.get("configs", [])) != len(cfgs):
         raise ConfigError(f"start: must hold one state per member ({len(cfgs)}), got {len(start.get('configs', []))}")
-    with open_store(store) as st, _own_rng(pick_device(cfgs[0].device)):
+    with open_store(store) as st:
         run = _build(cfgs, True, st, [None] * len(cfgs))
         if start is not None:
             _load_state(run, start)
@@ -150,10 +146,15 @@ def train_batched(cfgs: Sequence[TrainConfig | dict], store: StoreLike = None, *
 
 
 def _load_state(run: Run, sd: dict) -> None:
-    """Continue ``run`` from checkpoint state ``sd``: weights, optimizer, filter, alive mask, RNG, step."""
+    """Continue ``run`` from checkpoint state ``sd``: weights, optimizer, filter, alive mask, the members'
+    generator states, step. (A checkpoint written before runs owned generators holds the global RNG state
+    instead; nothing of the loop draws from it, and it is not restored into the caller's RNG.)"""
     run.model.load_state_dict(sd)
     run.alive = sd["alive"].to(run.alive.device)
-    torch.set_rng_state(sd["rng"])
+    rng = sd.get("rng")
+    if torch.is_tensor(rng) and rng.dim() == 2 and rng.shape[0] == len(run.generators):
+        for g, state in zip(run.generators, rng):
+            g.set_state(state.detach().to("cpu", torch.uint8).clone())
     run.step = int(sd["step"])
 
 
@@ -188,19 +189,17 @@ def resume(run_id: str, store: StoreLike, *, progress: bool | None = None, retur
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         cfgs = [TrainConfig.from_dict({k: v for k, v in st.get_run(r)["config"].items() if k in fields})
                 for r in members]
-        device = pick_device(cfgs[0].device)
-        sd = checkpoint.load(path, device) if path is not None else None
+        sd = checkpoint.load(path, pick_device(cfgs[0].device)) if path is not None else None
         stacked = len(members) > 1 or bool(sd and sd.get("stacked", sd.get("batched")))
-        with _own_rng(device):
-            run = _build(cfgs, stacked, st, list(members))
-            if sd is not None:
-                if len(members) < len(stack):
-                    sd = checkpoint.select_members(sd, [stack.index(r) for r in members])
-                _load_state(run, sd)
-            for r in members:
-                if st.get_run(r)["status"] != "diverged":
-                    st.claim(r)
-            # rows logged after the checkpoint are logged again by the resumed run: drop them, never duplicate
-            st.delete_metrics(members, from_step=run.step)
-            results = _go(run, progress, until, return_params, resumed_at=run.step)
+        run = _build(cfgs, stacked, st, list(members))
+        if sd is not None:
+            if len(members) < len(stack):
+                sd = checkpoint.select_members(sd, [stack.index(r) for r in members])
+            _load_state(run, sd)
+        for r in members:
+            if st.get_run(r)["status"] != "diverged":
+                st.claim(r)
+        # rows logged after the checkpoint are logged again by the resumed run: drop them, never duplicate
+        st.delete_metrics(members, from_step=run.step)
+        results = _go(run, progress, until, return_params, resumed_at=run.step)
         return results[members.index(run_id)]
