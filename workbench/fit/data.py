@@ -471,6 +471,14 @@ def is_curve_table(columns: Sequence[object]) -> bool:
     return {"step", "lr"} <= head and bool(head & {"loss", "train_loss"})
 
 
+def curve_columns(columns: Sequence[object]) -> str:
+    """The columns :func:`curves_from_frame` reads by default, as ``step=..., lr=..., loss=...[, curve=...]``."""
+    cols = {str(c).strip().lower(): str(c) for c in columns}
+    used = {"step": cols.get("step"), "lr": cols.get("lr"), "loss": cols.get("loss", cols.get("train_loss")),
+            "curve": cols.get("curve", cols.get("run"))}
+    return ", ".join(f"{k}={v}" for k, v in used.items() if v)
+
+
 def is_curve_csv(path: str | os.PathLike) -> bool:
     """Whether a CSV's header has the columns of a loss-curve file (reads the first line only)."""
     import csv

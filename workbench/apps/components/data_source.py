@@ -28,6 +28,7 @@ from workbench.fit.data import (
     LR_HEAD,
     CSVError,
     Curve,
+    curve_columns,
     curves_from_frame,
     curves_from_store,
     data_files,
@@ -60,14 +61,6 @@ def _shown(fn: Callable) -> Callable:
             return None
 
     return wrapper
-
-
-def curve_columns(df: pd.DataFrame) -> str:
-    """The columns a curve table is read from, as ``step=..., lr=..., loss=...[, curve=...]``."""
-    cols = {str(c).strip().lower(): str(c) for c in df.columns}
-    used = {"step": cols.get("step"), "lr": cols.get("lr"), "loss": cols.get("loss", cols.get("train_loss")),
-            "curve": cols.get("curve", cols.get("run"))}
-    return ", ".join(f"{k}={v}" for k, v in used.items() if v)
 
 
 class DataSource(param.Parameterized):
@@ -250,7 +243,7 @@ class DataSource(param.Parameterized):
         df = read_csv(data)
         curves = curves_from_frame(df, name=Path(filename).stem, head=self.lr_head)
         self.origin = "upload"
-        self._set_curves(curves, {}, f"{filename} (columns {curve_columns(df)})")
+        self._set_curves(curves, {}, f"{filename} (columns {curve_columns(df.columns)})")
         return curves
 
     @_shown
