@@ -3,7 +3,8 @@ returns, and the live monitor draws points of the run while it is still training
 
 JupyterLab runs on a free loopback port with a token, with its own config/runtime/workspace folders in a
 temp dir and update checks and news off; Chromium is started with background networking disabled, and any
-script requested from outside 127.0.0.1 fails the test (Panel's JavaScript must come inline)."""
+script or stylesheet requested from outside 127.0.0.1 fails the test (Panel's JavaScript and CSS must come
+inline)."""
 
 from __future__ import annotations
 
@@ -95,9 +96,7 @@ def test_notebook_02_draws_points_while_training(lab, page):
     n0 = page.evaluate(f"({FIND})()")
     page.wait_for_function(f"(n0) => ({FIND})() > n0", arg=n0, timeout=60_000)
     assert page.get_by_text(re.compile(r"· running · step")).count() == 1
-    # no script came from outside (Panel's and Bokeh's JavaScript are inline). Known gap: panes that the live
-    # monitor adds after the first render still link 4 Panel stylesheets on the CDN (they fail offline; the
-    # page renders without them)
-    scripts = [u for kind, u in outside if kind == "script"]
-    assert not scripts, f"scripts requested from outside the machine: {scripts[:5]}"
+    # nothing came from outside: Panel's and Bokeh's JavaScript are inline, and so are Panel's stylesheets,
+    # also those of panes updated after the first render (workbench.apps.base.inline_notebook_stylesheets)
+    assert not outside, f"requested from outside the machine: {outside[:5]}"
     assert time.time() - t0 < 400

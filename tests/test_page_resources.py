@@ -40,3 +40,36 @@ def test_page_models_come_from_declared_extensions(path, tmp_path, monkeypatch):
 
 def test_the_monitor_page_loads_no_plotly():
     assert "plotly" not in APPS["monitor"].extensions
+
+
+def test_notebook_updates_keep_panel_stylesheets_inline(monkeypatch):
+    """In a notebook (a comm, ``inline=True``), a Markdown pane updated after the first render is sent its
+    stylesheets again; they stay inline CSS, never a link to Panel's CDN or server path (which fail offline)."""
+    from bokeh.models import ImportedStyleSheet, UIElement
+    from panel.io.notebook import patch_inline_stylesheets
+    from pyviz_comms import Comm
+
+    from workbench.apps.base import inline_notebook_stylesheets
+
+    class OfflineComm(Comm):
+        def init(self, *_, **__): pass
+        def send(self, *_, **__): pass
+        def close(self): pass
+
+    monkeypatch.setenv("PANEL_INLINE", "true")  # as pn.extension(..., inline=True) in a notebook
+    inline_notebook_stylesheets()
+    assert pn.config.inline
+    info = pn.pane.Markdown("0 runs")
+    view = pn.Column(pn.pane.Markdown("progress"), info)
+    doc = Document()
+    with set_curdoc(doc):
+        root = view.get_root(doc, OfflineComm())
+    for m in root.select({"type": UIElement}):  # what Panel does when the cell's output is first drawn
+        patch_inline_stylesheets(m)
+    for i in range(1, 3):
+        with set_curdoc(doc):
+            info.object = f"{i} runs, **running**"
+        linked = [s.url for m in root.references() for s in (getattr(m, "stylesheets", None) or [])
+                  if isinstance(s, ImportedStyleSheet)]
+        assert not linked, linked
+        assert "running" in info._models[root.ref["id"]][0].text

@@ -22,6 +22,69 @@ from workbench.store import RunStore, default_path
 # area: nothing uses it, and it cost every page two stylesheets, font-awesome and a script.
 pn.extension("plotly", "tabulator", sizing_mode="stretch_width", inline=True)
 
+
+
+def inline_notebook_stylesheets() -> None:
+    """Keep Panel's stylesheets inline in a notebook after the first render (offline JupyterLab, issue 13).
+
+    ``inline=True`` makes Panel embed its CSS when a cell's output is first drawn, but a pane that is
+    updated later (a Markdown pane whose text changes every second in the live monitor) is sent its
+    stylesheets again as links to Panel's CDN (``markdown.css``, ``loading.css``, the theme's
+    ``default.css`` / ``native.css`` in Panel 1.9; ``loading.css`` first as a server path that Panel
+    then points at the CDN): offline they are requests that fail. This wraps
+    ``Syncable._process_param_change`` (where every Panel component turns its stylesheets into Bokeh
+    models) so that a stylesheet of Panel's own dist folder (CDN or server URL) becomes the same CSS inline, one
+    ``InlineStyleSheet`` per document and file (an unchanged list then sends nothing). Served pages
+    (a session with a server context) are left alone: the server sends those files itself."""
+    from weakref import WeakKeyDictionary
+
+    from bokeh.models import ImportedStyleSheet, InlineStyleSheet
+    from panel.io.resources import CDN_DIST, DIST_DIR, LOCAL_DIST
+    from panel.io.state import state
+    from panel.reactive import Syncable
+
+    if getattr(Syncable._process_param_change, "_wb_inline", False):
+        return
+    original = Syncable._process_param_change
+    per_doc: WeakKeyDictionary = WeakKeyDictionary()
+    texts: dict[str, str | None] = {}
+
+    def inline(sheet: Any) -> Any:
+        if not isinstance(sheet, ImportedStyleSheet):
+            return sheet
+        url = sheet.url
+        prefix = next((p for p in (CDN_DIST, LOCAL_DIST) if url.startswith(p)), None)
+        if prefix is None:
+            return sheet
+        if url not in texts:
+            path = DIST_DIR / url[len(prefix):].split("?")[0]
+            texts[url] = path.read_text(encoding="utf-8") if path.is_file() else None
+        if texts[url] is None:
+            return sheet
+        doc = state.curdoc
+        if doc is None:
+            return InlineStyleSheet(css=texts[url])
+        cache = per_doc.setdefault(doc, {})
+        if url not in cache:
+            cache[url] = InlineStyleSheet(css=texts[url])
+        return cache[url]
+
+    @functools.wraps(original)
+    def process(self: Any, params: dict[str, Any]) -> dict[str, Any]:
+        props = original(self, params)
+        doc = state.curdoc
+        served = doc is not None and doc.session_context is not None and doc.session_context.server_context is not None
+        if props.get("stylesheets") and pn.config.inline and not served:
+            props["stylesheets"] = [inline(s) for s in props["stylesheets"]]
+        return props
+
+    process._wb_inline = True  # type: ignore[attr-defined]
+    Syncable._process_param_change = process  # type: ignore[method-assign]
+
+
+if pn.config.inline and hasattr(__import__("builtins"), "__IPYTHON__"):  # a notebook kernel (or IPython)
+    inline_notebook_stylesheets()
+
 # The sidebars are fixed-width columns whose height follows their content, on purpose; Bokeh warns
 # (W-1005) about every such column at every page load, which buried real warnings in the server log.
 silence(FIXED_SIZING_MODE, True)
