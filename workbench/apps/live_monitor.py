@@ -31,6 +31,7 @@ import param
 from workbench.apps.base import AppBase, escape, guarded, options
 from workbench.apps.components.monitor_controls import REDRAW, MonitorSettings, RunProgress, monitor_controls
 from workbench.apps.components.monitor_figures import MonitorFigures
+from workbench.apps.components.monitor_forecast import ForecastOverlay
 from workbench.apps.components.monitor_legend import legend_html
 from workbench.apps.components.monitor_live import MonitorFeed
 from workbench.apps.components.monitor_series import ROW_COLS, SeriesBook
@@ -74,6 +75,7 @@ class LiveMonitor(AppBase):
         self.book = SeriesBook(self)
         self.feed = MonitorFeed(self, self.book, MonitorFigures(self, self.book, lambda: self.feed.on_range()))
         self.figs = self.feed.figs
+        self.figs.overlays.append(ForecastOverlay(self))  # each running run's forecast band and flag
         self._info_at = 0.0
         self.plots = pn.FlexBox(sizing_mode="stretch_width")
         self.info = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-monitor-info"])
