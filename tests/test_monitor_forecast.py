@@ -23,7 +23,7 @@ def _fill(path: Path) -> tuple[RunStore, str, str, str]:
     noisy = 2 + 3 * steps ** -0.5 + rng.normal(0, 0.01, len(steps))
     ids = []
     for name in ("off-track", "on-track", "done"):
-        rid = st.create_run(name, task="lm", config={"steps": 1600, "lr": 1e-3})
+        rid = st.create_run(name, task="digits", config={"steps": 1600, "lr": 1e-3})
         with st.writer(rid) as w:
             for s, v in zip(steps, noisy):
                 w.log(int(s), {"train_loss": float(v)}, tokens=64 * int(s))
@@ -52,14 +52,17 @@ def test_band_for_running_runs_and_flag_for_a_jump(tmp_path, one_torch_thread):
     assert sorted(d["run"]) == sorted([off, on])
     i = d["run"].index(on)
     xs, ys = np.asarray(d["xs"][i]), np.asarray(d["ys"][i])
-    assert xs[0] == ov.results[(on, "train_loss")].anchor and xs[-1] == 1600  # from the prefix to the run's end
+    fc = ov.results[(on, "train_loss")]
+    assert fc.steps[-1] == 1600 and xs[0] == fc.anchor                  # forecast from the prefix to the run's end,
+    assert xs[-1] == fc.steps[fc.steps <= 1.5 * 800][-1]                # drawn half the run's length ahead
+    assert app.figs.x_range.end >= xs[-1]                               # and the shared x range shows it
     bx, by = np.asarray(d["bxs"][i]), np.asarray(d["bys"][i])
     n = len(xs)
     np.testing.assert_array_equal(bx, np.r_[xs, xs[::-1]])
     assert np.all(by[:n] > ys) and np.all(by[n:][::-1] < ys)   # the polygon: upper edge out, lower edge back
     assert d["flag"][d["run"].index(off)] == "above forecast since step 810" and d["flag"][i] == ""
     assert dict(lbl.data)["text"] == ["above forecast since step 810"]
-    assert dict(lbl.data)["x"] == [850.0]                       # at the end of the flagged run's curve
+    assert dict(lbl.data)["x"] == [850.0] and dict(lbl.data)["align"] == ["left"]  # at its end, into the room ahead
     app.x_axis = "tokens"                                       # x follows the axis: tokens = 64 x step here
     ov.update(app.figs)
     (src, _), = [v for (p, m), v in ov.sources.items() if m == "train_loss"]
@@ -83,7 +86,9 @@ def test_monitor_draws_the_band_and_flags_a_run_forced_off_it(tmp_path):
                 "--disable-sync"])
             page = b.new_page(viewport={"width": 1400, "height": 900})
             errors = console_errors(page)
-            page.goto(srv.url + "/monitor?metrics=train_loss", timeout=120_000)
+            page.goto(srv.url + "/monitor", timeout=120_000)
+            page.wait_for_selector("select", timeout=60_000)
+            page.locator("select").nth(1).select_option("digits")  # the task filter: this test's runs only
             page.wait_for_function(f"() => {{ const r = ({rows})('wb-fc|train_loss'); return r && r.run.length === 2; }}",
                                    timeout=180_000)               # the worker process's first fits
             got = page.evaluate(rows, "wb-fc|train_loss")

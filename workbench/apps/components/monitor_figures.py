@@ -128,6 +128,10 @@ class MonitorFigures:
                     continue
                 first, last = a.min(), a.max()
             lo, hi = min(lo, float(first)), max(hi, float(last))
+        for ov in self.overlays:  # what an overlay draws ahead of the data (a forecast) is in the range too
+            e = getattr(ov, "x_extent", lambda: None)()
+            if e is not None and hi >= lo:
+                hi = max(hi, e)
         return (lo, hi) if hi >= lo else None
 
     def follow_x(self) -> None:

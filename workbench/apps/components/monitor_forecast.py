@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import numpy as np
-from bokeh.models import ColumnDataSource, LabelSet
+from bokeh.models import ColumnDataSource
 
 from workbench.forecast_watch import ForecastWatch, RunForecast
 
@@ -30,6 +30,9 @@ _WATCHES: dict[str, tuple[Any, ForecastWatch]] = {}  # in the worker process: st
 
 REFRESH_S = 3.0
 """Seconds between two passes of the background thread over the running runs."""
+AHEAD = 0.5
+"""The forecast is drawn this fraction of a run's logged steps ahead of its last point (at most to its end),
+so a young run's curve is not squeezed into the left of the panel; the x range follows (``x_extent``)."""
 EMPTY = {"xs": [], "ys": [], "bxs": [], "bys": [], "run": [], "color": [], "flag": []}
 
 
@@ -50,6 +53,7 @@ class ForecastOverlay:
         self.results: dict[tuple[str, str], RunForecast] = {}
         self.version, self.applied = 0, -1
         self.error = ""
+        self.x_end: float | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -64,12 +68,12 @@ class ForecastOverlay:
             return
         for metric in (m for m in members if is_loss(m)):
             src = ColumnDataSource(dict(EMPTY), name=f"wb-fc|{metric}")
-            lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": []}, name=f"wb-fcflag|{metric}")
+            lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": [], "align": []}, name=f"wb-fcflag|{metric}")
             fig.patches(xs="bxs", ys="bys", source=src, fill_color="color", fill_alpha=0.14, line_alpha=0)
             fig.multi_line(xs="xs", ys="ys", source=src, line_color="color", line_dash="dotted", line_width=1.6,
                            name=f"forecast {metric}")
-            fig.add_layout(LabelSet(x="x", y="y", text="text", text_color="color", source=lbl, x_offset=6,
-                                    y_offset=8, text_font_size="9pt", text_font_style="bold"))
+            fig.text(x="x", y="y", text="text", text_color="color", source=lbl, text_align="align",
+                     text_baseline="bottom", y_offset=-6, text_font_size="9pt", text_font_style="bold")
             self.sources[(panel, metric)] = (src, lbl)
         self.applied = -1
         self.start()
@@ -81,30 +85,40 @@ class ForecastOverlay:
         with self._lock:
             results, self.applied = dict(self.results), self.version
         runs = list(self.view.runs)
+        ends = []
         for (_, metric), (src, lbl) in self.sources.items():
             rows = {k: [] for k in EMPTY}
-            flags = {"x": [], "y": [], "text": [], "color": []}
+            flags = {"x": [], "y": [], "text": [], "color": [], "align": []}
             for r in runs:
                 fc = results.get((r, metric))
                 if fc is None or not fc.ok:
                     continue
                 x = self._x(figures, r, metric, fc.steps)
-                if x is None:
+                last = self._last(figures, r, metric)
+                if x is None or last is None:
                     continue
-                ok = np.isfinite(x) & np.isfinite(fc.lo) & np.isfinite(fc.hi)
+                ok = np.isfinite(x) & np.isfinite(fc.lo) & np.isfinite(fc.hi) & (fc.steps <= (1 + AHEAD) * last[2])
+                if ok.sum() < 2:
+                    continue
                 x, mean, lo, hi = x[ok], fc.mean[ok], fc.lo[ok], fc.hi[ok]
+                ends.append(float(x[-1]))
                 color = figures.colour(r)
                 text = fc.flag.text if fc.flag is not None else ""
                 for k, v in (("xs", x), ("ys", mean), ("bxs", np.r_[x, x[::-1]]), ("bys", np.r_[hi, lo[::-1]]),
                              ("run", r), ("color", color), ("flag", text)):
                     rows[k].append(v)
-                if text:
-                    last = self._last(figures, r, metric)
-                    if last is not None:
-                        for k, v in zip(("x", "y", "text", "color"), (*last, text, color)):
-                            flags[k].append(v)
+                if text:  # into the forecast's room ahead, or back from the end of the x range
+                    align = "left" if last[0] < x[0] + 0.5 * (x[-1] - x[0]) else "right"
+                    for k, v in zip(("x", "y", "text", "color", "align"), (*last[:2], text, color, align)):
+                        flags[k].append(v)
             src.data = rows
             lbl.data = flags
+        self.x_end = max(ends) if ends else None
+        getattr(figures, "follow_x", lambda: None)()  # the shared x range takes the forecasts in
+
+    def x_extent(self) -> float | None:
+        """The right end of the forecasts drawn (the monitor's x range includes it)."""
+        return self.x_end
 
     # ------------------------------------------------------------------ x positions
     def _x(self, figures: Any, run: str, metric: str, steps: np.ndarray) -> np.ndarray | None:
@@ -123,13 +137,14 @@ class ForecastOverlay:
         rate = x[-1] / st[-1]
         return np.where(steps <= st[-1], np.interp(steps, st, x), x[-1] + (steps - st[-1]) * rate)
 
-    def _last(self, figures: Any, run: str, metric: str) -> tuple[float, float] | None:
+    def _last(self, figures: Any, run: str, metric: str) -> tuple[float, float, float] | None:
+        """x, y and step of the run's last drawn point."""
         s = figures.book.get(run, metric)
         if s is None or not s.shown or not s.shown["x"].n:
             return None
-        x, y = s.shown["x"].a, s.shown["ys"].a
-        ok = np.isfinite(x) & np.isfinite(y)
-        return (float(x[ok][-1]), float(y[ok][-1])) if ok.any() else None
+        x, y, st = s.shown["x"].a, s.shown["ys"].a, s.shown["step"].a
+        ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(st)
+        return (float(x[ok][-1]), float(y[ok][-1]), float(st[ok][-1])) if ok.any() else None
 
     # ------------------------------------------------------------------ background
     def refresh(self, out: dict | None = None) -> int:
