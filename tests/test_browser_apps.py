@@ -7,6 +7,7 @@ without a horizontal scrollbar, an export click downloads a valid PNG; screensho
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,9 @@ def test_sweep_board_page(served, page, tmp_path):
     assert after != before and '"log"' in after
     export_png(page, tmp_path)
     shot(page, "sweeps")
+    # the result tabs are dynamic (sent when opened): the importance tab draws its view when opened
+    page.get_by_text("Importance", exact=True).first.click()
+    page.get_by_text(re.compile("fANOVA|Importance unavailable|No objective")).first.wait_for(timeout=60_000)
     assert not errors, errors
 
 

@@ -40,14 +40,6 @@ IMPORTANCE_TAB = 3  # index of the Importance tab
 SIZE_HINTS = ("width", "d_model", "n_embd", "params", "size", "n_layer", "depth", "hidden")
 
 
-def sweeps_api(name: str) -> Any:
-    """Deprecated: ``workbench.sweeps.<name>``; import it from ``workbench.sweeps`` (kept until the schedule
-    lab, which still imports it from here, is split)."""
-    import workbench.sweeps
-
-    return getattr(workbench.sweeps, name)
-
-
 class SweepBoard(AppBase):
     """Define, launch, watch and compare sweeps."""
 
