@@ -43,11 +43,12 @@ def served(tmp_path_factory):
     srv.stop()
 
 
-def open_page(page, url: str) -> list[str]:
+def open_page(page, url: str, drawn: str = ".js-plotly-plot") -> list[str]:
+    """Open ``url`` and wait until a figure is drawn (``drawn``: a plotly plot; ``canvas`` for Bokeh)."""
     errors = console_errors(page)
     page.set_viewport_size({"width": 1500, "height": 1100})
     page.goto(url)
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector(drawn, timeout=60_000)
     page.wait_for_timeout(1500)
     return errors
 
@@ -65,12 +66,18 @@ SIGNATURE_JS = """() => {
     });
   };
   walk(document);
+  // Bokeh figures (the schedule lab): the lines' sources, named wb-...
+  for (const d of (window.Bokeh && window.Bokeh.documents) || [])
+    for (const m of d.all_models)
+      if (m.name && m.name.startsWith('wb-') && m.data && m.data.y)
+        out.push([m.name, m.data.y.length, String(Array.from(m.data.y).slice(0, 20))]);
   return JSON.stringify(out);
 }"""
 
 
 def plot_signature(page) -> str:
-    """Names and values of the traces of every plotly figure in the page (through shadow roots)."""
+    """Names and values of the traces of every plotly figure in the page (through shadow roots) and of the
+    named line sources of its Bokeh figures."""
     return page.evaluate(SIGNATURE_JS)
 
 
@@ -94,7 +101,7 @@ def shot(page, name: str) -> None:
 
 
 def test_schedule_lab_page(served, page, tmp_path):
-    errors = open_page(page, served.url + "/schedules")
+    errors = open_page(page, served.url + "/schedules", drawn="canvas")
     before = plot_signature(page)
     box = page.locator("input.bk-input").first  # total_steps of the generated form
     box.fill("2000")
@@ -235,7 +242,7 @@ def test_schedule_lab_optimise(served, page, tmp_path):
     curves = annealing_curves(law, np.array([2.628, 0.429, 0.55, 0.411]))
     path = tmp_path / "law.json"
     fit(law, FitData.from_curves(curves)).to_json(str(path))
-    errors = open_page(page, served.url + "/schedules")
+    errors = open_page(page, served.url + "/schedules", drawn="canvas")
     box = page.locator("input.bk-input").first  # total_steps of the generated form
     box.fill("600")
     box.press("Enter")

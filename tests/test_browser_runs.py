@@ -153,6 +153,15 @@ HIDDEN_JS = """(name) => { let hidden = false; const walk = (r) => r.querySelect
     if (el.shadowRoot) walk(el.shadowRoot); }); walk(document); return hidden; }"""
 
 
+def legend_labels(page) -> list[str]:
+    """Labels of the legend items of every Bokeh figure in the page (the schedule lab draws with Bokeh)."""
+    return page.evaluate("""() => { const out = [];
+        for (const d of (window.Bokeh && window.Bokeh.documents) || []) for (const m of d.all_models)
+          if (m.constructor.__name__ === 'LegendItem' && m.label) out.push(typeof m.label === 'string' ? m.label
+              : (m.label.value !== undefined ? m.label.value : String(m.label)));
+        return out; }""")
+
+
 def trace_names(page) -> list[str]:
     """Names of the traces of every plotly figure in the page (through shadow roots)."""
     return page.evaluate("""() => { const out = []; const walk = (r) => r.querySelectorAll('*').forEach((el) => {
@@ -180,9 +189,9 @@ def test_schedule_lab_export_has_the_size_and_no_preview(served, page, tmp_path)
     errors = console_errors(page)
     page.set_viewport_size({"width": 1500, "height": 1100})
     page.goto(served.url + "/schedules", timeout=120_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector("canvas", timeout=60_000)
     page.wait_for_timeout(1500)
-    shown = trace_names(page)
+    shown = legend_labels(page)
     previews = [n for n in shown if n.startswith("preview")]
     assert previews, shown  # the page draws the form's schedule as a dashed preview
     set_size(page, 500, 320, 1.5)

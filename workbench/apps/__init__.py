@@ -37,7 +37,8 @@ APPS: dict[str, AppInfo] = {
     a.path: a
     for a in (
         AppInfo("schedules", "workbench.apps.schedule_lab:ScheduleLab", "Schedule lab",
-                "Compose learning-rate schedules, overlay them, predict their loss curves, launch runs."),
+                "Compose learning-rate schedules, overlay them, predict their loss curves, launch runs.",
+                ("tabulator",)),  # figures drawn with Bokeh: no plotly.js (exports build Plotly server-side)
         AppInfo("monitor", "workbench.apps.live_monitor:LiveMonitor", "Live monitor",
                 "Watch runs train: smoothing, log axes, grouping by hyperparameter, grokking measures.", ()),
         AppInfo("sweeps", "workbench.apps.sweep_board:SweepBoard", "Sweep board",

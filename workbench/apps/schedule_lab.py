@@ -5,7 +5,8 @@ The app composes (issue 17 item 6; each piece is usable alone):
 
 - the schedule form (``components/schedule_form.py``): widgets generated from the registry's ``ParamSpec``
   rows (``workbench.schedules``: type, range, choices), so a new schedule appears here without app code;
-- the overlay figure (``workbench.figures.schedules.lab_figure``);
+- the overlay figure, drawn with Bokeh in the page (``workbench.figures.schedules_bokeh``: no plotly.js to
+  load, issue 13) and built with Plotly for exports (``workbench.figures.schedules.lab_figure``);
 - the loss prediction (``components/schedlab_law.py``, science in ``workbench.schedule_predict``): a fitted
   schedule-aware law (the multi-power law of Luo et al., ICLR 2025, or the LR-annealing law of Tissue et
   al. 2024), uploaded as ``FitResult.to_json()`` or fitted here on runs of the store that logged ``lr``;
@@ -64,7 +65,8 @@ class ScheduleLab(AppBase):
         self.law = LawPanel(self, on_change=self._refresh)
         self.launch = Launcher(self, chosen=lambda: self.chosen, peak_lr=lambda: self.peak_lr)
         self.form = pn.Column(sizing_mode="stretch_width")
-        self.plot = pn.pane.Plotly(None, sizing_mode="stretch_width", height=400)
+        self.plot = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=400)
+        self._drawn: tuple[list, Any] = ([], None)  # the chosen schedules and the preview last drawn
         self.chosen_table = pn.widgets.Tabulator(pd.DataFrame(columns=["label", "spec"]), disabled=True,
                                                  show_index=False, sizing_mode="stretch_width", height=180)
         try:
@@ -74,9 +76,11 @@ class ScheduleLab(AppBase):
             self.show_error(f"**Schedules unavailable**: {e}")
         self.param.schedule.objects = names
         if names and self.schedule not in names:
-            self.schedule = "cosine" if "cosine" in names else names[0]
-        self._build_form()
-        self._refresh()
+            with param.parameterized.discard_events(self):  # the form is built once, below
+                self.schedule = "cosine" if "cosine" in names else names[0]
+        self._build_form()  # draws the figure once the form exists
+        if not self.param_widgets:
+            self._refresh()
         try:
             self.law.refresh_runs()
         except Exception as e:  # noqa: BLE001 - the store is optional here: shown in the page
@@ -196,7 +200,7 @@ class ScheduleLab(AppBase):
     # -------------------------------------------------------------- refresh
     @param.depends("chosen", "x_axis", "tokens_per_step", "log_y", "show_boundaries", "peak_lr", watch=True)
     def _refresh(self) -> None:
-        from workbench.figures.schedules import lab_figure
+        from workbench.figures.schedules_bokeh import lab_overlay
 
         preview, err = None, None
         if self.param_widgets:
@@ -212,15 +216,25 @@ class ScheduleLab(AppBase):
             self.show_error(err)
         elif self.message.alert_type == "danger":
             self.clear_message()
-        self.plot.object = lab_figure(chosen, x_axis=self.x_axis, tokens_per_step=self.tokens_per_step,
-                                      log_y=self.log_y, boundaries=self.show_boundaries, preview=preview)
+        self._drawn = (chosen, preview)
+        self.plot.object = lab_overlay(chosen, x_axis=self.x_axis, tokens_per_step=self.tokens_per_step,
+                                       log_y=self.log_y, boundaries=self.show_boundaries, preview=preview)
         # object dtype: Bokeh serialises pandas' new string dtype in this table as NaN
         self.chosen_table.value = pd.DataFrame(
             {"label": [lbl for lbl, _ in chosen], "spec": [json.dumps(d) for d in self.chosen]}, dtype=object)
         self.law.update(chosen, self.peak_lr, self.x_axis, self.tokens_per_step)
 
     def figure(self) -> go.Figure:
-        return self.plot.object
+        """The overlay as drawn, as a Plotly figure for exports: a line hidden by a click on the legend is left
+        out, and so is the preview (tagged)."""
+        from workbench.figures.schedules import lab_figure
+
+        chosen, preview = self._drawn
+        shown = self.plot.object
+        hidden = {r.name for r in getattr(shown, "renderers", []) if not r.visible}  # hidden from the legend
+        chosen = [(label, s) for label, s in chosen if label not in hidden]
+        return lab_figure(chosen, x_axis=self.x_axis, tokens_per_step=self.tokens_per_step, log_y=self.log_y,
+                          boundaries=self.show_boundaries, preview=preview)
 
     def data(self) -> pd.DataFrame | None:
         """Every chosen schedule's multiplier per step (long form), for export."""
@@ -258,8 +272,17 @@ class ScheduleLab(AppBase):
         train_btn = pn.widgets.Button(label="Train it and the chosen baselines", color="success",
                                       css_classes=["wb-train-optimised"])
         train_btn.on_click(self.launch_sweep)
-        main = pn.Column(self.plot, self.chosen_table, pn.Row(opt_btn, train_btn), self.law.card(), self.law.plot,
-                         self.law.table, self.launch.card(), self._export(), sizing_mode="stretch_width")
+        export = pn.Column(sizing_mode="stretch_width")  # below the fold: built after the page is drawn
+
+        def add_export() -> None:
+            export.objects = [self._export()]
+
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(add_export)  # a third of the page's widgets; the visible part first (issue 13)
+        else:
+            add_export()
+        main = pn.Column(self.plot, self.chosen_table, pn.Row(opt_btn, train_btn), self.law.card(), self.law.results,
+                         self.launch.card(), export, sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")
 
     def _export(self) -> pn.viewable.Viewable:

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from workbench.figures.export import PREVIEW_ROLE
 from workbench.schedules import Schedule, ScheduleParamError, build
 
-__all__ = ["lab_figure", "prediction_figure", "schedule_figure", "schedule_label"]
+__all__ = ["lab_figure", "sample_schedule", "schedule_figure", "schedule_label"]
 
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -26,6 +26,23 @@ def schedule_label(s: Schedule) -> str:
     keys = ("total_steps", "warmup_steps", "min_ratio", "decay_shape", "decay_fraction", "decay_steps")
     parts = [f"{k}={s.params[k]}" for k in keys if k in s.params and s.params[k] not in (None, 0, 0.0)]
     return f"{s.name}({', '.join(parts)})" if parts else s.name
+
+
+def sample_schedule(s: Schedule, total_steps: int, *, points: int = 2000, peak_lr: float | None = None,
+                    log_y: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps to draw a schedule at (every step up to ``points``, else ``points`` evenly spaced, plus both
+    sides of each phase boundary so jumps stay sharp), its multiplier (x ``peak_lr`` when given) there, and
+    its boundaries inside (0, ``total_steps``). ``log_y`` drops the zeros."""
+    T = int(total_steps)
+    grid = np.arange(T + 1, dtype=np.float64) if T + 1 <= points else np.linspace(0.0, T, points)
+    bnd = np.asarray([b for b in s.boundaries if 0 < b < T], dtype=np.float64)
+    if bnd.size:  # keep jumps sharp: evaluate just before and at each boundary
+        grid = np.unique(np.concatenate([grid, bnd, np.maximum(np.ceil(bnd) - 1, 0)]))
+    y = np.asarray(s(grid)) * (peak_lr if peak_lr is not None else 1.0)
+    if log_y:
+        keep = y > 0
+        grid, y = grid[keep], y[keep]
+    return grid, y, bnd
 
 
 def schedule_figure(
@@ -70,14 +87,7 @@ def schedule_figure(
     fig = go.Figure()
     for i, ((name, s), peak) in enumerate(zip(built, peaks)):
         color = _COLORS[i % len(_COLORS)]
-        grid = np.arange(T + 1, dtype=np.float64) if T + 1 <= points else np.linspace(0.0, T, points)
-        bnd = np.asarray([b for b in s.boundaries if 0 < b < T], dtype=np.float64)
-        if bnd.size:  # keep jumps sharp: evaluate just before and at each boundary
-            grid = np.unique(np.concatenate([grid, bnd, np.maximum(np.ceil(bnd) - 1, 0)]))
-        y = np.asarray(s(grid)) * (peak if peak is not None else 1.0)
-        if log_y:
-            keep = y > 0
-            grid, y = grid[keep], y[keep]
+        grid, y, bnd = sample_schedule(s, T, points=points, peak_lr=peak, log_y=log_y)
         fig.add_trace(go.Scatter(x=grid * xscale, y=y, mode="lines", name=name or schedule_label(s),
                                  line={"color": color, "shape": "linear"}))
         if mark_boundaries:
@@ -121,35 +131,3 @@ def lab_figure(schedules: Sequence[tuple[str, Schedule]], *, x_axis: str = "step
     fig.update_layout(height=380)
     return fig
 
-
-def prediction_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, x_axis: str = "steps",
-                      tokens_per_step: float = 1.0, log_y: bool = False,
-                      beyond: Mapping[str, tuple[int, str]] | None = None) -> go.Figure:
-    """Predicted loss curves per schedule (label -> (steps, loss); ``workbench.schedule_predict``).
-    ``beyond``: label -> (first step outside the law's fitted domain, why); that part of a curve is dotted
-    and the region shaded."""
-    fig = go.Figure()
-    beyond = beyond or {}
-    scale = tokens_per_step if x_axis == "tokens" else 1.0
-    for i, (label, (steps, loss)) in enumerate(curves.items()):
-        x, loss = np.asarray(steps) * scale, np.asarray(loss)
-        color = _COLORS[i % len(_COLORS)]
-        if label in beyond:
-            cut = np.asarray(steps) >= beyond[label][0]
-            inside = ~cut | np.r_[cut[1:], False]  # up to and including the first step outside
-            fig.add_trace(go.Scatter(x=x[inside], y=loss[inside], mode="lines", name=label, line={"color": color}))
-            fig.add_trace(go.Scatter(x=x[cut], y=loss[cut], mode="lines", name=f"{label} (extrapolated)",
-                                     line={"color": color, "dash": "dot"}, showlegend=False))
-        else:
-            fig.add_trace(go.Scatter(x=x, y=loss, mode="lines", name=label, line={"color": color}))
-    if beyond:
-        x0 = min(v[0] for v in beyond.values()) * scale
-        x1 = max(float(np.max(st)) for st, _ in curves.values()) * scale
-        fig.add_vrect(x0=x0, x1=max(x1, x0), fillcolor="grey", opacity=0.12, line_width=0,
-                      annotation_text="beyond the fitted domain", annotation_position="top left")
-    fig.update_layout(template="plotly_white", height=340, margin={"l": 60, "r": 20, "t": 40, "b": 50},
-                      title="Predicted loss (fitted law, before training)", legend={"orientation": "h", "y": -0.2},
-                      xaxis_title="tokens" if x_axis == "tokens" else "step", yaxis_title="predicted loss")
-    if log_y:
-        fig.update_yaxes(type="log")
-    return fig

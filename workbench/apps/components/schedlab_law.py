@@ -1,7 +1,7 @@
 """The schedule lab's loss prediction: a fitted schedule-aware law, uploaded (``FitResult.to_json()``) or
 fitted in the background on chosen runs of the store (one task), and the predicted loss curves of the
 chosen schedules with the part beyond the law's fitted domain shaded. The science is in
-``workbench.schedule_predict`` and ``workbench.fit``; the figure in ``workbench.figures.schedules``."""
+``workbench.schedule_predict`` and ``workbench.fit``; the figure in ``workbench.figures.schedules_bokeh``."""
 
 from __future__ import annotations
 
@@ -40,9 +40,12 @@ class LawPanel(param.Parameterized):
         self.fit_btn.on_click(lambda *_: self.fit(background=True))
         self.fit_status = pn.pane.Markdown("", sizing_mode="stretch_width", css_classes=["wb-fit-status"])
         self.fit_task = BackgroundTask(owner, name="fit", disable=[self.fit_btn], status=self.fit_status)
-        self.plot = pn.pane.Plotly(None, sizing_mode="stretch_width", height=360, visible=False)
+        self.plot = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=360)
         self.table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False,
-                                          sizing_mode="stretch_width", height=160, visible=False)
+                                          sizing_mode="stretch_width", height=160)
+        # shown with a law and a schedule; the Bokeh pane's own `visible` follows its figure's, so the
+        # column around them is what is hidden
+        self.results = pn.Column(self.plot, self.table, visible=False, sizing_mode="stretch_width")
 
     def show_error(self, msg: str) -> None:  # for @guarded
         self.owner.show_error(msg)
@@ -131,24 +134,24 @@ class LawPanel(param.Parameterized):
         """Redraw the predicted curves and their table (hidden without a law or a schedule); a prediction
         that fails is a message in the page."""
         if self.law is None or not schedules:
-            self.plot.visible = self.table.visible = False
+            self.results.visible = False
             return
-        from workbench.figures.schedules import prediction_figure
+        from workbench.figures.schedules_bokeh import prediction_overlay
 
         try:
             curves = sp.prediction_curves(self.law, schedules, peak_lr)
         except Exception as e:  # noqa: BLE001
             self.owner.show_error(f"**{type(e).__name__}**: {e}")
-            self.plot.visible = self.table.visible = False
+            self.results.visible = False
             return
         beyond = sp.extrapolation(self.law, schedules, peak_lr)
-        self.plot.object = prediction_figure(curves, x_axis=x_axis, tokens_per_step=tokens_per_step, beyond=beyond)
+        self.plot.object = prediction_overlay(curves, x_axis=x_axis, tokens_per_step=tokens_per_step, beyond=beyond)
         self.table.value = sp.predictions_table(curves, beyond)
         if beyond:
             label, (st, why) = next(iter(beyond.items()))
             self.owner.show_info(f"Shaded: predictions beyond what the law was fitted on ({label}: from step {st}; "
                                  f"{why}).")
-        self.plot.visible = self.table.visible = True
+        self.results.visible = True
 
     # -------------------------------------------------------------- view
     def card(self) -> pn.viewable.Viewable:
