@@ -107,3 +107,19 @@ def test_monitor_draws_the_band_and_flags_a_run_forced_off_it(tmp_path):
     finally:
         srv.stop()
         st.close()
+
+
+def test_monitor_lists_forks_under_their_parent(tmp_path):
+    from workbench.apps.live_monitor import LiveMonitor
+
+    st = RunStore(tmp_path / "runs.db")
+    p, other = st.create_run("parent"), st.create_run("other")
+    late, early = st.create_run("parent/fork@40+10 linear"), st.create_run("parent/fork@20+10 cosine")
+    st.set_fork(late, p, 40)
+    st.set_fork(early, p, 20)
+    for r in (p, other, late, early):
+        st.log(r, 1, {"train_loss": 1.0})
+    app = LiveMonitor(store_path=str(st.path))
+    assert app.run_table["id"].tolist() == [p, early, late, other]
+    assert list(app.param.runs.objects.values()) == [p, early, late, other]
+    assert app.run_labels[early].startswith("↳ parent/fork@20") and not app.run_labels[other].startswith("↳")

@@ -32,6 +32,7 @@ from workbench.apps.base import AppBase, escape, guarded, options
 from workbench.apps.components.monitor_controls import REDRAW, MonitorSettings, RunProgress, monitor_controls
 from workbench.apps.components.monitor_figures import MonitorFigures
 from workbench.apps.components.monitor_forecast import ForecastOverlay
+from workbench.apps.components.monitor_forks import group_forks
 from workbench.apps.components.monitor_legend import legend_html
 from workbench.apps.components.monitor_live import MonitorFeed
 from workbench.apps.components.monitor_series import ROW_COLS, SeriesBook
@@ -127,11 +128,12 @@ class LiveMonitor(AppBase):
     def refresh_runs(self, initial: bool = False) -> list[str]:
         """Re-read the runs table, update the filter widgets' options; returns newly matching runs
         (when ``follow`` is on, they are added to ``runs``)."""
-        df = self.store.runs(expand_config=True)
+        df, forks = group_forks(self.store, self.store.runs(expand_config=True))  # forks under their parent
         self.run_table = df
         if df.empty:
             return []
-        self.run_labels = {r: f"{n} [{r[:6]}]" if n != r else r for r, n in zip(df["id"], df["name"])}
+        self.run_labels = {r: ("↳ " if r in forks else "") + (f"{n} [{r[:6]}]" if n != r else r)
+                           for r, n in zip(df["id"], df["name"])}
         self.run_names = dict(zip(df["id"], df["name"]))
         # only config keys that differ between runs: grouping or filtering by a constant says nothing
         cfg_keys = [c for c in df.columns if c.startswith("cfg.") and df[c].astype(str).nunique(dropna=False) > 1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
@@ -39,4 +40,13 @@ def forks_figure(forks: pd.DataFrame, parent: pd.DataFrame, *, metric: str = "te
                       legend={"orientation": "v"}, margin={"l": 60, "r": 20, "t": 50, "b": 50})
     if log_x:
         fig.update_xaxes(type="log")
+    elif len(done):  # open on the forks: from just before the first fork to the last end (zoom out to see all)
+        fx = done["tokens"] if xunit == "tokens" else done["step"]
+        px = x_parent.to_numpy(float)
+        x0, x1 = 0.8 * float(fx.min()) if len(done["fork_step"]) else 0.0, 1.03 * float(max(fx.max(), px.max(initial=0)))
+        ys = np.r_[done["final"].to_numpy(float), pc["value"].to_numpy(float)[(px >= x0) & (px <= x1)]]
+        lo, hi = float(np.nanmin(ys)), float(np.nanmax(ys))
+        pad = 0.08 * (hi - lo) or 0.05 * abs(hi) or 1.0
+        fig.update_xaxes(range=[x0, x1])
+        fig.update_yaxes(range=[lo - pad, hi + pad])
     return fig
