@@ -143,5 +143,10 @@ def test_fork_cli_trains_and_draws_the_figure(parent, tmp_path, capsys):
         for x, y, cd in zip(t.x, t.y, (c[0] for c in t.customdata)):
             row = forks[(forks["tokens"] == x) & (forks["final"] == y)]
             assert len(row) == 1 and row["cooldown_steps"].iloc[0] == cd
+    xr, yr = fig.layout.xaxis.range, fig.layout.yaxis.range               # opens on the forks, all of them inside
+    assert xr[0] <= forks["tokens"].min() and forks["tokens"].max() <= xr[1]
+    assert yr[0] < forks["final"].min() and forks["final"].max() < yr[1]
     assert main(["fork", pid, "--at", "20", "--store", str(st.path)]) == 2
     assert "give both --at and --cooldown" in capsys.readouterr().err
+    assert main(["fork", "nope", "--at", "20", "--cooldown", "5", "--store", str(st.path)]) == 2
+    assert "run 'nope'" in capsys.readouterr().err
