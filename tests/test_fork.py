@@ -150,3 +150,18 @@ def test_fork_cli_trains_and_draws_the_figure(parent, tmp_path, capsys):
     assert "give both --at and --cooldown" in capsys.readouterr().err
     assert main(["fork", "nope", "--at", "20", "--cooldown", "5", "--store", str(st.path)]) == 2
     assert "run 'nope'" in capsys.readouterr().err
+
+
+def test_fork_of_a_stack_member_equals_its_resume(tmp_path):
+    """A parent trained in a stack (a sweep member): the fork starts from its member's slice of the file."""
+    with RunStore(tmp_path / "s.db") as st:
+        cfg = TrainConfig.from_dict(PARENT)
+        _, second = train_batched([cfg, cfg.replace(seed=1, lr=2e-2)], st)
+        (res,) = fork(second.run_id, [20], [10], ["cosine"], store=st, return_params=True)
+        path = F.checkpoint.at_step(st, second.run_id, 20)[0]
+        other = st.create_run("other", status="pruned")   # the first member's slot, left out of the resume
+        ref = st.create_run("ref", task=cfg.task, config=res.config, status="interrupted")
+        st.add_artifact(ref, "checkpoint", path, {"step": 20, "member": 1, "members": [other, ref]})
+        r = resume(ref, st, return_params=True)
+        assert _rel(res.params, r.params) < 1e-5 and res.final["test_loss"] == pytest.approx(r.final["test_loss"],
+                                                                                               rel=1e-5)

@@ -70,6 +70,7 @@ def test_band_for_running_runs_and_flag_for_a_jump(tmp_path, one_torch_thread):
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_monitor_draws_the_band_and_flags_a_run_forced_off_it(tmp_path):
     from conftest import Server, console_errors
     from playwright.sync_api import sync_playwright
