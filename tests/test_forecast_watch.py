@@ -133,3 +133,14 @@ def test_task_law_forecast_is_used_first_and_flags_a_jump(tmp_path):
     assert fc.hi[-1] == pytest.approx(np.percentile(P, 97.5), rel=1e-6)
     _log(st, rid, [12200, 12400, 12600], [4.0, 4.0, 4.0])
     assert w.watch(st, rid).flag == Flag("above", 12200, 3)
+    # the same through the command line: `workbench task-law FIT.json --task T`; bad files and laws exit 2
+    from workbench.cli import main
+
+    fit_json = tmp_path / "fit.json"
+    law.to_json(str(fit_json))
+    assert main(["task-law", str(fit_json), "--task", "digits", "--store", str(st.path)]) == 0
+    assert st.artifacts(None, kind="task_law")["meta"].iloc[-1] == {"task": "digits", "metric": "train_loss",
+                                                                    "law": "multi_power"}
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["task-law", str(tmp_path / "bad.json"), "--task", "x", "--store", str(st.path)]) == 2
+    assert main(["task-law", str(tmp_path / "missing.json"), "--task", "x", "--store", str(st.path)]) == 2

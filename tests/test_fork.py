@@ -5,6 +5,7 @@ stack (members with different steps) equals each member trained alone; the fork 
 from __future__ import annotations
 
 import importlib
+import os
 
 import numpy as np
 import pytest
@@ -45,6 +46,7 @@ def test_fork_points_keep_their_checkpoints(parent):
     st, pid = parent
     files = sorted(p.name for p in (st.path.parent / "checkpoints" / pid).iterdir())
     assert files == ["fork_00000020.pt", "fork_00000040.pt", "step_00000060.pt"]  # keep_checkpoints=1 spares forks
+    assert all(os.stat(p).st_mode & 0o077 == 0 for p in (st.path.parent / "checkpoints" / pid).iterdir())
     with pytest.raises(ConfigError, match=r"fork_points: each must be an integer step in \[1, steps - 1 = 59\]"):
         TrainConfig.from_dict({**PARENT, "fork_points": [60]})
 

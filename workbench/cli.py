@@ -8,6 +8,7 @@
 ``fit``     fit a law to data                    (workbench.fit.cli.cli_main)
 ``predict`` a schedule's loss curve from a fit   (workbench.fit.predict_cli.cli_main)
 ``fork``    cooldowns branched from a run's constant-LR checkpoints in one batch (workbench.train.fork)
+``task-law`` a fitted schedule-aware law as the forecast of a task's running runs (workbench.forecast_watch)
 
 Every command takes ``--store PATH`` (default ``$WORKBENCH_STORE`` or ``./runs/workbench.db``) and
 ``--shared-store`` (new store files, folders and checkpoints group-readable instead of owner-only;
@@ -100,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--metric", default="test_loss", help="the loss of the figure and table (default test_loss)")
     f.add_argument("--figure", help="write the forks figure here (.html, .png, .svg, .pdf, .zip)")
     f.add_argument("--store")
+
+    t = sub.add_parser("task-law", help="save a fitted schedule-aware law (`workbench fit ... --out fit.json`) as "
+                                        "the forecast of a task's running runs (monitor band, runs list flag)")
+    t.add_argument("fit", help="a FitResult JSON of a law that takes the LR schedule (multi_power, lr_annealing)")
+    t.add_argument("--task", required=True, help="the task whose runs it forecasts")
+    t.add_argument("--metric", default="train_loss", help="the logged loss it was fitted on (default train_loss)")
+    t.add_argument("--store")
 
     i = sub.add_parser("import", help="import runs from a file written by `workbench export`")
     i.add_argument("file")
@@ -207,6 +215,21 @@ def cmd_fork(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_task_law(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from workbench.fit.result import FitResult
+    from workbench.forecast_watch import save_task_law
+
+    try:
+        result = FitResult.from_json(Path(a.fit).read_text())
+    except (ValueError, KeyError, TypeError) as e:
+        raise CliError(f"fit: {a.fit} is not a fit result JSON ({type(e).__name__}: {e})") from None
+    print(f"wrote {save_task_law(_store(a.store), result, a.task, a.metric)}: runs of task {a.task!r} are forecast "
+          f"by {result.law.name} ({a.metric})")
+    return 0
+
+
 def cmd_import(a: argparse.Namespace) -> int:
     ids = _store(a.store).import_file(a.file, on_conflict=a.on_conflict)
     print(f"imported {len(ids)} run(s)")
@@ -258,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         return {"runs": cmd_runs, "export": cmd_export, "import": cmd_import, "serve": cmd_serve,
-                "fork": cmd_fork}[a.cmd](a)
+                "fork": cmd_fork, "task-law": cmd_task_law}[a.cmd](a)
     except WorkbenchError as e:
         return fail(cmd, e)
     except OSError as e:  # a file the user named: unreadable, unwritable, a directory, disk full
