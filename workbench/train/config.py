@@ -86,7 +86,7 @@ class TrainConfig:
 
     ``schedule`` (a ``workbench.schedules`` spec; the LR at update t is ``lr`` x its multiplier) lasts the
     run's ``steps`` updates, warmup included: a schedule's own ``warmup_steps`` and the ``warmup``
-    combinator's both count inside ``steps`` (the combinator's inner schedule gets ``steps - warmup_steps``).
+    combinator's both count inside ``steps`` (the one warmup rule of :mod:`workbench.schedules.base`).
     ``{"name": "schedule_free"}`` runs the ``schedulefree`` optimizer instead (its own warmup).
 
     ``fork_points``: steps (0 < step < ``steps``) where a checkpoint is written and kept (``keep_checkpoints``
