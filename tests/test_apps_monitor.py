@@ -295,12 +295,17 @@ def test_legend_names_every_run_or_group_and_labels_stay_inside(filled) -> None:
     app.color_by = "cfg.lr"
     html = app.legend.object
     assert html.count('class="wb-legend-item"') == 2 and "lr=0.001 (2 runs)" in html
-    # a label ends at its line's end (right-aligned), so the frame never cuts it off
+    # a label starts or ends at its line's end, written towards the inside: the frame never cuts it off
     from bokeh.models import LabelSet
 
     f, _ = next(iter(app.figs.figs.values()))
     (lbl,) = [r for r in f.center if isinstance(r, LabelSet)]
-    assert lbl.text_align == "right" and lbl.x_offset <= 0
+    assert lbl.text_align == "align" and lbl.x_offset == "dx"  # per-label columns
+    src = app.figs.labels_src["loss"]
+    assert len(src.data["x"]) and set(src.data["align"]) == {"right"} and set(src.data["dx"]) == {-2}
+    app.figs.x_range.end = 5000.0  # the lines now end in the left part of the view: labelled rightwards
+    app.figs.update_end_labels()
+    assert set(src.data["align"]) == {"left"} and set(src.data["dx"]) == {4}
 
 
 def test_export_never_smooths_the_learning_rate(tmp_path) -> None:

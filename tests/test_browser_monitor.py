@@ -92,6 +92,13 @@ def test_monitor_loads_and_widget_changes_figure(mon, page) -> None:
     name = f"wb-src|{mon.ids[0]}|train_loss"
     page.wait_for_function("(n) => window.__wb.log[n] !== undefined", arg=name, timeout=20_000)
     assert _row(page, mon.ids[0], "train_loss")["x"][-1] == 1999
+    # the page is sent with the first 4 panels; the others (6 with the reference runs' metrics) and the
+    # export controls follow once it has loaded
+    page.wait_for_function("() => { const s = new Set(); for (const d of Bokeh.documents) for (const m of "
+                           "d.all_models) if (m.name && m.name.startsWith('wb-fig|')) s.add(m.name); "
+                           "return s.size >= 6; }", timeout=30_000)
+    page.get_by_text("PNG", exact=True).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "monitor.png"), full_page=True)
     # x by tokens: the drawn x values change to step * 128

@@ -12,10 +12,8 @@ Smoothing (a debiased EMA) is never applied to the learning rate.
 ``monitor_series.SeriesBook`` (the series on the server), ``monitor_figures.MonitorFigures`` (figures,
 sources, bands, labels, per-run overlays), ``monitor_live.MonitorFeed`` (tick, zoom, new runs) and
 ``monitor_controls.MonitorSettings`` (rarely changed options: ``LiveMonitor(max_points=...)`` passes them
-on). :func:`live_run_view` shows a background run in a notebook: a progress bar over this monitor. Export
-goes through :func:`workbench.figures.curves.curves_figure` at full resolution. Sources are named
-``wb-ml|<metric>`` (a row per run) and ``wb-grp|<group>|<metric>`` so tests and the dashboard bench find
-the points drawn (``monitor_probe.PROBE_JS``).
+on); the code map is in ``docs/monitor.md``. :func:`live_run_view` shows a background run in a notebook:
+a progress bar over this monitor.
 """
 
 from __future__ import annotations
@@ -30,6 +28,7 @@ import param
 
 from workbench.apps.base import AppBase, escape, guarded, options
 from workbench.apps.components.monitor_controls import REDRAW, MonitorSettings, RunProgress, monitor_controls
+from workbench.apps.components.monitor_export import current_data, plotly_figure
 from workbench.apps.components.monitor_figures import MonitorFigures
 from workbench.apps.components.monitor_forecast import ForecastOverlay
 from workbench.apps.components.monitor_forks import group_forks
@@ -37,12 +36,15 @@ from workbench.apps.components.monitor_legend import legend_html
 from workbench.apps.components.monitor_live import MonitorFeed
 from workbench.apps.components.monitor_series import ROW_COLS, SeriesBook
 from workbench.apps.export import ExportPanel
-from workbench.figures.curves import GROKKING_METRICS, curves_figure
+from workbench.figures.curves import GROKKING_METRICS
 from workbench.metric_names import (
     METRIC_NAMES,  # the engine's order (torch-free: a page need not import torch)
 )
 
 ALL = "(all)"
+FIRST_PANELS = 4
+"""A served page is sent with the first panels (those in view) and the export controls follow once it has
+loaded (page load, issue 13); notebooks and later rebuilds build every panel at once."""
 
 
 class LiveMonitor(AppBase):
@@ -82,8 +84,14 @@ class LiveMonitor(AppBase):
         self.info = pn.pane.Markdown("", margin=(0, 10), css_classes=["wb-monitor-info"])
         self.legend = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width", css_classes=["wb-monitor-legend"])
         self.export = ExportPanel(figure=self.plotly_figure, data=self.current_data, basename="monitor")
+        self._tail = pn.Column(sizing_mode="stretch_width")  # the export controls, once the page has loaded
         self._started = False
         self._building = False
+        self._loaded = not (pn.state.curdoc is not None and pn.state.curdoc.session_context is not None)
+        if self._loaded:
+            self._tail.objects = [self.export]
+        else:
+            pn.state.onload(self._on_load)
         self.settings.param.watch(self._on_change, list(REDRAW))
         try:
             self._building = True  # choosing the initial runs must not trigger a rebuild of its own
@@ -211,9 +219,18 @@ class LiveMonitor(AppBase):
             self.plots.objects = [pn.pane.Markdown("No runs match the filters yet. Runs appear here as they "
                                                    "start (`workbench run ...`, or a sweep).")]
         else:
-            self.plots.objects = [pn.pane.Bokeh(f, sizing_mode="fixed", width=560, height=300)
-                                  for f in self.figs.build(self.metrics)]
+            figs = self.figs.build(self.metrics, None if self._loaded else FIRST_PANELS)
+            self.plots.objects = [pn.pane.Bokeh(f, sizing_mode="fixed", width=560, height=300) for f in figs]
         self.update_info()
+
+    @guarded
+    def _on_load(self) -> None:
+        """The page has loaded: add the panels not sent with it, and the export controls."""
+        self._loaded = True
+        with pn.io.hold():
+            self.plots.extend([pn.pane.Bokeh(f, sizing_mode="fixed", width=560, height=300)
+                               for f in self.figs.build_rest()])
+            self._tail.objects = [self.export]
 
     def drawn(self, run: str, name: str) -> dict[str, np.ndarray]:
         """What the browser holds of one run's metric (``x, y, ys, step``; the NaN room cut off): the
@@ -258,35 +275,18 @@ class LiveMonitor(AppBase):
     # ------------------------------------------------------------------ export
     def current_data(self) -> pd.DataFrame | None:
         """The shown runs' shown metrics at full resolution, long form (what CSV / Parquet export writes)."""
-        if not self.runs or not self.metrics:
-            return None
-        df = self.store.metrics(self.runs, self.metrics)
-        if df.empty:
-            return None
-        df = df[df["id"] <= self.book.cursor] if self.book.cursor else df
-        out = df[["run", "name", "step", "tokens", "wall", "value"]].reset_index(drop=True)
-        out["step"] = out["step"].astype(np.int64)
-        out["tokens"] = out["tokens"].astype(float)
-        return out
+        return current_data(self)
 
     def plotly_figure(self) -> Any:
         """The current view as a plotly figure (for PNG / SVG / PDF / HTML export)."""
-        df = self.current_data()
-        if df is None:
-            return None
-        st = self.settings
-        runs = self.run_table[self.run_table["id"].isin(self.runs)] if not self.run_table.empty else None
-        return curves_figure(df, runs, names=self.metrics, x=self.x_axis, log_x=st.log_x, log_y=st.log_y,
-                             smoothing=self.smoothing, color_by=None if self.color_by == "run" else self.color_by,
-                             bands=self.figs.grouped, overlay=st.overlay,
-                             max_points=st.max_points, title="workbench · live monitor")
+        return plotly_figure(self)
 
     # ------------------------------------------------------------------ view
     def view(self) -> pn.viewable.Viewable:
         if not self._started:
             self._started = True
             self.add_periodic(self._tick_guarded, self.settings.period_ms)
-        return pn.Row(monitor_controls(self), pn.Column(self.info, self.legend, self.plots, self.export,
+        return pn.Row(monitor_controls(self), pn.Column(self.info, self.legend, self.plots, self._tail,
                                                         sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 

@@ -11,14 +11,13 @@ import numpy as np
 from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d
 from bokeh.plotting import figure
 
+from workbench.apps.components.monitor_legend import end_labels
 from workbench.apps.components.monitor_series import ROW_COLS, Layer, SeriesBook
 from workbench.curves import band_on_grid
 from workbench.figures.curves import colour_map, is_test_metric, metric_panels
 
 FAINT_RAW_MAX_RUNS = 16
 """With smoothing, the raw curve is drawn faint behind the smoothed one for at most this many runs."""
-END_LABELS_MAX = 16
-"""A panel labels the ends of its lines when it has at most this many."""
 LINE_WIDTH, HIGHLIGHT_WIDTH, HIGHLIGHT_S = 1.6, 4.0, 5.0
 """A run that appears while the page is open is drawn thicker for its first few seconds."""
 BAND_GRID = 400
@@ -54,6 +53,7 @@ class MonitorFigures:
         self.cmap: dict[Any, str] = {}
         self.highlight: dict[str, float] = {}  # new run -> when its highlight ends (monotonic s)
         self.overlays: list[Overlay] = []
+        self.rest: list[tuple[str, list[str]]] = []  # panels not built yet (see build)
         self.x_range = Range1d(0, 1)
         self._x_auto: tuple[float, float] | None = None  # the range the server set (None: none yet)
         self._setting_x = False
@@ -76,27 +76,36 @@ class MonitorFigures:
         for lay in self.layers.values():
             lay.flush()
 
-    def build(self, metrics: list[str]) -> list[Any]:
-        """Every panel's figure afresh (the series' rows from their summaries); returns the figures."""
+    def build(self, metrics: list[str], first: int | None = None) -> list[Any]:
+        """The panels' figures afresh (the series' rows from their summaries); returns the figures. With
+        ``first``, only the first ``first`` panels: :meth:`build_rest` builds the others (a page shows the
+        panels in view first and adds the rest once it has loaded)."""
         self.group_sources, self.figs, self.layers, self.labels_src = {}, {}, {}, {}
         for s in self.book.series.values():
             s.layer, s.zoom = None, None
-        keys = self.colour_keys()
-        self.cmap = colour_map(list(dict.fromkeys(keys.values())))
+        self.cmap = colour_map(list(dict.fromkeys(self.colour_keys().values())))
         self.x_range, self._x_auto = Range1d(0, 1), None
         self.x_range.on_change("start", lambda attr, old, new: self._on_x())
         self.x_range.on_change("end", lambda attr, old, new: self._on_x())
+        self.rest = metric_panels(metrics, overlay=self.view.settings.overlay)
+        return self.build_rest(first)
+
+    def build_rest(self, n: int | None = None) -> list[Any]:
+        """The next ``n`` (default: all) panels not built yet; returns their figures."""
+        todo, self.rest = (self.rest, []) if n is None else (self.rest[:n], self.rest[n:])
+        keys = self.colour_keys()
         out = []
-        for panel, members in metric_panels(metrics, overlay=self.view.settings.overlay):
+        for panel, members in todo:
             f = self._figure(panel, members)
             self.figs[panel] = (f, members)
             self._add_layers(f, members, self.view.runs, keys)
             if self.grouped:
                 self.add_group_glyphs(f, members, keys)
-            lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": []}, name=f"wb-lbl|{panel}")
-            # right-aligned at the line's end, above it: inside the frame (a label after the end was cut off)
-            f.add_layout(LabelSet(x="x", y="y", text="text", text_color="color", source=lbl, x_offset=-2,
-                                  y_offset=3, text_align="right", text_baseline="bottom", text_font_size="8pt",
+            lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": [], "align": [], "dx": []},
+                                   name=f"wb-lbl|{panel}")
+            # just above the line's end, written towards the inside of the frame (monitor_legend.end_labels)
+            f.add_layout(LabelSet(x="x", y="y", text="text", text_color="color", source=lbl, x_offset="dx",
+                                  y_offset=3, text_align="align", text_baseline="bottom", text_font_size="8pt",
                                   background_fill_color="white", background_fill_alpha=0.6))
             self.labels_src[panel] = lbl
             for ov in self.overlays:
@@ -269,32 +278,4 @@ class MonitorFigures:
                     lay.queue("width", lay.runs.index(r), LINE_WIDTH)
 
     def update_end_labels(self) -> None:
-        """A label at the end of every line of a panel (each group's mean line with bands), when a panel
-        has at most ``END_LABELS_MAX`` of them; more would cover the curves (the hover names them)."""
-        for panel, src in self.labels_src.items():
-            members = self.figs[panel][1]
-            pts: list[tuple[float, float, str, str]] = []
-            if self.grouped:
-                key = self.view.color_by.removeprefix("cfg.")
-                for (name, g), gs in self.group_sources.items():
-                    d = gs.data
-                    if name in members and len(d["x"]) and np.isfinite(d["mean"][-1]):
-                        pts.append((d["x"][-1], d["mean"][-1], f"{key}={g}", self.cmap.get(g, "#888888")))
-            elif sum(len(self.layers[n].runs) for n in members if n in self.layers) <= END_LABELS_MAX:
-                keys = self.colour_keys()
-                for name in members:
-                    lay = self.layers.get(name)
-                    for r in lay.runs if lay is not None else []:
-                        s = self.book.get(r, name)
-                        if s is None or not s.shown or not s.shown["x"].n:
-                            continue
-                        x, y = s.shown["x"].a[-1], s.shown["ys"].a[-1]
-                        if np.isfinite(x) and np.isfinite(y):
-                            text = str(self.view.run_names.get(r, r))[:24] + (f" {name}" if len(members) > 1 else "")
-                            pts.append((x, y, text, self.cmap.get(keys.get(r), "#888888")))
-            if len(pts) > END_LABELS_MAX:
-                pts = []
-            new = {"x": [p[0] for p in pts], "y": [p[1] for p in pts], "text": [p[2] for p in pts],
-                   "color": [p[3] for p in pts]}
-            if new != dict(src.data):
-                src.data = new
+        end_labels(self)

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from workbench.apps.base import escape
 from workbench.figures.curves import is_test_metric
 
+END_LABELS_MAX = 16
+"""A panel labels the ends of its lines when it has at most this many."""
 STYLE = ("display:flex;flex-wrap:wrap;gap:2px 14px;max-height:84px;overflow-y:auto;font-size:12px;"
          "line-height:18px")
 
@@ -45,3 +49,49 @@ def legend_html(figs: Any) -> str:
     if any(len(m) > 1 and any(is_test_metric(n) for n in m) for _, m in figs.figs.values()):
         items.append('<span style="color:#555">solid: train · dashed: test</span>')
     return f'<div class="wb-legend" style="{STYLE}">{"".join(items)}</div>'
+
+
+def _in_right_part(figs: Any, x: float) -> bool:
+    xr = figs.x_range
+    a, b = xr.start, xr.end
+    if figs.view.settings.log_x:
+        if x <= 0 or a <= 0:
+            return False
+        a, b, x = np.log10(a), np.log10(b), np.log10(x)
+    return b > a and (x - a) / (b - a) > 0.6
+
+
+def end_labels(figs: Any) -> None:
+    """A label at the end of every line of a panel (each group's mean line with bands), when a panel
+    has at most ``END_LABELS_MAX`` of them; more would cover the curves (the hover names them)."""
+    for panel, src in figs.labels_src.items():
+        members = figs.figs[panel][1]
+        pts: list[tuple[float, float, str, str]] = []
+        if figs.grouped:
+            key = figs.view.color_by.removeprefix("cfg.")
+            for (name, g), gs in figs.group_sources.items():
+                d = gs.data
+                if name in members and len(d["x"]) and np.isfinite(d["mean"][-1]):
+                    pts.append((d["x"][-1], d["mean"][-1], f"{key}={g}", figs.cmap.get(g, "#888888")))
+        elif sum(len(figs.layers[n].runs) for n in members if n in figs.layers) <= END_LABELS_MAX:
+            keys = figs.colour_keys()
+            for name in members:
+                lay = figs.layers.get(name)
+                for r in lay.runs if lay is not None else []:
+                    s = figs.book.get(r, name)
+                    if s is None or not s.shown or not s.shown["x"].n:
+                        continue
+                    x, y = s.shown["x"].a[-1], s.shown["ys"].a[-1]
+                    if np.isfinite(x) and np.isfinite(y):
+                        text = str(figs.view.run_names.get(r, r))[:24] + (f" {name}" if len(members) > 1 else "")
+                        pts.append((x, y, text, figs.cmap.get(keys.get(r), "#888888")))
+        if len(pts) > END_LABELS_MAX:
+            pts = []
+        # a line that ends in the right part of the view is labelled leftwards from its end, others
+        # rightwards: a label never runs out of the frame (it used to be cut off at the right edge)
+        right = [_in_right_part(figs, p[0]) for p in pts]
+        new = {"x": [p[0] for p in pts], "y": [p[1] for p in pts], "text": [p[2] for p in pts],
+               "color": [p[3] for p in pts], "align": ["right" if r else "left" for r in right],
+               "dx": [-2 if r else 4 for r in right]}
+        if new != dict(src.data):
+            src.data = new
