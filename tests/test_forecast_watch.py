@@ -83,6 +83,7 @@ def test_learning_curve_forecast_flags_a_jump_above_and_below(tmp_path, capsys):
     assert "forecast" in out[0].split()
     assert any(rid in line and "above forecast since step 810" in line for line in out)
     assert any(rid2 in line and "below forecast since step 810" in line for line in out)
+    assert running_flags(st, watch=w, budget_s=0) == {rid2: "below forecast since step 810"}  # newest first
     st.set_status(rid2, "finished")
     flags = running_flags(st, watch=w)
     assert flags == {rid: "above forecast since step 810"}

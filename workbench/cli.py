@@ -39,6 +39,10 @@ DELEGATED = {
 }
 
 
+FORECAST_BUDGET_S = 30.0
+"""``runs list`` checks running runs against their forecasts (newest first) for at most this long."""
+
+
 class CliError(WorkbenchError):
     """A user error: printed as one line, exit status 2."""
 
@@ -151,7 +155,11 @@ def cmd_runs(a: argparse.Namespace) -> int:
         if not a.no_forecast and (df["status"] == "running").any():  # fits only for running runs
             from workbench.forecast_watch import running_flags
 
-            flags = running_flags(store, df["id"].tolist())
+            flags = running_flags(store, df["id"].tolist(), budget_s=FORECAST_BUDGET_S)
+            n_running = int((df["status"] == "running").sum())
+            if len(flags) < n_running:
+                print(f"workbench runs: forecast flags of the {len(flags)} newest of {n_running} running runs "
+                      f"(a {FORECAST_BUDGET_S:g} s budget; the runs page and the monitor check all)", file=sys.stderr)
         table = runs_table(store, sweep=a.sweep, status=a.status, task=a.task, flags=flags)
         cols = [c.strip() for c in a.columns.split(",") if c.strip()] if a.columns else None
         print(format_table(table, cols))

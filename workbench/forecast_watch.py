@@ -266,8 +266,16 @@ class ForecastWatch:
         return out
 
 
-def running_flags(store: Any, run_ids: list[str] | None = None, watch: ForecastWatch | None = None) -> dict[str, str]:
-    """Flags of the store's *running* runs (of ``run_ids`` when given): ``run -> text``."""
+def running_flags(store: Any, run_ids: list[str] | None = None, watch: ForecastWatch | None = None,
+                  budget_s: float | None = None) -> dict[str, str]:
+    """Flags of the store's *running* runs (of ``run_ids`` when given): ``run -> text``. With ``budget_s``,
+    runs are checked (newest first) until that many seconds have passed; the ones left out are missing
+    from the result (a command line listing many running runs stays quick)."""
     runs = store.runs(status="running")
     ids = [r for r in runs["id"] if run_ids is None or r in set(run_ids)]
-    return (watch or ForecastWatch()).flags(store, ids)
+    w, t0, out = watch or ForecastWatch(), time.monotonic(), {}
+    for r in reversed(ids):
+        if budget_s is not None and out and time.monotonic() - t0 > budget_s:
+            break
+        out.update(w.flags(store, [r]))
+    return out
