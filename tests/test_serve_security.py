@@ -132,7 +132,7 @@ def test_pages_work_in_a_browser_with_the_token(token_server, page) -> None:
     page.set_viewport_size({"width": 1100, "height": 520})
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "index-token.png"))
-    page.locator("#apps a").filter(has_text="Law fitter").click()  # the cookie carries the token on
+    page.locator("#apps a").filter(has_text="Scaling-law fitter").click()  # the cookie carries the token on
     page.wait_for_selector("text=or upload a CSV", timeout=60_000)  # rendered: the websocket was accepted
     assert not [e for e in errors if "favicon" not in e], errors
 
