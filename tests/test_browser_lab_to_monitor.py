@@ -1,6 +1,7 @@
 """Issue 13, done-when: a run started from the schedule lab (its "Train last chosen" button, a small CPU
 config) is drawn in a live monitor page open on the same store within 1.5 s of its first row being
-committed.
+committed. Also: the lab's fit on chosen runs of the store runs in the background in a served session
+(``components/background.py``) and its result reaches the page.
 
 Both pages are served by one ``workbench serve`` in headless Chromium. The commit time is read from the
 store: a thread of the test polls the store file (its own read-only SQLite connection, every 5 ms) for the
@@ -36,8 +37,11 @@ def served(tmp_path_factory):
         for step in range(0, 50, 5):
             s.log(rid, step, {"train_loss": 3.0 - 0.02 * step, "test_loss": 3.1 - 0.02 * step})
         s.set_status(rid, "finished")
+        from test_apps_schedule_lab import _annealing_runs
+
+        lm = _annealing_runs(s, "lm")  # lm-constant, lm-cosine: lr and train_loss from the LR-annealing law
     srv = Server(d / "runs.db", apps=["schedules", "monitor"])
-    srv.earlier = rid
+    srv.earlier, srv.lm = rid, lm
     yield srv
     srv.stop()
 
@@ -120,3 +124,28 @@ def test_run_launched_from_the_lab_is_drawn_in_the_monitor_within_1_5_s(served, 
     assert latency < LIMIT_S, f"drawn {latency:.2f} s after its first row was committed (limit {LIMIT_S} s)"
     assert not errors and not lab_errors, (errors, lab_errors)
     ctx.close()
+
+
+def test_the_labs_background_fit_reaches_the_page(served, page) -> None:
+    errors = console_errors(page)
+    page.set_viewport_size({"width": 1500, "height": 1100})
+    page.goto(served.url + "/schedules", timeout=120_000)
+    page.wait_for_selector("canvas", timeout=60_000)
+    pick = page.locator(".wb-fit-pick input").first
+    for rid in served.lm:  # the option with this id (the box's search is fuzzy: the first hit may be another)
+        pick.click()
+        pick.fill(rid)
+        page.locator(".choices__list--dropdown .choices__item--choice", has_text=rid).first.click()
+        page.wait_for_timeout(300)
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Fit multi-power law on the chosen runs").click()
+    # the result, delivered on the session's next tick, or an error in the message area
+    page.wait_for_selector("text=/Fitted multi_power on 2 run|Fit failed|fit_runs:/", timeout=180_000)
+    assert page.locator("text=Fitted multi_power on 2 run(s)").count() >= 1, page.locator(".alert").all_inner_texts()
+    button = page.get_by_role("button", name="Fit multi-power law on the chosen runs")
+    for _ in range(40):  # the page is freed in the same tick; the browser applies the patch a moment later
+        if button.is_enabled() and not page.locator(".wb-fit-spinner").first.is_visible():
+            break
+        page.wait_for_timeout(250)
+    assert button.is_enabled() and not page.locator(".wb-fit-spinner").first.is_visible()
+    assert not errors, errors
