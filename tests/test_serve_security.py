@@ -163,8 +163,20 @@ def test_malicious_csv_text_is_shown_as_text(server, page, tmp_path) -> None:
     assert page.locator(".tabulator-col-title", has_text=EVIL).count() >= 1
     assert page.locator(".tabulator-cell", has_text=EVIL).count() >= 1
     page.screenshot(path=str(SHOTS / "law-fitter-escaped.png"), full_page=True)
+    assert page.evaluate("window.__wb_xss") is None  # no onerror ran anywhere
+    assert page.locator("img[src='x']").count() == 0
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
+@pytest.mark.browser
+def test_malicious_curve_names_are_shown_as_text(server, page, tmp_path) -> None:
+    """Loss-curve CSVs are uploaded on the curve-law fitter (/curves) since the law fitter split."""
+    errors = console_errors(page)
+    page.set_viewport_size({"width": 1300, "height": 1000})
+    page.goto(server.url + "/curves", timeout=120_000)
+    page.wait_for_selector(".wb-curve-upload input[type='file']", state="attached", timeout=90_000)
+    page.wait_for_timeout(1000)
     # 3. as curve names: the loss-curve list and the "Fit on" choices
-    page.get_by_text("Loss curves (schedule-aware)").click()
     curves = tmp_path / "curves.csv"
     rows = ["step,lr,loss,curve"] + [f'{s},0.001,{3 - s / 100},"{n}"' for n in (EVIL, "plain") for s in range(0, 100, 10)]
     curves.write_text("\n".join(rows) + "\n")
