@@ -321,3 +321,51 @@ def test_export_never_smooths_the_learning_rate(tmp_path) -> None:
     assert len(lr_traces) == 1 and set(np.round(lr_traces[0].y, 6)) == {1e-3, 2e-3}
     faint = [t for t in fig.data if t.hoverinfo == "skip"]
     assert len(faint) == 1  # the raw curve behind the smoothed one: for train_loss only
+
+
+def _covers(yr, ys, log: bool = False) -> bool:
+    ys = np.asarray(ys, float)
+    ys = ys[np.isfinite(ys) & (ys > 0)] if log else ys[np.isfinite(ys)]
+    return yr.start <= ys.min() and ys.max() <= yr.end
+
+
+def test_y_ranges_follow_new_data_until_the_user_zooms(tmp_path) -> None:
+    """Notebook 02's live view had every panel's y stuck at the first one or two points (a browser-side
+    DataRange1d that the patched NaN-padded rows never recomputed): each panel's y is a server-set range."""
+    from bokeh.models import Range1d
+
+    s = RunStore(tmp_path / "y.db")
+    rid = s.create_run("young", task="demo", config={"lr": 1e-3})
+    s.log(rid, 0, {"train_loss": 4.5762, "acc": 0.0100})
+    s.log(rid, 1, {"train_loss": 4.5752, "acc": 0.0135})
+    app = LiveMonitor(store_path=str(s.path), smoothing=0.0, overlay=False)
+    app.view()
+    (fl, _), (fa, _) = app.figs.figs["train_loss"], app.figs.figs["acc"]
+    ly, ay = fl.y_range, fa.y_range
+    assert isinstance(ly, Range1d) and isinstance(ay, Range1d) and ly is not ay  # one per panel
+    assert _covers(ay, [0.01, 0.0135]) and ay.end - ay.start < 0.01
+    for st in range(2, 50):  # acc climbs past the first range, loss falls out of it
+        s.log(rid, st, {"train_loss": 4.6 - 0.08 * st, "acc": 0.01 + 0.015 * st})
+    assert app.tick() == 96
+    acc, loss = app.drawn(rid, "acc")["ys"], app.drawn(rid, "train_loss")["ys"]
+    assert len(acc) == 50 and _covers(ay, acc) and _covers(ly, loss)
+    assert ay.end - ay.start < 1.3 * (acc.max() - acc.min())  # fits the data, not a huge default
+    assert (ay.reset_start, ay.reset_end) == (ay.start, ay.end)
+    # the user zooms the acc panel: new rows leave the zoom alone; the reset range still follows
+    ay.start, ay.end = 0.2, 0.3
+    for st in range(50, 60):
+        s.log(rid, st, {"train_loss": 0.6 - 0.01 * st, "acc": 0.75 + 0.02 * (st - 50)})
+    app.tick()
+    assert (ay.start, ay.end) == (0.2, 0.3) and ay.reset_end >= 0.93
+    assert _covers(ly, app.drawn(rid, "train_loss")["ys"])  # the other panel still follows
+    ay.start, ay.end = ay.reset_start, ay.reset_end  # the reset tool: following again
+    s.log(rid, 60, {"acc": 1.5})
+    app.tick()
+    assert ay.end >= 1.5 and (ay.start, ay.end) == (ay.reset_start, ay.reset_end)
+    # log y: positive bounds around the positive values
+    app.settings.log_y = True
+    ly = app.figs.figs["train_loss"][0].y_range
+    loss = app.drawn(rid, "train_loss")["ys"]
+    assert ly.start > 0 and _covers(ly, loss, log=True)
+    assert np.log10(ly.end / ly.start) < 1.3 * np.log10(loss[loss > 0].max() / loss[loss > 0].min())
+    s.close()

@@ -275,3 +275,60 @@ def test_zoom_reveals_detail_of_a_1e6_point_run(long_run, page) -> None:
         if (m.name && m.name.startsWith('wb-fig|')) { m.x_range.start = -50000; m.x_range.end = 1050000; } }""")
     page.wait_for_function("(r) => window.__wb.row(r, 'train_loss').x.length < 2500", arg=rid, timeout=30_000)
     assert not errors, errors
+
+
+Y_COVERS = """([metric]) => {
+  // the figure drawing the metric's multi-line source: does its y range cover every drawn (smoothed) point?
+  for (const d of Bokeh.documents) for (const f of d.all_models) {
+    if (!f.name || !f.name.startsWith('wb-fig|')) continue;
+    for (const r of f.renderers) {
+      const src = r.data_source;
+      if (!src || src.name !== 'wb-ml|' + metric) continue;
+      let lo = Infinity, hi = -Infinity, n = 0;
+      for (const ys of src.data.ys) for (const y of ys) if (Number.isFinite(y)) { lo = Math.min(lo, y);
+        hi = Math.max(hi, y); n++; }
+      return {n, lo, hi, start: f.y_range.start, end: f.y_range.end,
+              covers: n > 0 && f.y_range.start <= lo && hi <= f.y_range.end};
+    }
+  }
+  return null; }"""
+
+
+@pytest.fixture(scope="module")
+def young(tmp_path_factory):
+    from workbench.store import RunStore
+
+    d = tmp_path_factory.mktemp("young")
+    with RunStore(d / "runs.db") as s:
+        rid = s.create_run("young", task="demo", config={"lr": 1e-3})
+        s.log(rid, 0, {"weight_norm": 1000.0, "train_acc": 2.0})
+        s.log(rid, 1, {"weight_norm": 1001.0, "train_acc": 2.01})
+    srv = Server(d / "runs.db", apps=["monitor"])
+    srv.rid = rid
+    yield srv
+    srv.stop()
+
+
+def test_y_range_follows_points_that_leave_the_first_bounds(young, page) -> None:
+    """Notebook 02 / the monitor: y stayed at the bounds of the first one or two points. (The page also
+    shows the demo and reference runs: this run's values lie above theirs, so its new points leave the first
+    range.)"""
+    from workbench.store import RunStore
+
+    errors = _open(page, young.url)
+    page.wait_for_function("(n) => window.__wb.log[n] !== undefined", arg=f"wb-src|{young.rid}|train_acc",
+                           timeout=30_000)
+    first = page.evaluate(Y_COVERS, ["train_acc"])
+    assert first["covers"] and first["end"] < 2.2, first
+    with RunStore(young.store_path) as s:
+        for st in range(2, 50):
+            s.log(young.rid, st, {"weight_norm": 1000.0 + 100 * st, "train_acc": 2.0 + 0.2 * st})
+    page.wait_for_function("([r, m]) => { const d = window.__wb.row(r, m); return d && d.step[d.step.length - 1]"
+                           " === 49; }", arg=[young.rid, "train_acc"], timeout=30_000)
+    for metric in ("train_acc", "weight_norm"):
+        page.wait_for_function(f"(m) => {{ const c = ({Y_COVERS})([m]); return c && c.covers; }}", arg=metric,
+                               timeout=10_000)
+        c = page.evaluate(Y_COVERS, [metric])
+        assert c["covers"] and c["end"] - c["start"] < 1.3 * (c["hi"] - c["lo"]), c
+    assert first["end"] < page.evaluate(Y_COVERS, ["train_acc"])["hi"]  # the data did leave the first range
+    assert not errors, errors

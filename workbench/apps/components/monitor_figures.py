@@ -13,6 +13,7 @@ from bokeh.plotting import figure
 
 from workbench.apps.components.monitor_legend import end_labels
 from workbench.apps.components.monitor_series import ROW_COLS, Layer, SeriesBook
+from workbench.apps.components.monitor_yrange import YRanges
 from workbench.curves import band_on_grid
 from workbench.figures.curves import colour_map, is_test_metric, metric_panels
 
@@ -57,6 +58,7 @@ class MonitorFigures:
         self.x_range = Range1d(0, 1)
         self._x_auto: tuple[float, float] | None = None  # the range the server set (None: none yet)
         self._setting_x = False
+        self.y = YRanges()  # per panel: a y range that follows what it draws until the user zooms it
 
     @property
     def grouped(self) -> bool:
@@ -85,6 +87,7 @@ class MonitorFigures:
             s.layer, s.zoom = None, None
         self.cmap = colour_map(list(dict.fromkeys(self.colour_keys().values())))
         self.x_range, self._x_auto = Range1d(0, 1), None
+        self.y.clear()
         self.x_range.on_change("start", lambda attr, old, new: self._on_x())
         self.x_range.on_change("end", lambda attr, old, new: self._on_x())
         self.rest = metric_panels(metrics, overlay=self.view.settings.overlay)
@@ -145,7 +148,12 @@ class MonitorFigures:
 
     def follow_x(self) -> None:
         """Keep the shared x range on the data as it grows (with headroom, so it moves now and then, not
-        every tick) unless the user zoomed; the reset tool always goes back to the data's extent."""
+        every tick) unless the user zoomed; the reset tool always goes back to the data's extent. Each
+        panel's y range follows what it draws by the same rule (:class:`YRanges`)."""
+        self._follow_x()
+        self.y.follow(self)
+
+    def _follow_x(self) -> None:
         ext = self._extent()
         if ext is None:
             return
@@ -176,6 +184,7 @@ class MonitorFigures:
         st = self.view.settings
         x_axis = self.view.x_axis
         f = figure(title=panel, height=300, width=560, output_backend=st.backend, x_range=self.x_range,
+                   y_range=self.y.new(panel),
                    x_axis_type="log" if st.log_x else "linear", y_axis_type="log" if st.log_y else "linear",
                    tools="pan,wheel_zoom,box_zoom,reset,save",
                    x_axis_label={"wall": "wall time (s)"}.get(x_axis, x_axis), name=f"wb-fig|{panel}")

@@ -54,6 +54,7 @@ class ForecastOverlay:
         self.version, self.applied = 0, -1
         self.error = ""
         self.x_end: float | None = None
+        self.y_ext: dict[str, tuple[float, float]] = {}  # panel -> min/max of its forecast lines
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,8 +86,8 @@ class ForecastOverlay:
         with self._lock:
             results, self.applied = dict(self.results), self.version
         runs = list(self.view.runs)
-        ends = []
-        for (_, metric), (src, lbl) in self.sources.items():
+        ends, self.y_ext = [], {}
+        for (panel, metric), (src, lbl) in self.sources.items():
             rows = {k: [] for k in EMPTY}
             flags = {"x": [], "y": [], "text": [], "color": [], "align": []}
             for r in runs:
@@ -102,6 +103,8 @@ class ForecastOverlay:
                     continue
                 x, mean, lo, hi = x[ok], fc.mean[ok], fc.lo[ok], fc.hi[ok]
                 ends.append(float(x[-1]))
+                e = self.y_ext.get(panel, (np.inf, -np.inf))
+                self.y_ext[panel] = (min(e[0], float(mean.min())), max(e[1], float(mean.max())))
                 color = figures.colour(r)
                 text = fc.flag.text if fc.flag is not None else ""
                 for k, v in (("xs", x), ("ys", mean), ("bxs", np.r_[x, x[::-1]]), ("bys", np.r_[hi, lo[::-1]]),
@@ -119,6 +122,10 @@ class ForecastOverlay:
     def x_extent(self) -> float | None:
         """The right end of the forecasts drawn (the monitor's x range includes it)."""
         return self.x_end
+
+    def y_extent(self, panel: str) -> tuple[float, float] | None:
+        """min/max of the forecast lines drawn in ``panel`` (the panel's y range includes them)."""
+        return self.y_ext.get(panel)
 
     # ------------------------------------------------------------------ x positions
     def _x(self, figures: Any, run: str, metric: str, steps: np.ndarray) -> np.ndarray | None:

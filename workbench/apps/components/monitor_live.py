@@ -46,6 +46,7 @@ class MonitorFeed:
                 self.zoom(panel, start, end)
             self.figs.update_bands()
             self.figs.update_end_labels()
+            self.figs.y.follow(self.figs)  # a panel the user did not zoom shows the window's y extent
 
     def zoom(self, panel: str, start: float, end: float) -> None:
         """Show the x range [start, end] of a panel's series: re-read from the store at full resolution
