@@ -71,6 +71,9 @@ def test_schedule_law_fit_predicts_held_out_and_typed_schedules(app, one_torch_t
     assert label in app.typed.curves, app.message.object
     table = app.table.value.set_index("curve")
     assert table.loc["wsd", "role"] == "held out" and table.loc[label, "role"] == "not trained"
+    ext = table["extrapolated from step"]  # "inside" for rows in the fitted domain, never a NaN cell
+    assert ext["cosine"] == "inside" and ext[label].isdigit() and 0 < int(ext[label]) <= 1500, ext.to_dict()
+    assert not ext.isna().any()
     fig = app.figure()
     for name in ("cosine", "constant", "wsd"):
         (meas,), (pred,) = traces(fig, name, "measured"), traces(fig, name, "predicted")

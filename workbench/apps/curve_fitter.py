@@ -26,6 +26,9 @@ from workbench.apps.components.background import BackgroundTask
 from workbench.apps.components.data_source import DataSource
 from workbench.apps.components.lawfit_typed import TypedSchedules
 
+INSIDE = "inside"
+"""The results table's "extrapolated from step" of a curve whose prediction stays in the fitted domain."""
+
 
 class CurveFitter(AppBase):
     """Fit a schedule-aware law on loss curves and predict held-out and untrained schedules."""
@@ -168,8 +171,10 @@ class CurveFitter(AppBase):
         self._fig = schedule_law_figure(curves, law=result.law.name, log_y=self.log_y)
         self.plot.object = self._fig
         # object dtype: Bokeh serialises pandas' string dtype in Tabulator as NaN
-        self.table.value = pd.DataFrame(metrics_table(curves, result, self.fitted_on)).astype(
-            {"curve": object, "role": object, "why": object})
+        table = pd.DataFrame(metrics_table(curves, result, self.fitted_on))
+        ext = "extrapolated from step"  # a row inside the fitted domain says so (a None column reads NaN)
+        table[ext] = [INSIDE if v is None or pd.isna(v) else str(int(v)) for v in table[ext]]
+        self.table.value = table.astype({"curve": object, "role": object, ext: object, "why": object})
         self.params_table.value = pd.DataFrame([{"param": k, "value": v} for k, v in result.params.items()]
                                                ).astype({"param": object})
         warn = fit_warnings(result)
@@ -204,7 +209,8 @@ class CurveFitter(AppBase):
 
     # -------------------------------------------------------------- export
     def figure(self) -> Any:
-        return self._fig
+        """The pane's own figure: a trace hidden by a click on the legend stays out of the export."""
+        return self.plot.object
 
     def data(self) -> pd.DataFrame | None:
         return self.table.value if len(self.table.value) else None

@@ -220,7 +220,8 @@ class LawFitter(AppBase):
 
     # -------------------------------------------------------------- export
     def figure(self) -> Any:
-        return self._fig
+        """The pane's own figure: a trace hidden by a click on the legend stays out of the export."""
+        return self.plot.object
 
     def data(self) -> pd.DataFrame | None:
         return None if self.df.empty else self.df
