@@ -138,3 +138,25 @@ def test_main_command_delegates(power_csv, capsys):
     assert main(["fit", "power_law", "--csv", str(power_csv), *MAP, "--drop-top", "2", "--starts", "8"]) == 0
     assert "[[parameters]]" in capsys.readouterr().out
     assert main(["fit", "power_law", "--csv", str(power_csv), "--map", "x=nope"]) == 2
+
+
+def test_csv_read_within_the_size_limits(power_csv, tmp_path, capsys, monkeypatch):
+    """The CLI reads its CSVs (--csv and --curves) through workbench.fit.data.read_csv: over MAX_CSV_BYTES
+    or ragged, a one-line error naming the limit or the line, exit 2."""
+    import workbench.fit.data as fd
+
+    monkeypatch.setattr(fd, "MAX_CSV_BYTES", power_csv.stat().st_size - 1)
+    assert cli_main(["power_law", "--csv", str(power_csv), "--map", "x=params,L=loss"]) == 2
+    err = capsys.readouterr().err
+    assert "MAX_CSV_BYTES" in err and err.count("\n") == 1, err
+    curves = tmp_path / "c.csv"
+    curves.write_text("step,lr,loss\n" + "".join(f"{s},0.001,{3 - s / 1000}\n" for s in range(1, 400)))
+    assert cli_main(["multi_power", "--curves", str(curves)]) == 2
+    err = capsys.readouterr().err
+    assert "MAX_CSV_BYTES" in err and err.count("\n") == 1, err
+    monkeypatch.undo()
+    ragged = tmp_path / "r.csv"
+    ragged.write_text("params,loss\n1,2\n3,4,5\n")
+    assert cli_main(["power_law", "--csv", str(ragged), "--map", "x=params,L=loss"]) == 2
+    err = capsys.readouterr().err
+    assert "line 3 has 3 fields" in err and err.count("\n") == 1, err

@@ -332,10 +332,10 @@ class FitData:
                 raise FitDataError("csv: several files are read as loss curves only (give step=, loss=, lr=)")
             if isinstance(mapping, str):
                 mapping = parse_mapping(mapping)
-            return cls.from_frame(pd.read_csv(paths[0]), mapping, target=target)
+            return cls.from_frame(read_csv(paths[0]), mapping, target=target)  # within the size limits
         rows: list = []
         for p in paths:
-            cs = curves_from_frame(pd.read_csv(p), step=step, loss=loss, lr=lr, curve=curve,
+            cs = curves_from_frame(read_csv(p), step=step, loss=loss, lr=lr, curve=curve,
                                    name=os.path.splitext(os.path.basename(p))[0], head=lr_head)
             rows += [(n, st[st > 0], y[st > 0], a) for n, (st, y, a) in cs.items()]
         names = [r[0] for r in rows]
