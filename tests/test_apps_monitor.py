@@ -369,3 +369,15 @@ def test_y_ranges_follow_new_data_until_the_user_zooms(tmp_path) -> None:
     assert ly.start > 0 and _covers(ly, loss, log=True)
     assert np.log10(ly.end / ly.start) < 1.3 * np.log10(loss[loss > 0].max() / loss[loss > 0].min())
     s.close()
+
+
+def test_y_range_covers_the_faint_raw_line_behind_the_smoothed_one(filled) -> None:
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path), smoothing=0.9, overlay=False)
+    app.view()
+    for st in range(500, 510):  # a spike: the smoothed line barely moves, the faint raw one does
+        s.log(ids[0], st, {"train_loss": 40.0 if st == 505 else 0.5})
+    app.tick()
+    yr = app.figs.figs["train_loss"][0].y_range
+    d = app.drawn(ids[0], "train_loss")
+    assert d["ys"].max() < 40 and _covers(yr, d["y"]) and _covers(yr, d["ys"])

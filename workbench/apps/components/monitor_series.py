@@ -80,7 +80,7 @@ class Series:
     layer: Layer | None = None  # the metric's multi-line source this series is a row of (None: not drawn)
     row: int = -1
     cap: int = 0  # length of the row's arrays in the browser (points + NaN room for streaming)
-    shown: dict[str, Grow] = field(default_factory=dict)  # x, ys, step as the browser has them
+    shown: dict[str, Grow] = field(default_factory=dict)  # x, ys, y (raw), step as the browser has them
     zoom: tuple[float, float] | None = None  # the step range shown at full resolution, if zoomed
 
     @property
@@ -182,7 +182,7 @@ class SeriesBook:
 
     def set_data(self, s: Series, data: dict[str, np.ndarray]) -> None:
         """Replace what the browser shows of a series (its row, with fresh NaN room after the points)."""
-        s.shown = {k: Grow(data[k]) for k in ("x", "ys", "step")}
+        s.shown = {k: Grow(data[k]) for k in ("x", "ys", "y", "step")}
         if s.layer is not None:
             s.cap = data["x"].size + s.slack + 8
             for col, k in zip(ROW_COLS, ("x", "ys", "y", "step")):
@@ -191,7 +191,7 @@ class SeriesBook:
     def row(self, s: Series) -> dict[str, np.ndarray]:
         """A new browser row for ``s`` (its summary and NaN room), and the mirror of it."""
         data = self.overview_data(s)
-        s.shown = {k: Grow(data[k]) for k in ("x", "ys", "step")}
+        s.shown = {k: Grow(data[k]) for k in ("x", "ys", "y", "step")}
         s.cap = data["x"].size + s.slack + 8
         return {col: padded(data[k], s.cap) for col, k in zip(ROW_COLS, ("x", "ys", "y", "step"))}
 
@@ -224,7 +224,7 @@ class SeriesBook:
         x = step if x_axis == "step" else tok if x_axis == "tokens" else wall - s.buckets.first_wall
         new = {"x": x, "y": val, "ys": ys, "step": step}
         at = s.shown["x"].n
-        for k in ("x", "ys", "step"):
+        for k in ("x", "ys", "y", "step"):
             s.shown[k].extend(new[k])
         if s.layer is not None:
             if at + step.size > s.cap:  # no room left in the browser's row: fold and resend it

@@ -61,19 +61,25 @@ class YRanges:
 
 
 def extent(figs: Any, panel: str, members: list[str], log: bool) -> tuple[float, float] | None:
-    """min/max of the y values a panel draws: its runs' lines (as shown: smoothed, or the zoomed window)
+    """min/max of the y values a panel draws: its runs' lines as shown (smoothed, and the faint raw line
+    behind it when drawn; the zoomed window)
     and the forecast lines of an overlay (``y_extent(panel)``); on a log axis, positive values only."""
+    from workbench.apps.components.monitor_figures import FAINT_RAW_MAX_RUNS
+
+    v = figs.view  # the raw curve is drawn faint behind the smoothed one for a few runs: in the range too
+    cols = ("ys", "y") if v.smoothing and len(v.runs) <= FAINT_RAW_MAX_RUNS and not figs.grouped else ("ys",)
     lo, hi = np.inf, -np.inf
-    for r in figs.view.runs:
+    for r in v.runs:
         for name in members:
             s = figs.book.get(r, name)
-            y = s.shown.get("ys") if s is not None else None
-            if y is None or not y.n:
-                continue
-            a = y.a
-            a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
-            if a.size:
-                lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+            for col in cols:
+                y = s.shown.get(col) if s is not None else None
+                if y is None or not y.n:
+                    continue
+                a = y.a
+                a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
+                if a.size:
+                    lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
     for ov in figs.overlays:
         e = getattr(ov, "y_extent", lambda p: None)(panel)
         if e is not None and hi >= lo and (not log or e[0] > 0):
