@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import signal
 import statistics
 import sys
 import threading
@@ -103,8 +104,13 @@ class Capped(Exception):
 
 @contextlib.contextmanager
 def time_cap(seconds: float) -> Iterator[None]:
-    """Interrupt the block after ``seconds`` of wall time (raises :class:`Capped`). Main thread only."""
+    """Interrupt the block after ``seconds`` of wall time (raises :class:`Capped`). Main thread only.
+
+    ``_thread.interrupt_main`` does nothing while SIGINT is ignored, which is how a shell starts a
+    background job (``cmd &`` in a script, ``nohup``): Python's own Ctrl-C handler is installed for the
+    block and the caller's handler restored after it."""
     lock, state = threading.Lock(), {"done": False, "fired": False}
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def fire() -> None:
         with lock:
@@ -125,12 +131,14 @@ def time_cap(seconds: float) -> Iterator[None]:
         with lock:
             state["done"] = True
         timer.cancel()
-    if state["fired"]:                  # fired after the block's last line: take the pending interrupt here
-        try:
-            for _ in range(100):
-                time.sleep(0.002)
-        except KeyboardInterrupt:
-            pass
+        if state["fired"] and sys.exc_info()[0] is None:  # fired after the block's last line: take it here
+            try:
+                for _ in range(100):
+                    time.sleep(0.002)
+            except KeyboardInterrupt:
+                pass
+        if previous is not None:        # None: a handler not set from Python, which can't be put back
+            signal.signal(signal.SIGINT, previous)
 
 
 # ---------------------------------------------------------------------------------------------- tables

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import console_errors
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -85,11 +86,15 @@ def test_filter_sort_tag_note_persist_across_reload(served, page) -> None:
     assert ordered == ["modular-lr0.03-w128", "modular-lr0.01-w128", "modular-lr0.003-w128", "modular-lr0.001-w128"]
     page.locator(".wb-runs-table .tabulator-row input[type='checkbox']").nth(1).check()  # lr0.01-w128
     page.wait_for_function("() => location.search.includes('sel=')", timeout=45_000)
+    page.wait_for_selector(".wb-runs-info:has-text('1 selected')", timeout=45_000)  # the server has it
     page.locator(".wb-tags input").first.fill("keep, <b>bold</b>")
+    page.locator(".wb-tags input").first.press("Tab")  # commit the field (a TextInput sends on change)
     page.locator(".wb-note textarea").first.fill("loss spike at step 40 & recovered")
+    page.locator(".wb-note textarea").first.press("Tab")
     page.locator(".wb-save-notes button").first.click()
     page.wait_for_selector(".tabulator-cell[tabulator-field='note']:has-text('loss spike at step 40')",
                            timeout=45_000)
+    page.wait_for_selector(".tabulator-cell[tabulator-field='tags']:has-text('keep')", timeout=45_000)
 
     page.reload(timeout=120_000)
     page.wait_for_selector(".wb-runs-table .tabulator-row", timeout=60_000)
@@ -97,8 +102,10 @@ def test_filter_sort_tag_note_persist_across_reload(served, page) -> None:
     assert page.locator(".wb-query input").first.input_value() == "w128"
     assert rows(page) == ordered  # same filter, same order
     row = page.locator(".wb-runs-table .tabulator-row", has_text="modular-lr0.01-w128")
-    assert row.locator(".tabulator-cell[tabulator-field='tags']").inner_text() == "keep, <b>bold</b>"
-    assert row.locator(".tabulator-cell[tabulator-field='note']").inner_text() == "loss spike at step 40 & recovered"
+    # the restored session re-sends the table (filter, sort, selection from the URL): wait for its last state
+    expect(row.locator(".tabulator-cell[tabulator-field='tags']")).to_have_text("keep, <b>bold</b>", timeout=30_000)
+    expect(row.locator(".tabulator-cell[tabulator-field='note']")).to_have_text(
+        "loss spike at step 40 & recovered", timeout=30_000)
     assert page.locator(".wb-runs-table b").count() == 0  # the tag is text, not markup
     assert not [e for e in errors if "favicon" not in e], errors
 

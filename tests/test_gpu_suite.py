@@ -127,6 +127,21 @@ def test_time_cap_interrupts_a_long_block_and_spares_a_short_one() -> None:
     assert x == 499500
 
 
+def test_time_cap_works_where_sigint_is_ignored_and_restores_the_handler() -> None:
+    # a shell starts background jobs (`cmd &`, nohup) with SIGINT ignored; interrupt_main is then a no-op
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(Capped):
+            with time_cap(0.2):
+                for _ in range(500):
+                    time.sleep(0.1)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA for torch.cuda.set_sync_debug_mode")
 def test_our_step_makes_no_host_sync_outside_the_flush_on_cuda() -> None:

@@ -71,41 +71,40 @@ def test_band_for_running_runs_and_flag_for_a_jump(tmp_path, one_torch_thread):
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_monitor_draws_the_band_and_flags_a_run_forced_off_it(tmp_path):
+def test_monitor_draws_the_band_and_flags_a_run_forced_off_it(tmp_path, browser):
+    # pytest-playwright's session browser (conftest's launch args): a second sync_playwright() in the
+    # same process fails once another browser test has started the plugin's event loop
     from conftest import Server, console_errors
-    from playwright.sync_api import sync_playwright
 
     st, off, on, done = _fill(tmp_path / "runs.db")
     srv = Server(tmp_path / "runs.db", apps=["monitor"])
     rows = """(m) => { let out = null; for (const d of Bokeh.documents) for (const x of d.all_models)
                  if (x.name === m && x.data && x.data.run) out = {run: Array.from(x.data.run),
                  flag: Array.from(x.data.flag), n: Array.from(x.data.xs).map(a => a.length)}; return out; }"""
+    page = None
     try:
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync"])
-            page = b.new_page(viewport={"width": 1400, "height": 900})
-            errors = console_errors(page)
-            page.goto(srv.url + "/monitor", timeout=120_000)
-            page.wait_for_selector("select", timeout=60_000)
-            page.locator("select").nth(1).select_option("digits")  # the task filter: this test's runs only
-            page.wait_for_function(f"() => {{ const r = ({rows})('wb-fc|train_loss'); return r && r.run.length === 2; }}",
-                                   timeout=180_000)               # the worker process's first fits
-            got = page.evaluate(rows, "wb-fc|train_loss")
-            assert sorted(got["run"]) == sorted([off, on]) and min(got["n"]) > 10 and not any(got["flag"])
-            _jump(st, off)                                        # forced off its forecast
-            page.wait_for_function(f"() => ({rows})('wb-fc|train_loss').flag.some(f => f.startsWith('above'))",
-                                   timeout=120_000)
-            got = page.evaluate(rows, "wb-fc|train_loss")
-            assert got["flag"][got["run"].index(off)] == "above forecast since step 810"
-            assert got["flag"][got["run"].index(on)] == ""
-            page.wait_for_timeout(800)
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "monitor_forecast.png"))
-            assert not errors
-            b.close()
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors = console_errors(page)
+        page.goto(srv.url + "/monitor", timeout=120_000)
+        page.wait_for_selector("select", timeout=60_000)
+        page.locator("select").nth(1).select_option("digits")  # the task filter: this test's runs only
+        page.wait_for_function(f"() => {{ const r = ({rows})('wb-fc|train_loss'); return r && r.run.length === 2; }}",
+                               timeout=180_000)               # the worker process's first fits
+        got = page.evaluate(rows, "wb-fc|train_loss")
+        assert sorted(got["run"]) == sorted([off, on]) and min(got["n"]) > 10 and not any(got["flag"])
+        _jump(st, off)                                        # forced off its forecast
+        page.wait_for_function(f"() => ({rows})('wb-fc|train_loss').flag.some(f => f.startsWith('above'))",
+                               timeout=120_000)
+        got = page.evaluate(rows, "wb-fc|train_loss")
+        assert got["flag"][got["run"].index(off)] == "above forecast since step 810"
+        assert got["flag"][got["run"].index(on)] == ""
+        page.wait_for_timeout(800)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "monitor_forecast.png"))
+        assert not errors
     finally:
+        if page is not None:
+            page.close()
         srv.stop()
         st.close()
 
