@@ -95,6 +95,16 @@ def test_filter_sort_tag_note_persist_across_reload(served, page) -> None:
     page.wait_for_selector(".tabulator-cell[tabulator-field='note']:has-text('loss spike at step 40')",
                            timeout=45_000)
     page.wait_for_selector(".tabulator-cell[tabulator-field='tags']:has-text('keep')", timeout=45_000)
+    from workbench.store import RunStore
+
+    # what was written, read by another connection: the run the user ticked got it (a selection index taken
+    # from the rows' order before a sort once sent the tags and note to another run)
+    st = RunStore(served.store_path, readonly=True, mark_interrupted=False)
+    ann = st.annotations().set_index("run")
+    rid = st.runs().set_index("name").loc["modular-lr0.01-w128", "id"]
+    assert ann.loc[rid, "tags"] == ["keep", "<b>bold</b>"]
+    assert ann.loc[rid, "note"] == "loss spike at step 40 & recovered"
+    st.close()
 
     page.reload(timeout=120_000)
     page.wait_for_selector(".wb-runs-table .tabulator-row", timeout=60_000)

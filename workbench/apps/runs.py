@@ -132,7 +132,11 @@ class RunsPage(AppBase):
 
     @param.depends("query", "status", "tag", "sort_by", "descending", "group_by", watch=True)
     def _render(self) -> None:
-        t = self.visible_table()
+        # The table's rows stay in the store's order and Tabulator sorts them (``sorters``): a row's index
+        # then never changes with a sort, so a checkbox ticked while a new sort order is on its way to the
+        # browser still names the run the user saw (a server-side sort re-sent the rows, and a selection
+        # index from the old order picked another run: its tags and note went to that run).
+        t = filter_table(self._all, self.query, status=self.status, tag=self.tag or None)
         self._shown_ids = t["id"].tolist() if len(t) else []
         show = t.drop(columns=[c for c in ("created",) if c in t.columns]).map(_shown)
         if self.group_by in show.columns:  # Tabulator writes group headers as HTML (cells as text): escape
