@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, Server, console_errors
+from playwright.sync_api import Locator, Page
 
 from workbench.apps import APPS, check_token, index_template, is_loopback, serve_command, token_by_default
 from workbench.errors import WorkbenchError
@@ -140,14 +141,19 @@ def test_pages_work_in_a_browser_with_the_token(token_server, page) -> None:
 EVIL = "<img src=x onerror=window.__wb_xss=(window.__wb_xss||0)+1>"
 
 
+def open_upload(page: Page, url: str, selector: str) -> Locator:
+    """Open a page at 1300x1000 and wait until its file input `selector` is attached; returns that input."""
+    page.set_viewport_size({"width": 1300, "height": 1000})
+    page.goto(url, timeout=120_000)
+    page.wait_for_selector(f"{selector} input[type='file']", state="attached", timeout=90_000)
+    page.wait_for_timeout(1000)  # let the page's first render settle before the upload
+    return page.locator(f"{selector} input[type='file']")
+
+
 @pytest.mark.browser
 def test_malicious_csv_text_is_shown_as_text(server, page, tmp_path) -> None:
     errors = console_errors(page)
-    page.set_viewport_size({"width": 1300, "height": 1000})
-    page.goto(server.url + "/laws", timeout=120_000)
-    page.wait_for_selector(".wb-csv-upload input[type='file']", state="attached", timeout=90_000)
-    page.wait_for_timeout(1000)
-    upload = page.locator(".wb-csv-upload input[type='file']")
+    upload = open_upload(page, server.url + "/laws", ".wb-csv-upload")
     # 1. in the error message (a ragged CSV lists the header)
     bad = tmp_path / "bad.csv"
     bad.write_text(f'"{EVIL}",loss\n1,2,3\n')
@@ -172,15 +178,12 @@ def test_malicious_csv_text_is_shown_as_text(server, page, tmp_path) -> None:
 def test_malicious_curve_names_are_shown_as_text(server, page, tmp_path) -> None:
     """Loss-curve CSVs are uploaded on the curve-law fitter (/curves) since the law fitter split."""
     errors = console_errors(page)
-    page.set_viewport_size({"width": 1300, "height": 1000})
-    page.goto(server.url + "/curves", timeout=120_000)
-    page.wait_for_selector(".wb-curve-upload input[type='file']", state="attached", timeout=90_000)
-    page.wait_for_timeout(1000)
+    upload = open_upload(page, server.url + "/curves", ".wb-curve-upload")
     # 3. as curve names: the loss-curve list and the "Fit on" choices
     curves = tmp_path / "curves.csv"
     rows = ["step,lr,loss,curve"] + [f'{s},0.001,{3 - s / 100},"{n}"' for n in (EVIL, "plain") for s in range(0, 100, 10)]
     curves.write_text("\n".join(rows) + "\n")
-    page.locator(".wb-curve-upload input[type='file']").set_input_files(str(curves))
+    upload.set_input_files(str(curves))
     page.wait_for_selector("text=Loaded 2 loss curve(s)", timeout=60_000)
     page.wait_for_timeout(1500)
     assert page.locator(".choices__item", has_text=EVIL).count() >= 1
@@ -195,12 +198,10 @@ def test_malicious_curve_names_are_shown_as_text(server, page, tmp_path) -> None
 def test_derived_columns_box_never_runs_code(server, page, tmp_path) -> None:
     """The exploit of the issue, through the page: the box used to reach DataFrame.eval."""
     target = tmp_path / "X"
-    page.set_viewport_size({"width": 1300, "height": 1000})
-    page.goto(server.url + "/laws", timeout=120_000)
-    page.wait_for_selector(".wb-csv-upload input[type='file']", state="attached", timeout=90_000)
+    upload = open_upload(page, server.url + "/laws", ".wb-csv-upload")
     good = tmp_path / "good.csv"
     good.write_text("size,loss\n" + "\n".join(f"{x},{1.5 + 4 * x ** -0.5}" for x in (10, 30, 100, 300, 1e3, 3e3)))
-    page.locator(".wb-csv-upload input[type='file']").set_input_files(str(good))
+    upload.set_input_files(str(good))
     page.wait_for_selector("text=Loaded good.csv", timeout=60_000)
     page.get_by_role("button", name="Confirm mapping").click()  # an uploaded file's mapping is confirmed first
     page.wait_for_selector("text=Mapping confirmed", timeout=60_000)
