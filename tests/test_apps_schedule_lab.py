@@ -13,6 +13,7 @@ import panel as pn
 import pytest
 
 from workbench import fit as fitmod
+from workbench import schedule_predict as sp
 from workbench.apps.schedule_lab import ScheduleLab, predict_curve
 from workbench.schedules import Schedule, build, param_specs
 
@@ -400,3 +401,30 @@ def test_export_figure_is_the_overlay_as_drawn(lab):
     assert np.allclose(src["x"], tr.x) and np.allclose(src["y"], tr.y)
     drawn["1. cosine (total_steps=100, min_ratio=0.0, warmup_steps=0)"].visible = False
     assert [t.name[:2] for t in lab.figure().data] == ["2.", "pr"]  # the preview is tagged, dropped by export
+
+
+def test_extrapolated_from_step_is_a_clear_value_never_nan(lab):
+    """The predictions table's "extrapolated from step": the step where a prediction leaves the fitted
+    domain, "inside" for one that stays in it, "not checked" for a law without a domain; never NaN."""
+    law = fitmod.get_law("lr_annealing")
+    theta = np.array([2.628, 0.429, 0.55, 0.411])
+    if len(law.params) != len(theta):
+        pytest.skip("lr_annealing parameters changed")
+    lab.set_law(fitmod.fit(law, fitmod.FitData.from_curves(annealing_curves(law, theta))))  # 600 steps fitted
+    lab.schedule = "cosine"
+    for total in (600, 1500):  # the fitted length, and 2.5x longer than any fitted curve
+        lab.set_values(total_steps=total, min_ratio=0.1)
+        lab.add_current()
+    for table in (lab.predictions(), lab.law.table.value):
+        ext = table["extrapolated from step"]
+        assert not ext.isna().any() and ext.map(type).eq(str).all(), ext.tolist()
+        assert ext.iloc[0] == sp.INSIDE and table["why"].iloc[0] == ""
+        assert ext.iloc[1].isdigit() and 600 < int(ext.iloc[1]) <= 1500 and table["why"].iloc[1]
+    lab.set_law(AnnealingLaw())  # a law object without a fitted domain: nothing to check against
+    p = lab.predictions()
+    assert (p["extrapolated from step"] == sp.NOT_CHECKED).all() and p["why"].str.contains("no fitted domain").all()
+    # a domain flag without a step still reads as outside, and an empty table keeps its columns
+    curves = {"a": (np.arange(1, 4), np.array([3.0, 2.5, 2.4]))}
+    t = sp.predictions_table(curves, {"a": (None, "anneal deeper than any fitted")})
+    assert t["extrapolated from step"].tolist() == [sp.OUTSIDE] and t["why"].tolist() == ["anneal deeper than any fitted"]
+    assert "extrapolated from step" in sp.predictions_table({}, {}).columns

@@ -81,10 +81,15 @@ def prediction_curves(law: Any, schedules: Sequence[tuple[str, Any]], peak_lr: f
     return out
 
 
+def has_domain(law: Any) -> bool:
+    """Whether ``law`` carries the domain it was fitted on (a workbench FitResult's ``flags``)."""
+    return law is not None and hasattr(law, "flags")
+
+
 def extrapolation(law: Any, schedules: Sequence[tuple[str, Any]], peak_lr: float) -> dict[str, tuple[int, str]]:
     """Label -> (first step whose prediction is outside the law's fitted domain, why) for a workbench
-    FitResult (``FitResult.flags``); other law objects carry no domain: empty."""
-    if law is None or not hasattr(law, "flags"):
+    FitResult (``FitResult.flags``); other law objects carry no domain: empty (see :func:`has_domain`)."""
+    if not has_domain(law):
         return {}
     out = {}
     for label, s in schedules:
@@ -98,17 +103,35 @@ def extrapolation(law: Any, schedules: Sequence[tuple[str, Any]], peak_lr: float
     return out
 
 
+INSIDE = "inside"
+"""The predictions table's "extrapolated from step" of a prediction inside the law's fitted domain."""
+OUTSIDE = "outside"
+"""The predictions table's "extrapolated from step" of a prediction outside the fitted domain at no known step."""
+NOT_CHECKED = "not checked"
+"""The predictions table's "extrapolated from step" where the law carries no fitted domain to check against."""
+
+
 def predictions_table(curves: dict[str, tuple[np.ndarray, np.ndarray]],
-                      beyond: dict[str, tuple[int, str]]) -> pd.DataFrame:
+                      beyond: dict[str, tuple[int, str]], *, domain: bool = True) -> pd.DataFrame:
     """One row per predicted curve: final and least predicted loss, and the step from which the prediction
-    leaves the fitted domain and why (``extrapolation``)."""
+    leaves the fitted domain and why (``extrapolation``). "extrapolated from step" is text, never a NaN
+    cell: the step (``OUTSIDE`` if ``beyond`` gives none), ``INSIDE`` for a prediction that stays in the
+    fitted domain, or ``NOT_CHECKED`` (the reason in "why") when ``domain`` is False, i.e. the law carries no
+    fitted domain (:func:`has_domain`)."""
     rows = []
     for label, (steps, loss) in curves.items():
         b = beyond.get(label)
+        if b is not None:  # a domain flag without a step still says the prediction leaves the domain
+            ext, why = (OUTSIDE if b[0] is None else str(int(b[0]))), str(b[1])
+        elif domain:
+            ext, why = INSIDE, ""
+        else:
+            ext, why = NOT_CHECKED, "the law carries no fitted domain to check the schedule against"
         rows.append({"schedule": label, "steps": int(steps[-1]), "final loss": float(loss[-1]),
-                     "min loss": float(np.min(loss)), "extrapolated from step": None if b is None else int(b[0]),
-                     "why": "" if b is None else b[1]})
-    return pd.DataFrame(rows).astype({"why": object}) if rows else pd.DataFrame(rows)
+                     "min loss": float(np.min(loss)), "extrapolated from step": ext, "why": why})
+    cols = ["schedule", "steps", "final loss", "min loss", "extrapolated from step", "why"]
+    # object dtype: Bokeh serialises pandas' string dtype in Tabulator as NaN
+    return pd.DataFrame(rows, columns=cols).astype({c: object for c in ("schedule", "extrapolated from step", "why")})
 
 
 def store_curves(store: Any, ids: Sequence[str]) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:

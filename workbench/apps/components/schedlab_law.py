@@ -127,7 +127,7 @@ class LawPanel(param.Parameterized):
         if self.law is None:
             return pd.DataFrame()
         return sp.predictions_table(sp.prediction_curves(self.law, schedules, peak_lr),
-                                    sp.extrapolation(self.law, schedules, peak_lr))
+                                    sp.extrapolation(self.law, schedules, peak_lr), domain=sp.has_domain(self.law))
 
     def update(self, schedules: Sequence[tuple[str, Any]], peak_lr: float, x_axis: str, tokens_per_step: float
                ) -> None:
@@ -146,7 +146,7 @@ class LawPanel(param.Parameterized):
             return
         beyond = sp.extrapolation(self.law, schedules, peak_lr)
         self.plot.object = prediction_overlay(curves, x_axis=x_axis, tokens_per_step=tokens_per_step, beyond=beyond)
-        self.table.value = sp.predictions_table(curves, beyond)
+        self.table.value = sp.predictions_table(curves, beyond, domain=sp.has_domain(self.law))
         if beyond:
             label, (st, why) = next(iter(beyond.items()))
             self.owner.show_info(f"Shaded: predictions beyond what the law was fitted on ({label}: from step {st}; "
