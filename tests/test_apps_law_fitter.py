@@ -232,3 +232,48 @@ def test_rows_of_several_tasks_warn(app, store):
     app.source.confirm_mapping()
     app.laws = ["power_law"]
     assert app.fit() is not None and "the data mix tasks (a, b)" in app.warnings.object
+
+
+def data_constrained_csv() -> bytes:
+    """Points of the data-constrained law (Muennighoff et al. 2023, eq. (5)) with known parameters: three
+    sizes N, two unique-token budgets U, 1 to 40 epochs over them (D = epochs x U)."""
+    from workbench.fit import get_law
+
+    law = get_law("data_constrained")
+    theta = law.unreport({"A": 400.0, "B": 2000.0, "E": 1.7, "alpha": 0.34, "beta": 0.28, "r_star": 15.0})
+    n, u, ep = (g.ravel() for g in np.meshgrid([1e8, 3e8, 1e9], [1e9, 4e9], [1, 2, 4, 8, 16, 40]))
+    y = law.predict(np.asarray(theta), {"N": n, "D": u * ep, "U": u})
+    rows = ["params,tokens,unique_tokens,loss"] + [f"{a},{b},{c},{d}" for a, b, c, d in zip(n, u * ep, u, y)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_a_law_that_needs_unique_tokens_prompts_for_their_column(app):
+    from workbench.apps.components.lawfit_mapping import NOT_MAPPED
+
+    prompt = app.unique
+    app.source.upload(data_constrained_csv(), "repeats.csv")
+    assert not prompt.select.visible and not prompt.note.visible  # power law: no U to ask for
+    app.laws = ["data_constrained"]
+    assert prompt.select.visible and prompt.select.value == NOT_MAPPED
+    assert "unique_tokens" in prompt.select.options
+    assert prompt.note.visible and "needs the unique tokens **U**" in prompt.note.object
+    # choosing the column maps it, and confirms nothing else of the uploaded file's proposal
+    prompt.select.value = "unique_tokens"
+    assert "U=unique_tokens" in app.source.mapping and not app.source.mapping_confirmed
+    assert app.source.confirm_btn.visible
+    app.source.mapping = "N=params,D=tokens,L=loss"  # typed without U: the prompt says so again, fit refuses
+    assert prompt.select.value == NOT_MAPPED and prompt.note.visible
+    assert app.fit() is None and "map ['U']" in app.message.object
+    app.source.mapping = "N=params,D=tokens,U=nope,L=loss"  # typed, a column the data lacks
+    assert prompt.note.visible and "'nope' is not a column of the data" in prompt.note.object
+    app.source.mapping = "N=params,D=tokens,U=unique_tokens,L=loss"  # typed: the choice follows
+    assert prompt.select.value == "unique_tokens" and not prompt.note.visible
+    app.holdout = 0.0
+    res = app.fit()
+    assert res is not None, app.message.object
+    assert res["data_constrained"].r2 > 0.999
+    # a derived column is a choice too; and a law without U hides the prompt
+    app.derived = "`unique (B)` = unique_tokens / 1e9"
+    assert "unique (B)" in prompt.select.options
+    app.laws = ["chinchilla"]
+    assert not prompt.select.visible and not prompt.note.visible

@@ -24,6 +24,7 @@ import param
 
 from workbench.apps.base import AppBase, escape, guarded
 from workbench.apps.components.data_source import DataSource
+from workbench.apps.components.lawfit_mapping import InputColumn
 from workbench.fit.data import CSVError, derive, parse_mapping
 
 
@@ -66,7 +67,9 @@ class LawFitter(AppBase):
         self.results_box = pn.Column(sizing_mode="stretch_width")
         self.source = DataSource(self, kind="table")
         self.source.param.watch(self._on_loaded, "loaded")
+        self.unique = InputColumn(self.source, "U", "unique tokens")  # shown while a chosen law takes U
         self.source.open_default()
+        self._on_laws()
 
     @property
     def df(self) -> pd.DataFrame:
@@ -77,6 +80,10 @@ class LawFitter(AppBase):
         laws = [law for law in p.get("laws", self.laws) if law in self.param.laws.objects] or self.laws
         self.param.update(laws=laws, x_var=p.get("x", self.x_var), derived=p.get("derive", ""), drop_highest=0)
         self.results = {}
+
+    @param.depends("laws", "derived", watch=True)
+    def _on_laws(self) -> None:
+        self.unique.update(self.laws, self.derived)
 
     def frame(self) -> pd.DataFrame:
         """The data after derived columns and the drop of the highest targets."""
@@ -241,7 +248,7 @@ class LawFitter(AppBase):
         fit_btn = pn.widgets.Button(label="Fit", color="primary", css_classes=["wb-fit"])
         fit_btn.on_click(self.fit)
         controls = pn.Column(
-            self.source.view(),
+            self.source.view(), self.unique.view(),
             pn.widgets.TextAreaInput.from_param(self.param.derived, label="Derived columns", height=70),
             pn.widgets.IntInput.from_param(self.param.drop_highest, label="Drop highest k targets"),
             pn.pane.Markdown("**Laws**"),
