@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mpl_table1 import curves  # noqa: E402
 
+from workbench.datasets import data_dir  # noqa: E402
 from workbench.fit import FitResult, get_law  # noqa: E402
 from workbench.fit.schedule_laws import fit_multi_power  # noqa: E402
 from workbench.schedule_design import optimize_schedule, predict_final, schedule_shape  # noqa: E402
@@ -48,12 +49,14 @@ def authors_schedule():
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1] / "data")
+    ap.add_argument("--data", "--shared", dest="data", type=Path, default=None,
+                    help="folder holding mpl-loss-curves/ (default: the repository's data/)")
     ap.add_argument("--knots", type=int, default=48)
     ap.add_argument("--iters", type=int, default=600)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    train = curves(a.shared, "25", ["cosine_24000", "constant_24000"])
+    root = a.data if a.data is not None else data_dir("mpl-loss-curves").parent
+    train = curves(root, "25", ["cosine_24000", "constant_24000"])
     t0 = time.perf_counter()
     ours = fit_multi_power(train)
     t_fit = time.perf_counter() - t0
@@ -65,7 +68,7 @@ def main() -> None:
     for s in ("cosine_24000", "wsd_20000_24000", "wsdld_20000_24000"):
         import pandas as pd
 
-        df = pd.read_csv(a.shared / "mpl-loss-curves" / "csv_25" / f"{s}.csv")
+        df = pd.read_csv(root / "mpl-loss-curves" / "csv_25" / f"{s}.csv")
         real[s] = float(df["loss"].iloc[-1])
     print(f"25M multi-power law fitted on constant_24000 + cosine_24000 ({t_fit:.0f} s): "
           + ", ".join(f"{k}={v:.4g}" for k, v in ours.params.items()))

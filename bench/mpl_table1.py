@@ -4,7 +4,10 @@ and the LR-annealing law of Tissue et al. 2024 (batched L-BFGS, ``fit``) on cosi
 wsdcon_9, predict the six unseen schedules, and print R² / mean / worst relative error (per test curve,
 averaged over the six, as the paper) next to the paper's, per model size.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/mpl_table1.py [--shared ../shared/data] [--sizes 25 100 400]``
+The curves ship in ``data/mpl-loss-curves`` (MIT; ``workbench.datasets.data_dir``); ``--data`` points at another
+folder holding ``mpl-loss-curves/``.
+
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/mpl_table1.py [--data DIR] [--sizes 25 100 400]``
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.datasets import data_dir
 from workbench.fit import FitData, fit, get_law
 from workbench.fit.schedule_laws import fit_multi_power, schedule_law_starts
 from workbench.schedules.paper import mpl_schedule
@@ -45,14 +49,16 @@ def curves(root: Path, size: str, stems: list[str]) -> FitData:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--data", "--shared", dest="data", type=Path, default=None,
+                    help="folder holding mpl-loss-curves/ (default: the repository's data/)")
     ap.add_argument("--sizes", nargs="+", default=["25", "100", "400"])
     a = ap.parse_args()
+    root = a.data if a.data is not None else data_dir("mpl-loss-curves").parent
     torch.set_num_threads(1)
     lra = get_law("lr_annealing")
     print(f"{'size':>5} {'law':>13} | {'R2':>14} {'PredE':>16} {'WorstE':>16} | {'fit s':>6}  (ours / paper, rel. diff)")
     for size in a.sizes:
-        train, test = curves(a.shared, size, TRAIN), curves(a.shared, size, TEST)
+        train, test = curves(root, size, TRAIN), curves(root, size, TEST)
         t0 = time.perf_counter()
         r_mpl = fit_multi_power(train)
         t_mpl = time.perf_counter() - t0
