@@ -11,7 +11,9 @@ the page, whose browser has Panel's, Bokeh's and plotly's scripts cached, as any
 re-compiles every script on every load). A load is timed from navigation until the
 page's content is drawn: the index lists the apps; a dashboard page has its app's content in the DOM and
 Bokeh's document idle (``Bokeh.documents[0].is_idle``) with a figure drawn (a plotly plot or a Bokeh
-canvas). The machine's load average is printed with the table (the machine may be shared).
+canvas), or, for a page whose first view is a table (``CONTENT``: the runs page, whose figure appears once
+runs are selected), that table's rows drawn. The machine's load average is printed with the table (the
+machine may be shared).
 
     python bench/page_load_bench.py                # 3 repetitions, 2 warm loads each
     python bench/page_load_bench.py --reps 1 --warm 1 --pages schedules laws
@@ -39,13 +41,15 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 GOALS = {"cold": 3.0, "warm": 1.5}
 
-DRAWN = """() => { const B = window.Bokeh; if (!B || !B.documents || !B.documents.length) return false;
+CONTENT = {"runs": ".tabulator-row"}  # pages whose first view shows no figure: what is drawn
+DRAWN = """(sel) => { const B = window.Bokeh; if (!B || !B.documents || !B.documents.length) return false;
     const d = B.documents[0]; if (d.is_idle === false) return false;
     const roots = document.querySelectorAll('.bk-Column, .bk-Row, .bk-panel-models-layout-Column');
     const deep = (root, sel) => { if (root.querySelector(sel)) return true;
         for (const el of root.querySelectorAll('*')) if (el.shadowRoot && deep(el.shadowRoot, sel)) return true;
         return false; };
-    return roots.length > 0 && (deep(document, '.js-plotly-plot .main-svg') || deep(document, 'canvas')); }"""
+    return roots.length > 0 && (sel ? deep(document, sel)
+                                : (deep(document, '.js-plotly-plot .main-svg') || deep(document, 'canvas'))); }"""
 
 
 def free_port() -> int:
@@ -95,7 +99,7 @@ def load(ctx, url: str, page_name: str, timeout: float, shot: Path | None = None
     if page_name == "index":
         page.wait_for_selector("text=Schedule lab", timeout=timeout * 1000)
     else:
-        page.wait_for_function(DRAWN, timeout=timeout * 1000, polling=50)
+        page.wait_for_function(DRAWN, arg=CONTENT.get(page_name), timeout=timeout * 1000, polling=50)
     dt = time.perf_counter() - t0
     if shot is not None:
         page.wait_for_timeout(500)
