@@ -1,6 +1,6 @@
 """The runs page in headless Chromium against `workbench serve`: a filter, a sort, a tag and a note
 survive a reload; selecting two runs shows their config diff (the differing keys highlighted) and
-their curves; run names are shown as text, not HTML. Export for papers: a PNG and an SVG downloaded
+their curves (drawn with Bokeh: the page loads no plotly.js); run names are shown as text, not HTML. Export for papers: a PNG and an SVG downloaded
 from the runs page and from the schedule lab have the size asked for, and the schedule lab's dashed
 preview of the form is not in them. Screenshot: docs/screenshots/runs.png."""
 
@@ -133,11 +133,13 @@ def test_selecting_two_runs_shows_their_config_diff(served, page, tmp_path) -> N
     same = page.locator("table.wb-config-diff tbody tr:not(.wb-diff) td:first-child").all_inner_texts()
     assert sorted(same) == ["lr", "optimizer", "steps"]
     want = {"modular-lr0.001-w64", "modular-lr0.001-w128"}
-    for _ in range(180):  # the overlaid curves of the two runs
-        if want <= set(trace_names(page)):
+    for _ in range(180):  # the overlaid curves of the two runs: a legend entry each, drawn on a canvas
+        if want <= set(legend_labels(page)) and page.locator("canvas").count():
             break
         page.wait_for_timeout(250)
-    assert want <= set(trace_names(page))
+    assert want <= set(legend_labels(page))
+    assert set(line_names(page)) == {f"{r} {m}" for r in want for m in ("train_loss", "test_loss")}
+    assert not page.evaluate("() => !!window.Plotly"), "the runs page loaded plotly.js"
     page.locator(".wb-runs-table").scroll_into_view_if_needed()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
@@ -150,14 +152,16 @@ def test_selecting_two_runs_shows_their_config_diff(served, page, tmp_path) -> N
     assert (svg.get("width"), svg.get("height")) == ("480", "300")
     assert "modular-lr0.001-w64" in ET.tostring(svg, encoding="unicode")
 
-    # a curve hidden by a click on its legend entry is not exported (exactly the visible traces)
-    page.locator(".legend .traces:has-text('modular-lr0.001-w64') .legendtoggle").first.click()
+    # a run hidden from the legend is not exported (exactly the visible lines). A click on a legend entry
+    # (click_policy "hide") sets its lines' `visible`; here one line of the run is hidden that way, and the
+    # figure's links hide its other lines (every panel) in the browser, which sends them to the server
+    assert page.evaluate(HIDE_JS, "modular-lr0.001-w64 train_loss") == 1
     for _ in range(120):
-        if page.evaluate(HIDDEN_JS, "modular-lr0.001-w64"):
+        if set(line_names(page, visible=False)) == {"modular-lr0.001-w64 train_loss", "modular-lr0.001-w64 test_loss"}:
             break
         page.wait_for_timeout(250)
-    assert page.evaluate(HIDDEN_JS, "modular-lr0.001-w64")
-    page.wait_for_timeout(1000)  # the restyle reaches the server's copy of the figure
+    assert set(line_names(page, visible=False)) == {"modular-lr0.001-w64 train_loss", "modular-lr0.001-w64 test_loss"}
+    page.wait_for_timeout(1000)  # the change reaches the server's copy of the figure
     text = download(page, "svg", tmp_path).decode()
     assert "modular-lr0.001-w128" in text and "modular-lr0.001-w64" not in text
     csv = download(page, "configs", tmp_path).decode()
@@ -165,9 +169,8 @@ def test_selecting_two_runs_shows_their_config_diff(served, page, tmp_path) -> N
     assert not [e for e in errors if "favicon" not in e], errors
 
 
-HIDDEN_JS = """(name) => { let hidden = false; const walk = (r) => r.querySelectorAll('*').forEach((el) => {
-    if (el._fullData) el._fullData.forEach(t => { if (t.name === name && t.visible === 'legendonly') hidden = true; });
-    if (el.shadowRoot) walk(el.shadowRoot); }); walk(document); return hidden; }"""
+HIDE_JS = """(name) => { let n = 0; for (const d of window.Bokeh.documents) for (const m of d.all_models)
+    if (m.constructor.__name__ === 'GlyphRenderer' && m.name === name) { m.visible = false; n += 1; } return n; }"""
 
 
 def legend_labels(page) -> list[str]:
@@ -179,11 +182,12 @@ def legend_labels(page) -> list[str]:
         return out; }""")
 
 
-def trace_names(page) -> list[str]:
-    """Names of the traces of every plotly figure in the page (through shadow roots)."""
-    return page.evaluate("""() => { const out = []; const walk = (r) => r.querySelectorAll('*').forEach((el) => {
-        if (el._fullData) el._fullData.forEach(t => out.push(t.name)); if (el.shadowRoot) walk(el.shadowRoot); });
-        walk(document); return out; }""")
+def line_names(page, visible: bool = True) -> list[str]:
+    """Names of the (visible, or hidden) line renderers of every Bokeh figure in the page."""
+    return page.evaluate("""(vis) => { const out = [];
+        for (const d of (window.Bokeh && window.Bokeh.documents) || []) for (const m of d.all_models)
+          if (m.constructor.__name__ === 'GlyphRenderer' && m.name && m.visible === vis) out.push(m.name);
+        return out; }""", visible)
 
 
 def set_size(page, width: int, height: int, scale: float) -> None:

@@ -49,7 +49,8 @@ APPS: dict[str, AppInfo] = {
         AppInfo("curves", "workbench.apps.curve_fitter:CurveFitter", "Curve-law fitter",
                 "Fit schedule-aware loss-curve laws on runs or files; predict held-out and untrained schedules."),
         AppInfo("runs", "workbench.apps.runs:RunsPage", "Runs",
-                "Every run in one table: filter, sort, group, tag, annotate; compare curves and configs."),
+                "Every run in one table: filter, sort, group, tag, annotate; compare curves and configs.",
+                ("tabulator",)),  # compare view drawn with Bokeh: no plotly.js (exports build Plotly server-side)
     )
 }
 

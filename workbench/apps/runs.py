@@ -4,8 +4,10 @@ store; two or more selected runs compared (curves overlaid, config diff with the
 highlighted). A running run whose loss left its forecast's 95 % band is flagged in the ``forecast``
 column (:mod:`workbench.forecast_watch`, computed in the background after each reload).
 
-The table and the diff come from :mod:`workbench.runs_table`, the curves from
-:func:`workbench.figures.curves.curves_figure`; this module only lays them out. Under ``panel serve``
+The table and the diff come from :mod:`workbench.runs_table`, the curves drawn in the page from
+:func:`workbench.figures.curves_bokeh.curves_overlay` (Bokeh: the page loads no plotly.js, issue 13) and,
+for exports, from :func:`workbench.figures.curves.curves_figure` (Plotly, built on click, without the runs
+hidden from the page's legend); this module only lays them out. Under ``panel serve``
 the view state (search, status, tag, sort, grouping, selection) lives in the page URL, so a reload
 or a shared link shows the same table. Every user string (run names, tags, notes, config values) that
 reaches HTML is escaped: the config diff and Tabulator's group headers (its cells are set as text).
@@ -24,8 +26,10 @@ import plotly.graph_objects as go
 
 from workbench.apps.base import AppBase, guarded, options, safe_titles
 from workbench.apps.components.background import BackgroundTask
+from workbench.apps.components.runs_compare import diff_html, run_labels
 from workbench.apps.export import ExportPanel
 from workbench.figures.curves import curves_figure
+from workbench.figures.curves_bokeh import curves_overlay, hidden_runs
 from workbench.forecast_watch import ForecastWatch, running_flags
 from workbench.runs_table import config_diff, filter_table, flatten_config, runs_table, sort_table
 from workbench.store import STATUSES
@@ -38,22 +42,6 @@ def _shown(v: Any) -> Any:
     if isinstance(v, float) and math.isfinite(v):
         return float(f"{v:.4g}")
     return v
-
-
-def diff_html(diff: pd.DataFrame) -> str:
-    """The config diff as an HTML table (every value escaped); rows whose values differ carry the
-    class ``wb-diff`` and a highlight."""
-    runs = [c for c in diff.columns if c not in ("key", "differs")]
-    head = "".join(f"<th>{html.escape(str(r))}</th>" for r in runs)
-    rows = []
-    for _, r in diff.iterrows():
-        cls = ' class="wb-diff" style="background:#fff1c2;font-weight:600"' if r["differs"] else ""
-        cells = "".join(f"<td>{'' if r[c] is None else html.escape(str(r[c]))}</td>" for c in runs)
-        rows.append(f"<tr{cls}><td>{html.escape(str(r['key']))}</td>{cells}</tr>")
-    return ("<style>.wb-config-diff td,.wb-config-diff th{padding:2px 12px;text-align:left;"
-            "border-bottom:1px solid #eee}</style>"
-            f'<table class="wb-config-diff" style="border-collapse:collapse;font-size:13px">'
-            f"<thead><tr><th>config key</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 class RunsPage(AppBase):
@@ -88,10 +76,11 @@ class RunsPage(AppBase):
             frozen_columns=["name"])
         self.table.param.watch(self._on_selection, "selection")
         self.table.param.watch(self._on_sorters, "sorters")
-        self.curves = pn.pane.Plotly(go.Figure(), sizing_mode="stretch_width", height=420, visible=False)
+        self.curves = pn.pane.Bokeh(None, sizing_mode="stretch_width")
+        self.curves_box = pn.Column(self.curves, visible=False, sizing_mode="stretch_width")  # the pane's own
+        # ``visible`` follows its figure's, so the box is what is hidden while fewer than two runs are selected
         self.diff = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["wb-diff-pane"])
         self.compare_md = pn.pane.Markdown("*Select two or more runs (the boxes on the left) to compare them.*")
-        self.export = ExportPanel(figure=self.shown_figure, data=self.data, configs=self.configs, basename="runs")
         self.reload()
 
     # -------------------------------------------------------------- data
@@ -204,20 +193,20 @@ class RunsPage(AppBase):
     def _compare(self) -> None:
         sel = self._selected_runs() if len(self._all) else self._all
         if len(sel) < 2:
-            self.curves.visible = False
+            self.curves_box.visible = False
             self.diff.object = ""
             self.compare_md.object = "*Select two or more runs (the boxes on the left) to compare them.*"
             return
-        labels = _labels(sel)
+        labels = run_labels(sel)
         configs = {labels[r]: self.store.get_run(r)["config"] for r in sel["id"]}
         diff = config_diff(configs, only_differences=self.only_differences)
         n_diff = int(diff["differs"].sum()) if len(diff) else 0
         self.compare_md.object = f"**{len(sel)} runs compared** · {n_diff} config key(s) differ (highlighted)"
         self.diff.object = diff_html(diff)
-        fig = self.figure()
-        self.curves.visible = fig is not None
-        if fig is not None:
-            self.curves.object = fig
+        m = self.data()
+        self.curves_box.visible = m is not None
+        if m is not None:
+            self.curves.object = curves_overlay(m, labels, names=list(self.compare_metrics))
 
     def data(self) -> pd.DataFrame | None:
         """The selected runs' compared metrics, tidy long form: ``run, name, step, tokens, wall, value``
@@ -239,18 +228,23 @@ class RunsPage(AppBase):
         return pd.DataFrame(rows)
 
     def shown_figure(self) -> go.Figure | None:
-        """The compared curves as drawn in the page, what the export buttons save: a curve hidden by a click
-        on its legend entry in the browser is hidden in this figure too (Panel applies the browser's
-        restyle to it), so it is left out of the export."""
-        return self.curves.object if self.curves.visible else None
+        """The compared curves as drawn in the page, as a Plotly figure: what the export buttons save. A run
+        hidden by a click on its legend entry in the browser (Bokeh sends the lines' ``visible`` back to the
+        server's copy of the figure) is left out."""
+        if not self.curves_box.visible:
+            return None
+        return self.figure(hidden=hidden_runs(self.curves.object))
 
-    def figure(self) -> go.Figure | None:
-        """The selected runs' curves of the chosen metrics, overlaid (one panel per metric)."""
+    def figure(self, hidden: set[str] | frozenset[str] = frozenset()) -> go.Figure | None:
+        """The selected runs' curves of the chosen metrics, overlaid (one panel per metric), as a Plotly
+        figure; the runs in ``hidden`` are left out."""
         m = self.data()
         if m is None:
             return None
+        m = m[~m["run"].isin(hidden)]
         sel = self._selected_runs()
-        labels = _labels(sel)
+        sel = sel[~sel["id"].isin(hidden)]
+        labels = run_labels(sel)
         runs = pd.DataFrame({"id": sel["id"], "name": [labels[r] for r in sel["id"]]})
         return curves_figure(m, runs, names=list(self.compare_metrics), title="Selected runs")
 
@@ -282,12 +276,17 @@ class RunsPage(AppBase):
             w.MultiChoice.from_param(self.param.compare_metrics, label="metrics"),
             w.Checkbox.from_param(self.param.only_differences, label="diff: only keys that differ"),
             width=300, sizing_mode="fixed")
-        main = pn.Column(self.info, self.table, self.compare_md, self.curves, self.diff, self.export,
+        export = pn.Column(sizing_mode="stretch_width")  # below the fold: built after the page is drawn
+
+        def add_export() -> None:
+            export.objects = [ExportPanel(figure=self.shown_figure, data=self.data, configs=self.configs,
+                                          basename="runs")]
+
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            pn.state.onload(add_export)  # its 8 buttons and style fields: the table first (issue 13)
+        else:
+            add_export()
+        main = pn.Column(self.info, self.table, self.compare_md, self.curves_box, self.diff, export,
                          sizing_mode="stretch_width")
         return pn.Row(controls, main, sizing_mode="stretch_width")
 
-
-def _labels(sel: pd.DataFrame) -> dict[str, str]:
-    """A label per run: its name, with the id added where two runs share a name."""
-    counts = sel["name"].value_counts()
-    return {r: (n if counts[n] == 1 else f"{n} ({r})") for r, n in zip(sel["id"], sel["name"])}

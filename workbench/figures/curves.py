@@ -85,6 +85,18 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+def check_curve_args(metrics: pd.DataFrame, x: str, cols: int) -> None:
+    """Raise :class:`CurveError` naming the field unless ``x`` is an x-axis choice, ``cols >= 1`` and
+    ``metrics`` has the long form's columns (shared by this module's and the Bokeh curve figures)."""
+    if x not in X_TITLES:
+        raise CurveError(f"x: must be one of {sorted(X_TITLES)}, got {x!r}")
+    if cols < 1:
+        raise CurveError(f"cols: must be >= 1, got {cols}")
+    need = {"run", "name", "value", x}
+    if not need <= set(metrics.columns):
+        raise CurveError(f"metrics: missing columns {sorted(need - set(metrics.columns))}")
+
+
 def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame | None = None, *, names: Sequence[str] | None = None,
                   x: str = "step", log_x: bool = False, log_y: bool = False, smoothing: float = 0.0,
                   color_by: str | None = None, bands: bool = False, overlay: bool = True,
@@ -97,13 +109,7 @@ def curves_figure(metrics: pd.DataFrame, runs: pd.DataFrame | None = None, *, na
     debiased-EMA weight in [0, 1); when > 0 the raw curve is drawn faint behind. ``bands``: with
     ``color_by``, one mean line per group with a min/max band across its runs instead of one line
     per run. Each drawn line is decimated to ``max_points`` keeping spikes."""
-    if x not in X_TITLES:
-        raise CurveError(f"x: must be one of {sorted(X_TITLES)}, got {x!r}")
-    if cols < 1:
-        raise CurveError(f"cols: must be >= 1, got {cols}")
-    need = {"run", "name", "value", x}
-    if not need <= set(metrics.columns):
-        raise CurveError(f"metrics: missing columns {sorted(need - set(metrics.columns))}")
+    check_curve_args(metrics, x, cols)
     ema(np.zeros(1), smoothing)  # validates the weight
     df = metrics if names is None else metrics[metrics["name"].isin(list(names))]
     order = list(names) if names is not None else sorted(df["name"].unique())
