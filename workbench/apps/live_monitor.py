@@ -248,7 +248,7 @@ class LiveMonitor(AppBase):
         """One poll of the store: stream the rows committed since the cursor; returns rows applied."""
         applied = self.feed.tick()
         if applied and time.monotonic() - self._info_at > 2.0:  # the text re-renders: not every tick
-            self.update_info()
+            self.update_info(legend=False)  # rows change the counts, not the runs the legend names
         return applied
 
     @guarded
@@ -256,7 +256,7 @@ class LiveMonitor(AppBase):
         with pn.io.hold():  # one websocket message for all the streams of this tick
             self.tick()
 
-    def update_info(self) -> None:
+    def update_info(self, legend: bool = True) -> None:
         self._info_at = time.monotonic()
         shown = set(self.runs)
         n_pts = sum(s.n for s in self.book.series.values() if s.run in shown)
@@ -266,9 +266,9 @@ class LiveMonitor(AppBase):
         hint = ""
         if len(self.runs) > 48 and not self.figs.grouped:
             hint = " · many runs: try *colour / group by* a config key with bands"
-        legend = legend_html(self.figs) if self.figs.figs else ""
-        if legend != self.legend.object:  # the runs shown or their groups changed
-            self.legend.object = legend
+        html = legend_html(self.figs) if legend and self.figs.figs else None
+        if html is not None and html != self.legend.object:  # the runs shown or their groups changed
+            self.legend.object = html
         self.info.object = (f"{len(self.runs)} runs ({running} running) · {len(self.metrics)} metrics · "
                             f"{n_pts:,} points · cursor {self.book.cursor}{hint}")
 

@@ -24,7 +24,8 @@ class MonitorSettings(param.Parameterized):
     max_runs = param.Integer(default=256, bounds=(1, 1024), doc="Runs selected by default")
     period_ms = param.Integer(default=300, bounds=(100, 5000), doc="How often the page polls the store")
     forecast = param.Boolean(default=True, doc="Draw each running run's forecast and 95 % band ahead of its loss "
-                             "curve, and flag a run that leaves it (workbench.forecast_watch)")
+                             "curve, and flag a run that leaves it (workbench.forecast_watch); only while at "
+                             "most 16 runs are shown (monitor_forecast.MAX_RUNS)")
     backend = param.Selector(default="canvas", objects=["canvas", "webgl"],
                              doc="Bokeh output backend. Lines are decimated to max_points, so canvas is fast; "
                                  "webgl without a GPU (software rendering) made a 8-run live page 5x slower")
@@ -58,7 +59,8 @@ def monitor_controls(app: Any) -> pn.Column:
         w.Checkbox.from_param(p.bands, label="one mean line + band per group", css_classes=["wb-bands"]),
         w.RadioButtonGroup.from_param(st.band, css_classes=["wb-band"]),
         w.Checkbox.from_param(st.show_runs, label="with bands, also every run"),
-        w.Checkbox.from_param(st.forecast, label="forecast band of running runs", css_classes=["wb-forecast"]),
+        w.Checkbox.from_param(st.forecast, label="forecast band of running runs (<= 16 shown)",
+                              css_classes=["wb-forecast"]),
         w.Toggle.from_param(p.live, label="live", color="success"),
         width=300, sizing_mode="fixed",
     )

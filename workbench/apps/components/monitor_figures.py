@@ -123,23 +123,22 @@ class MonitorFigures:
 
     # ------------------------------------------------------------------ the shared x range
     def _extent(self) -> tuple[float, float] | None:
-        """The x extent of what is drawn (x is monotone within a series: its ends, unless non-finite)."""
+        """The x extent of what is drawn."""
         lo, hi = np.inf, -np.inf
         log = self.view.settings.log_x
+        runs = set(self.view.runs)
         for s in self.book.series.values():
             x = s.shown.get("x")
-            if x is None or not x.n or s.run not in self.view.runs:
+            if x is None or not x.n or s.run not in runs:
                 continue
-            a = x.a
-            if s.zoom is not None:  # a zoomed series shows a window: its summary has the extent
-                a = s.buckets.points(self.view.x_axis)["x"] if s.buckets.n else a
-            first, last = a[0], a[-1]
-            if not (np.isfinite(first) and np.isfinite(last)) or log and first <= 0:
+            if s.zoom is not None and s.buckets.n:  # a zoomed series shows a window: its summary has the extent
+                a = s.buckets.points(self.view.x_axis)["x"]
                 a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
-                if not a.size:
-                    continue
-                first, last = a.min(), a.max()
-            lo, hi = min(lo, float(first)), max(hi, float(last))
+                e = (float(a.min()), float(a.max())) if a.size else None
+            else:
+                e = x.extent(positive=log)  # kept up to date as points are appended: O(new points)
+            if e is not None:
+                lo, hi = min(lo, e[0]), max(hi, e[1])
         for ov in self.overlays:  # what an overlay draws ahead of the data (a forecast) is in the range too
             e = getattr(ov, "x_extent", lambda: None)()
             if e is not None and hi >= lo:

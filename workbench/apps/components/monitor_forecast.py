@@ -28,6 +28,10 @@ _POOL: Any = None
 _POOL_LOCK = threading.Lock()
 _WATCHES: dict[str, tuple[Any, ForecastWatch]] = {}  # in the worker process: store path -> (store, cached fits)
 
+MAX_RUNS = 16
+"""Forecasts are computed and drawn while at most this many runs are shown: a pass fits every shown running
+run (at 256 runs one pass took minutes of a core, which a 2-core machine's live page could not spare), and
+hundreds of bands over each other hide the curves (group bands summarise such a sweep)."""
 REFRESH_S = 3.0
 """Seconds between two passes of the background thread over the running runs."""
 AHEAD = 0.5
@@ -61,7 +65,8 @@ class ForecastOverlay:
 
     @property
     def enabled(self) -> bool:
-        return bool(getattr(self.view.settings, "forecast", True))
+        """On in the settings, and at most :data:`MAX_RUNS` runs shown."""
+        return bool(getattr(self.view.settings, "forecast", True)) and len(self.view.runs) <= MAX_RUNS
 
     # ------------------------------------------------------------------ Overlay protocol
     def attach(self, fig: Any, panel: str, members: list[str], figures: Any) -> None:
@@ -81,7 +86,15 @@ class ForecastOverlay:
 
     def update(self, figures: Any) -> None:
         """Copy the newest finished forecasts into the sources (cheap when nothing changed)."""
-        if self.applied == self.version or not self.sources:
+        if not self.sources:
+            return
+        if not self.enabled:  # more runs than forecasts are drawn for joined the page: take the bands off
+            if self.x_end is not None or self.y_ext:
+                for src, lbl in self.sources.values():
+                    src.data, lbl.data = dict(EMPTY), {"x": [], "y": [], "text": [], "color": [], "align": []}
+                self.x_end, self.y_ext, self.applied = None, {}, -1
+            return
+        if self.applied == self.version:
             return
         with self._lock:
             results, self.applied = dict(self.results), self.version

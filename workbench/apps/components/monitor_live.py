@@ -81,6 +81,7 @@ class MonitorFeed:
     # ------------------------------------------------------------------ live
     def tick(self) -> int:
         """One poll of the store: stream the rows committed since the cursor; returns rows applied."""
+        self.book.begin()
         self.apply_zoom()
         if not self.view.live:
             return 0

@@ -74,12 +74,9 @@ def extent(figs: Any, panel: str, members: list[str], log: bool) -> tuple[float,
             s = figs.book.get(r, name)
             for col in cols:
                 y = s.shown.get(col) if s is not None else None
-                if y is None or not y.n:
-                    continue
-                a = y.a
-                a = a[np.isfinite(a) & (a > 0)] if log else a[np.isfinite(a)]
-                if a.size:
-                    lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+                e = y.extent(positive=log) if y is not None else None  # O(points appended since last time)
+                if e is not None:
+                    lo, hi = min(lo, e[0]), max(hi, e[1])
     for ov in figs.overlays:
         e = getattr(ov, "y_extent", lambda p: None)(panel)
         if e is not None and hi >= lo and (not log or e[0] > 0):
