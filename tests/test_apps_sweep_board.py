@@ -242,3 +242,48 @@ def test_launch_tiny_sweep(tmp_path):
     t = app.data()
     assert isinstance(t, pd.DataFrame) and len(t) == 4 and "final.test_loss" in t.columns
     assert sorted(set(t["cfg.lr"])) == [0.001, 0.01]
+
+
+def test_page_figure_is_bokeh_with_the_plotly_figures_points(filled):
+    """The page draws the metric-vs-hyperparameter view with Bokeh (no plotly.js before first paint): the
+    same means (over seeds and schedules) and min/max bars as the exported Plotly figure, checked against
+    ``final_loss``; a categorical x (the schedule) gets a factor axis; no sweep draws an empty figure."""
+    from bokeh.models import ColumnDataSource, FactorRange, LogScale
+
+    from workbench.figures.sweeps_bokeh import metric_vs_param_bokeh
+
+    store, sid = filled
+    app = SweepBoard(store_path=str(store.path))
+    fig = app.plot.object
+    assert isinstance(fig.x_scale, LogScale) and not isinstance(fig.y_scale, LogScale)
+    srcs = {s.name: s.data for s in fig.select({"type": ColumnDataSource}) if (s.name or "").startswith("wb-sweep|")}
+    assert len(srcs) == 2
+    for d in srcs.values():
+        width = int(d["group"][0].split("=")[1])
+        for x, y, lo, hi in zip(d["x"], d["y"], d["lo"], d["hi"]):
+            losses = [final_loss(x, width, s) for s in (0, 1)]
+            assert y == pytest.approx(np.mean(losses))
+            assert (lo, hi) == (pytest.approx(min(losses)), pytest.approx(max(losses)))
+    plotly_means = sorted(np.round(np.concatenate([tr.y for tr in app.figure().data]), 9))
+    assert plotly_means == sorted(np.round(np.concatenate([d["y"] for d in srcs.values()]), 9))
+    app.log_y = True
+    assert isinstance(app.plot.object.y_scale, LogScale)
+    cat = metric_vs_param_bokeh(app._table, "cfg.schedule", "final.test_loss", "cfg.model_params.width")
+    assert isinstance(cat.x_range, FactorRange) and list(cat.x_range.factors) == ["cosine", "linear"]
+    empty = metric_vs_param_bokeh(pd.DataFrame(), "x", "y")
+    assert not [s for s in empty.select({"type": ColumnDataSource}) if (s.name or "").startswith("wb-sweep|")]
+
+
+def test_size_family_at_one_lr_plots_loss_against_width(store):
+    """A sweep that varies only the width (one LR, as the reference LM size family): the board's x axis is
+    the width, not the constant LR, and one line shows all members."""
+    sid = store.create_sweep("sizes", {"spec": {"name": "sizes", "axes": {"model_params.width": [32, 64, 96]}}})
+    for width in (32, 64, 96):
+        rid = store.create_run(f"w{width}", config={"lr": 3e-3, "model_params": {"width": width}, "seed": 0,
+                                                    "steps": 10}, sweep=sid)
+        store.log(rid, 10, {"test_loss": 3.0 - width / 100})
+        store.set_status(rid, "finished")
+    app = SweepBoard(store_path=str(store.path))
+    assert app.x_param == "cfg.model_params.width" and app.group_by != "cfg.lr"
+    xs = sorted(x for tr in app.figure().data for x in tr.x)
+    assert xs == [32, 64, 96]

@@ -66,11 +66,15 @@ SIGNATURE_JS = """() => {
     });
   };
   walk(document);
-  // Bokeh figures (the schedule lab): the lines' sources, named wb-...
+  // Bokeh figures (the schedule lab, the sweep board): the lines' sources named wb-..., and the y scale of
+  // figures named wb-...
   for (const d of (window.Bokeh && window.Bokeh.documents) || [])
-    for (const m of d.all_models)
+    for (const m of d.all_models) {
       if (m.name && m.name.startsWith('wb-') && m.data && m.data.y)
         out.push([m.name, m.data.y.length, String(Array.from(m.data.y).slice(0, 20))]);
+      if (m.name && m.name.startsWith('wb-') && m.y_scale)
+        out.push([m.name, m.y_scale.constructor.__name__]);
+    }
   return JSON.stringify(out);
 }"""
 
@@ -201,15 +205,22 @@ def test_law_fitter_schedule_law_page(served, page, tmp_path):
 
 
 def test_sweep_board_page(served, page, tmp_path):
-    errors = open_page(page, served.url + "/sweeps")
+    errors = open_page(page, served.url + "/sweeps", drawn="canvas")
     page.wait_for_selector("text=demo", timeout=20_000)
     before = plot_signature(page)
+    assert '"wb-sweep|0",3' in before and '"LinearScale"' in before  # one line, the 3 LRs' means
     page.screenshot(path=str(tmp_path / 'before.png'))
     page.locator("input[type='checkbox']:visible").nth(1).check()  # log y: the y axis type changes
     after = wait_change(page, before)
-    assert after != before and '"log"' in after
+    assert after != before and '"LogScale"' in after
     export_png(page, tmp_path)
     shot(page, "sweeps")
+    # the first view needs no plotly.js; it is loaded after first paint, for the parallel-coordinates tab
+    html = page.request.get(served.url + "/sweeps").text()
+    assert not [src for src in re.findall(r'<script[^>]*src="([^"]*)"', html) if "plotly" in src]
+    page.get_by_text("Parallel coordinates", exact=True).first.click()
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+    assert page.evaluate("() => typeof window.Plotly") == "object"
     # the result tabs are dynamic (sent when opened): the importance tab draws its view when opened
     page.get_by_text("Importance", exact=True).first.click()
     page.get_by_text(re.compile("fANOVA|Importance unavailable|No objective")).first.wait_for(timeout=60_000)
@@ -223,7 +234,7 @@ def test_sweep_board_fits_the_viewport(served, page, width):
     errors = console_errors(page)
     page.set_viewport_size({"width": width, "height": 1000})
     page.goto(served.url + "/sweeps")
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_selector("canvas", timeout=60_000)
     page.wait_for_selector("text=demo", timeout=20_000)
     page.wait_for_timeout(1500)
     sw, cw = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")

@@ -22,21 +22,19 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from workbench.apps.base import AppBase, escape, guarded, show_table
 from workbench.apps.components.sweeps_define import SweepDefinition
+from workbench.apps.components.sweeps_insights import importance_view, profile_view
+from workbench.apps.components.sweeps_plotly import load_plotly_after_first_paint
 from workbench.apps.export import ExportPanel
 from workbench.figures.sweeps import (
-    importance_figure,
     is_log_axis,
     metric_vs_param_figure,
     parallel_coordinates_figure,
-    performance_profile_figure,
 )
-from workbench.importance import hyperparameter_importance
-from workbench.runs_table import lower_is_better
-from workbench.sweeps import algoperf
+from workbench.figures.sweeps_bokeh import metric_vs_param_bokeh
 from workbench.sweeps.progress import progress_table, stored_spec
 from workbench.sweeps.results import RESULT_METRICS, results_table
 
-IMPORTANCE_TAB = 3  # index of the Importance tab
+PARCOORDS_TAB, IMPORTANCE_TAB, PROFILE_TAB = 1, 3, 4  # indices of the result tabs drawn with Plotly
 SIZE_HINTS = ("width", "d_model", "n_embd", "params", "size", "n_layer", "depth", "hidden")
 
 
@@ -66,26 +64,29 @@ class SweepBoard(AppBase):
         self.progress_md = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.results = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=260,
                                             sizing_mode="stretch_width", pagination="local", page_size=50)
-        self.plot = pn.pane.Plotly(metric_vs_param_figure(pd.DataFrame(), "x", "y"), sizing_mode="stretch_width",
-                                   height=400)
-        self.parcoords = pn.pane.Plotly(parallel_coordinates_figure(pd.DataFrame()), sizing_mode="stretch_width",
-                                        height=400)
-        self.profile = pn.pane.Plotly(performance_profile_figure(pd.DataFrame()), sizing_mode="stretch_width", height=360,
-                                      visible=False)
+        # the first view is drawn with Bokeh (no plotly.js before first paint, issue 13); exports get Plotly
+        self.plot = pn.pane.Bokeh(None, sizing_mode="stretch_width", height=400)
+        # the Plotly tabs' figures are built when there is something to draw (and, served, when opened)
+        self.parcoords = pn.pane.Plotly(None, sizing_mode="stretch_width", height=400)
+        self.profile = pn.pane.Plotly(None, sizing_mode="stretch_width", height=360, visible=False)
         self.score = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, height=140, sizing_mode="stretch_width",
                                           visible=False)
         self.profile_md = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self.importance = pn.pane.Plotly(importance_figure(pd.DataFrame(columns=["param", "importance"]), ""),
-                                         sizing_mode="stretch_width", height=300, visible=False)
+        self.importance = pn.pane.Plotly(None, sizing_mode="stretch_width", height=300, visible=False)
         self.importance_md = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._objective: tuple[str, str] | None = None
         self._metric_sweep: str | None = None
         self._statuses: tuple = ()
         self._importance_key: tuple | None = None
+        self._figures_key: tuple | None = None
+        self._table_version = 0
         self.tabs: pn.Tabs | None = None
-        # served (a browser session): fANOVA (about a second) runs when its tab is opened, not at page load
-        self.importance_lazy = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+        # served (a browser session): the Plotly tabs (parallel coordinates, fANOVA importance, about a
+        # second, the AlgoPerf profile) are computed when their tab is opened, not at page load
+        self.lazy = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
         self.refresh_sweeps()
+        if self.plot.object is None:  # nothing to draw yet: an empty figure that says so
+            self.plot.object = metric_vs_param_bokeh(pd.DataFrame(), "x", "y")
 
     def launch(self, *_: Any, background: bool = True) -> str | None:
         """Validate and launch the definition panel's sweep (``self.define``: spec, form, validate)."""
@@ -139,6 +140,7 @@ class SweepBoard(AppBase):
         extra = [d.get("metric") for d in (spec.get("objective"), spec.get("target")) if isinstance(d, dict)]
         table = results_table(self.store, self.sweep, [*RESULT_METRICS, *[m for m in extra if m]])
         self._table = table
+        self._table_version += 1
         show_table(self.results, table)
         cfg_cols = [c for c in table.columns if c.startswith("cfg.") and c != "cfg.seed"]
         metrics = [c for c in table.columns if c.startswith(("final.", "best."))]
@@ -151,11 +153,13 @@ class SweepBoard(AppBase):
             if self._objective and self._objective[0] in metrics and self._metric_sweep != self.sweep:
                 self.metric = self._objective[0]  # the spec's objective, until the user picks another metric
             self._metric_sweep = self.sweep
+            # defaults among the columns the sweep varies (a size family at one LR: loss against width)
+            varied = [c for c in cfg_cols if table[c].astype(str).nunique() > 1] or cfg_cols
             if self.x_param not in cfg_cols:
-                self.x_param = "cfg.lr" if "cfg.lr" in cfg_cols else (cfg_cols[0] if cfg_cols else None)
+                self.x_param = "cfg.lr" if "cfg.lr" in varied else (varied[0] if varied else None)
             if self.group_by is None or self.group_by not in self.param.group_by.objects:
-                sizes = [c for c in cfg_cols if c != self.x_param and any(h in c for h in SIZE_HINTS)]
-                self.group_by = (sizes or [c for c in cfg_cols if c != self.x_param] or [None])[0]
+                sizes = [c for c in varied if c != self.x_param and any(h in c for h in SIZE_HINTS)]
+                self.group_by = (sizes or [c for c in varied if c != self.x_param] or [None])[0]
             if self.metric not in metrics:
                 self.metric = next((m for m in ("final.test_loss", "final.val_loss", "final.train_loss")
                                     if m in metrics), metrics[0] if metrics else None)
@@ -168,7 +172,7 @@ class SweepBoard(AppBase):
         """fANOVA importance of the varied hyperparameters for the objective (the spec's, else the
         chosen metric), or why it is unavailable. Under ``panel serve`` only while its tab is open, and
         only when the members or their statuses changed since the last one."""
-        if self.importance_lazy and (self.tabs is None or self.tabs.active != IMPORTANCE_TAB):
+        if self._tab_hidden(IMPORTANCE_TAB):
             return
         t = self._table
         objective, mode = self._objective or (self.metric, None)
@@ -176,63 +180,65 @@ class SweepBoard(AppBase):
         if key == self._importance_key:
             return
         self._importance_key = key
-        self.importance.visible = False
-        if t.empty or not objective or objective not in t:
-            self.importance_md.object = "*No objective metric in this sweep's results yet.*"
-            return
-        name = objective.split(".", 1)[-1]
-        mode = mode or ("min" if lower_is_better(name) else "max")
-        params = [c for c in t.columns if c.startswith("cfg.") and c != "cfg.seed"]
-        try:
-            imp = hyperparameter_importance(t, objective, params, mode=mode)
-        except Exception as e:  # noqa: BLE001 - optional view: say why it is missing
-            self.importance_md.object = f"*Importance unavailable: {escape(e)}*"
-            return
-        self.importance.object = importance_figure(imp, objective)
-        self.importance_md.object = (f"Objective **{escape(objective)}** ({mode}imise)"
-                                     + (" from the spec" if self._objective else "") + ".")
-        self.importance.visible = True
+        fig, self.importance_md.object = importance_view(t, objective, mode, self._objective is not None)
+        if fig is not None:
+            self.importance.object = fig
+        self.importance.visible = fig is not None
 
     @param.depends("metric", watch=True)
     def _on_metric(self) -> None:
         if self._objective is None:  # without a spec objective the importance follows the chosen metric
             self._update_importance()
 
+    def _tab_hidden(self, tab: int) -> bool:
+        """Served, a result tab's view is computed only while the tab is open (its models are sent then)."""
+        return self.lazy and (self.tabs is None or self.tabs.active != tab)
+
+    def _on_tab(self, event: Any) -> None:
+        update = {PARCOORDS_TAB: self._update_parcoords, IMPORTANCE_TAB: self._update_importance,
+                  PROFILE_TAB: self._update_profile}.get(event.new)
+        if update is not None:
+            update()
+
     @param.depends("x_param", "group_by", "metric", "log_x", "log_y", watch=True)
     def _update_figures(self) -> None:
         t = self._table
         if t.empty or not self.x_param or not self.metric:
             return
-        log_x = self.log_x and is_log_axis(self.x_param, t[self.x_param]) if self.x_param in t else False
-        self.plot.object = metric_vs_param_figure(t, self.x_param, self.metric, self.group_by, log_x=log_x,
-                                                  log_y=self.log_y)
+        key = (self._table_version, self.x_param, self.metric, self.group_by, self.log_x, self.log_y)
+        if key == self._figures_key:  # refresh_results sets the selectors, then asks once more
+            return
+        self._figures_key = key
+        self.plot.object = metric_vs_param_bokeh(t, self.x_param, self.metric, self.group_by, log_x=self._log_x(),
+                                                 log_y=self.log_y)
+        self._update_parcoords()
+
+    def _update_parcoords(self) -> None:
+        t = self._table
+        if self._tab_hidden(PARCOORDS_TAB) or t.empty:
+            return
         self.parcoords.object = parallel_coordinates_figure(t, color=self.metric, uirevision=self.sweep)
 
     def _update_profile(self) -> None:
-        self.profile.visible = self.score.visible = False
-        self.profile_md.object = "*No AlgoPerf target in this sweep's spec (add `target:`).*"
-        try:
-            spec = stored_spec(self.store, self.sweep)
-            target = spec.get("target")
-            if not target:
-                return
-            kw: dict[str, Any] = {"sweeps": self.sweep, "metric": target["metric"], "target": float(target["value"]),
-                                  "mode": target.get("mode", "max")}
-            if spec.get("workload"):
-                kw["workload"] = spec["workload"]
-            if spec.get("submission"):
-                kw["submission"] = spec["submission"]
-            res = algoperf.compare(self.store, **kw)
-        except Exception as e:  # noqa: BLE001 - the profile is optional: say why it is missing
-            self.profile_md.object = f"*Performance profile unavailable: {escape(e)}*"
+        if self._tab_hidden(PROFILE_TAB) or not self.sweep:
             return
-        self.profile.object = performance_profile_figure(res["profile"], title="AlgoPerf performance profile")
-        show_table(self.score, res["score"])
-        self.profile_md.object = ""
-        self.profile.visible = self.score.visible = True
+        fig, score, self.profile_md.object = profile_view(self.store, self.sweep)
+        if fig is not None:
+            self.profile.object = fig
+            show_table(self.score, score)
+        self.profile.visible = self.score.visible = fig is not None
+
+    def _log_x(self) -> bool:
+        t = self._table
+        return bool(self.log_x and self.x_param in t and is_log_axis(self.x_param, t[self.x_param]))
 
     def figure(self) -> go.Figure:
-        return self.plot.object
+        """The metric-vs-hyperparameter view as a Plotly figure (exports, notebooks): the page's Bokeh
+        figure's points, built when asked for."""
+        if self._table.empty or not self.x_param or not self.metric:
+            return metric_vs_param_figure(pd.DataFrame(), "x", "y")
+        return metric_vs_param_figure(self._table, self.x_param, self.metric, self.group_by, log_x=self._log_x(),
+                                      log_y=self.log_y)
 
     def data(self) -> pd.DataFrame | None:
         return None if self._table.empty else self._table
@@ -278,9 +284,17 @@ class SweepBoard(AppBase):
             ("Metric vs hyperparameter", self.plot), ("Parallel coordinates", self.parcoords), ("Table", self.results),
             ("Importance", pn.Column(self.importance_md, self.importance)),
             ("Performance profile", pn.Column(self.profile_md, self.profile, self.score)), dynamic=True)
-        self.tabs.param.watch(lambda e: self._update_importance() if e.new == IMPORTANCE_TAB else None, "active")
-        results = pn.Column(controls, self.progress_md, self.progress, self.tabs,
-                            ExportPanel(figure=self.figure, data=self.data, basename="sweep"),
-                            sizing_mode="stretch_width")
+        self.tabs.param.watch(self._on_tab, "active")
+        load_plotly_after_first_paint()  # for the other tabs' figures
+        export = pn.Column(sizing_mode="stretch_width")
+
+        def add_export() -> None:
+            export.objects = [ExportPanel(figure=self.figure, data=self.data, basename="sweep")]
+
+        if self.lazy:
+            pn.state.onload(add_export)  # ~40 models below the figure: the visible part first (issue 13)
+        else:
+            add_export()
+        results = pn.Column(controls, self.progress_md, self.progress, self.tabs, export, sizing_mode="stretch_width")
         return pn.Row(self.define, results, sizing_mode="stretch_width")
 

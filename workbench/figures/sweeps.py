@@ -65,27 +65,38 @@ def final_metric_figure(results: pd.DataFrame, x: str, y: str, color: str | None
     return fig
 
 
+def metric_vs_param_series(table: pd.DataFrame, x: str, y: str, group: str | None = None
+                           ) -> list[tuple[str, pd.DataFrame]]:
+    """What the metric-vs-hyperparameter figures draw: one (name, points) per value of ``group`` (all runs
+    when None), points = columns ``x``, ``mean``, ``min`` and ``max`` of ``y`` over the members (seeds) at
+    each ``x``, sorted by ``x`` where it sorts."""
+    if x not in table or y not in table:
+        return []
+    df = table[[c for c in {x, y, group} if c]].copy()
+    df[y] = pd.to_numeric(df[y], errors="coerce")
+    df = df.dropna(subset=[y])
+    groups = df.groupby(df[group].astype(str)) if group and group in df else [("all runs", df)]
+    out = []
+    for g, d in groups:
+        agg = d.groupby(x)[y].agg(["mean", "min", "max"]).reset_index()
+        try:
+            agg = agg.sort_values(x)
+        except TypeError:
+            pass
+        out.append((f"{group.removeprefix('cfg.')}={g}" if group else str(g), agg))
+    return out
+
+
 def metric_vs_param_figure(table: pd.DataFrame, x: str, y: str, group: str | None = None, *,
                            log_x: bool = True, log_y: bool = False) -> go.Figure:
     """``y`` (e.g. final test loss) against hyperparameter ``x`` (e.g. LR), one line per value of
     ``group`` (e.g. model size): the mean over seeds with min/max as error bars."""
     fig = go.Figure()
-    if x in table and y in table:
-        df = table[[c for c in {x, y, group} if c]].copy()
-        df[y] = pd.to_numeric(df[y], errors="coerce")
-        df = df.dropna(subset=[y])
-        groups = df.groupby(df[group].astype(str)) if group and group in df else [("all runs", df)]
-        for i, (g, d) in enumerate(groups):
-            agg = d.groupby(x)[y].agg(["mean", "min", "max"]).reset_index()
-            try:
-                agg = agg.sort_values(x)
-            except TypeError:
-                pass
-            fig.add_trace(go.Scatter(
-                x=agg[x], y=agg["mean"], mode="lines+markers", name=f"{group.removeprefix('cfg.')}={g}" if group else g,
-                line={"color": PALETTE[i % len(PALETTE)]},
-                error_y={"type": "data", "symmetric": False, "array": agg["max"] - agg["mean"],
-                         "arrayminus": agg["mean"] - agg["min"], "thickness": 1}))
+    for i, (name, agg) in enumerate(metric_vs_param_series(table, x, y, group)):
+        fig.add_trace(go.Scatter(
+            x=agg[x], y=agg["mean"], mode="lines+markers", name=name, line={"color": PALETTE[i % len(PALETTE)]},
+            error_y={"type": "data", "symmetric": False, "array": agg["max"] - agg["mean"],
+                     "arrayminus": agg["mean"] - agg["min"], "thickness": 1}))
     fig.update_layout(template="plotly_white", height=380, margin={"l": 60, "r": 20, "t": 40, "b": 50},
                       title=f"{y} against {x.removeprefix('cfg.')}", xaxis_title=x.removeprefix("cfg."),
                       yaxis_title=y, legend={"orientation": "h", "y": -0.2})

@@ -173,6 +173,6 @@ class SweepDefinition(pn.viewable.Viewer):
         to_yaml = pn.widgets.Button(label="Form → YAML")
         to_yaml.on_click(self.apply_form)
         return pn.Column(
-            pn.Tabs(("YAML", editor), ("Form", pn.Column(form, to_yaml))),
+            pn.Tabs(("YAML", editor), ("Form", pn.Column(form, to_yaml)), dynamic=True),  # form sent when opened
             pn.Row(validate, launch, pn.widgets.Select.from_param(self.param.executor, label="Executor", width=110)),
             self.members_table, width=420, sizing_mode="fixed")
