@@ -43,7 +43,7 @@ APPS: dict[str, AppInfo] = {
                 "Watch runs train: smoothing, log axes, grouping by hyperparameter, grokking measures.", ()),
         AppInfo("sweeps", "workbench.apps.sweep_board:SweepBoard", "Sweep board",
                 "Define and launch sweeps, watch progress, compare results and performance profiles.",
-                ("plotly", "tabulator", "codeeditor")),
+                ("tabulator", "codeeditor")),  # first view drawn with Bokeh: plotly.js loaded after it is drawn
         AppInfo("laws", "workbench.apps.law_fitter:LawFitter", "Scaling-law fitter",
                 "Fit scaling laws (L(N), L(N, D), ...) on tables, compare them, extrapolate, find crossovers."),
         AppInfo("curves", "workbench.apps.curve_fitter:CurveFitter", "Curve-law fitter",
