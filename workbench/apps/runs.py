@@ -16,7 +16,6 @@ reaches HTML is escaped: the config diff and Tabulator's group headers (its cell
 from __future__ import annotations
 
 import html
-import math
 from typing import Any
 
 import pandas as pd
@@ -26,22 +25,15 @@ import plotly.graph_objects as go
 
 from workbench.apps.base import AppBase, guarded, options, safe_titles
 from workbench.apps.components.background import BackgroundTask
-from workbench.apps.components.runs_compare import diff_html, run_labels
+from workbench.apps.components.runs_compare import diff_html, run_configs, run_labels, shown_cell
 from workbench.apps.export import ExportPanel
 from workbench.figures.curves import curves_figure
 from workbench.figures.curves_bokeh import curves_overlay, hidden_runs
 from workbench.forecast_watch import ForecastWatch, running_flags
-from workbench.runs_table import config_diff, filter_table, flatten_config, runs_table, sort_table
+from workbench.runs_table import config_diff, filter_table, runs_table, sort_table
 from workbench.store import STATUSES
 
 PREFERRED = ("train_loss", "test_loss", "val_loss", "loss", "test_acc", "val_acc")
-
-
-def _shown(v: Any) -> Any:
-    """A cell as the table shows it: floats to 4 significant digits."""
-    if isinstance(v, float) and math.isfinite(v):
-        return float(f"{v:.4g}")
-    return v
 
 
 class RunsPage(AppBase):
@@ -58,6 +50,7 @@ class RunsPage(AppBase):
     selected = param.List(default=[], item_type=str, doc="Ids of the selected runs")
     compare_metrics = param.ListSelector(default=[], objects=[], doc="Metrics drawn for the selected runs")
     only_differences = param.Boolean(default=False, doc="Config diff: hide keys that are the same")
+    all_columns = param.Boolean(default=False, doc="Show every column: per-parameter metrics (names with '/') too")
     tags_text = param.String(default="", doc="Tags of the selected runs (comma-separated)")
     note_text = param.String(default="", doc="Note of the selected runs")
 
@@ -119,7 +112,21 @@ class RunsPage(AppBase):
         t = filter_table(self._all, self.query, status=self.status, tag=self.tag or None)
         return sort_table(t, self.sort_by or None, self.descending)
 
-    @param.depends("query", "status", "tag", "sort_by", "descending", "group_by", watch=True)
+    def _hidden_column(self, col: str) -> bool:
+        """Whether ``col`` is left out of the table: a per-parameter metric (``final.weight_norm/head.weight``;
+        the reference grokking runs log 18, i.e. half the columns, and every column costs the page's load)
+        unless all columns are asked for or the table is sorted by it. Search still matches their values."""
+        return (not self.all_columns and col != self.sort_by and col.startswith(("final.", "best.")) and "/" in col)
+
+    def _info_text(self, n_shown: int) -> str:
+        n_all = len(self._all)
+        if not n_all:
+            return "No runs in the store yet: train one (`workbench run ...`)."
+        n_hidden = sum(self._hidden_column(c) for c in self._all.columns)
+        return (f"{n_shown} of {n_all} runs" + (f" · {len(self.selected)} selected" if self.selected else "")
+                + (f" · {n_hidden} per-parameter metric columns not shown (tick *all columns*)" if n_hidden else ""))
+
+    @param.depends("query", "status", "tag", "sort_by", "descending", "group_by", "all_columns", watch=True)
     def _render(self) -> None:
         # The table's rows stay in the store's order and Tabulator sorts them (``sorters``): a row's index
         # then never changes with a sort, so a checkbox ticked while a new sort order is on its way to the
@@ -127,7 +134,7 @@ class RunsPage(AppBase):
         # index from the old order picked another run: its tags and note went to that run).
         t = filter_table(self._all, self.query, status=self.status, tag=self.tag or None)
         self._shown_ids = t["id"].tolist() if len(t) else []
-        show = t.drop(columns=[c for c in ("created",) if c in t.columns]).map(_shown)
+        show = t.drop(columns=[c for c in t.columns if c == "created" or self._hidden_column(c)]).map(shown_cell)
         if self.group_by in show.columns:  # Tabulator writes group headers as HTML (cells as text): escape
             show[self.group_by] = [html.escape(str(v)) for v in show[self.group_by]]
         self._syncing = True
@@ -142,9 +149,7 @@ class RunsPage(AppBase):
             self.table.selection = [i for i, r in enumerate(self._shown_ids) if r in set(self.selected)]
         finally:
             self._syncing = False
-        n_all = len(self._all)
-        self.info.object = (f"{len(t)} of {n_all} runs" + (f" · {len(self.selected)} selected" if self.selected else "")
-                            if n_all else "No runs in the store yet: train one (`workbench run ...`).")
+        self.info.object = self._info_text(len(t))
 
     def _on_selection(self, event: Any) -> None:
         if self._syncing:
@@ -167,7 +172,7 @@ class RunsPage(AppBase):
         sel = self._all[self._all["id"].isin(self.selected)] if len(self._all) else self._all
         if len(sel) == 1:
             self.tags_text, self.note_text = str(sel.iloc[0]["tags"]), str(sel.iloc[0]["note"])
-        self.info.object = f"{len(self.visible_table())} of {len(self._all)} runs · {len(self.selected)} selected"
+        self.info.object = self._info_text(len(self.visible_table()))
         self._compare()
 
     # -------------------------------------------------------------- tags and notes
@@ -219,13 +224,7 @@ class RunsPage(AppBase):
 
     def configs(self) -> pd.DataFrame | None:
         """One row per selected run: id, name, tags, note and every flattened config key."""
-        sel = self._selected_runs() if len(self._all) else self._all
-        if sel.empty:
-            return None
-        rows = [{"run": r["id"], "run_name": self.store.get_run(r["id"])["name"], "run_tags": r.get("tags", ""),
-                 "run_note": r.get("note", ""), **flatten_config(self.store.get_run(r["id"])["config"])}
-                for _, r in sel.iterrows()]
-        return pd.DataFrame(rows)
+        return run_configs(self.store, self._selected_runs() if len(self._all) else self._all)
 
     def shown_figure(self) -> go.Figure | None:
         """The compared curves as drawn in the page, as a Plotly figure: what the export buttons save. A run
@@ -253,7 +252,7 @@ class RunsPage(AppBase):
         loc = pn.state.location
         if loc is not None and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             loc.sync(self, {"query": "q", "status": "status", "tag": "tag", "sort_by": "sort",
-                            "descending": "desc", "group_by": "group", "selected": "sel"})
+                            "descending": "desc", "group_by": "group", "selected": "sel", "all_columns": "cols"})
         w = pn.widgets
         save = w.Button(label="Save tags and note to selected", color="primary", css_classes=["wb-save-notes"])
         save.on_click(self.save_annotations)
@@ -267,6 +266,8 @@ class RunsPage(AppBase):
             pn.Row(w.Select.from_param(self.param.sort_by, label="sort by", css_classes=["wb-sort"], width=170),
                    w.Checkbox.from_param(self.param.descending, label="desc", align="end", css_classes=["wb-desc"])),
             w.Select.from_param(self.param.group_by, label="group by"),
+            w.Checkbox.from_param(self.param.all_columns, label="all columns (per-parameter metrics too)",
+                                  css_classes=["wb-all-columns"]),
             refresh,
             "### Tags and note",
             w.TextInput.from_param(self.param.tags_text, label="tags (comma-separated)", css_classes=["wb-tags"]),

@@ -1,11 +1,23 @@
-"""Pieces of the runs page's compare view (:mod:`workbench.apps.runs`): the config diff as an HTML table
-(every user string escaped) and a legend label per compared run."""
+"""Pieces of the runs page (:mod:`workbench.apps.runs`): a table cell as shown, and for the compare view the
+config diff as an HTML table (every user string escaped), a legend label and a configs row per compared run."""
 
 from __future__ import annotations
 
 import html
+import math
+from typing import Any
 
 import pandas as pd
+
+from workbench.runs_table import flatten_config
+from workbench.store import RunStore
+
+
+def shown_cell(v: Any) -> Any:
+    """A cell as the table shows it: floats to 4 significant digits."""
+    if isinstance(v, float) and math.isfinite(v):
+        return float(f"{v:.4g}")
+    return v
 
 
 def diff_html(diff: pd.DataFrame) -> str:
@@ -28,3 +40,15 @@ def run_labels(sel: pd.DataFrame) -> dict[str, str]:
     """A label per run: its name, with the id added where two runs share a name."""
     counts = sel["name"].value_counts()
     return {r: (n if counts[n] == 1 else f"{n} ({r})") for r, n in zip(sel["id"], sel["name"])}
+
+
+def run_configs(store: RunStore, sel: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per run of ``sel`` (rows of the runs table): id, name, tags, note and every flattened config key."""
+    if sel.empty:
+        return None
+    rows = []
+    for _, r in sel.iterrows():
+        run = store.get_run(r["id"])
+        rows.append({"run": r["id"], "run_name": run["name"], "run_tags": r.get("tags", ""),
+                     "run_note": r.get("note", ""), **flatten_config(run["config"])})
+    return pd.DataFrame(rows)
