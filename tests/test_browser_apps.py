@@ -214,6 +214,11 @@ def test_sweep_board_page(served, page, tmp_path):
     after = wait_change(page, before)
     assert after != before and '"LogScale"' in after
     export_png(page, tmp_path)
+    # the definition's members table joins the page at the first validation (not an empty table at load)
+    tables = page.locator(".tabulator").count()
+    page.get_by_role("button", name="Validate").click()
+    page.wait_for_selector("text=is valid", timeout=20_000)
+    page.locator(".tabulator").nth(tables).wait_for(timeout=20_000)
     shot(page, "sweeps")
     # the first view needs no plotly.js; it is loaded after first paint, for the parallel-coordinates tab
     html = page.request.get(served.url + "/sweeps").text()

@@ -62,6 +62,9 @@ class SweepDefinition(pn.viewable.Viewer):
         self.message = owner.message
         self.members_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=180,
                                                   sizing_mode="stretch_width")
+        # the members table joins the page at the first validation (an empty Tabulator is one more
+        # table for the browser to build at page load, issue 13)
+        self.members_box = pn.Column(sizing_mode="stretch_width")
 
     def show_error(self, msg: str) -> None:  # for @guarded
         self.owner.show_error(msg)
@@ -81,6 +84,8 @@ class SweepDefinition(pn.viewable.Viewer):
             show_table(self.members_table, pd.DataFrame(
                 [{"member": m.index, "seed": m.seed, **{k: label(v) for k, v in m.params.items()}} for m in members]))
             n = len(members)
+            if not self.members_box.objects:
+                self.members_box.objects = [self.members_table]
         except ValueError:  # bayes: members come while it runs
             n = spec.n_members()
             self.members_table.value = pd.DataFrame()
@@ -175,4 +180,4 @@ class SweepDefinition(pn.viewable.Viewer):
         return pn.Column(
             pn.Tabs(("YAML", editor), ("Form", pn.Column(form, to_yaml)), dynamic=True),  # form sent when opened
             pn.Row(validate, launch, pn.widgets.Select.from_param(self.param.executor, label="Executor", width=110)),
-            self.members_table, width=420, sizing_mode="fixed")
+            self.members_box, width=420, sizing_mode="fixed")
