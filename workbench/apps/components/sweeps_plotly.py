@@ -16,7 +16,7 @@ from pathlib import Path
 import panel as pn
 from bokeh.models import CustomJS
 
-LOAD_JS = """
+LOAD_JS = r"""
 if (window.Plotly || window.__wb_plotly_loading) return;
 window.__wb_plotly_loading = true;
 const redraw = () => {
@@ -25,10 +25,12 @@ const redraw = () => {
       if (m.constructor.__name__ === 'PlotlyPlot') m._render_count += 1;
 };
 const start = () => {
+  // next to Panel's own script (an absolute address, right behind a --prefix or a trailing slash too)
+  const panel = Array.from(document.scripts).find(s => /\/panel(\.min)?\.js/.test(s.src));
   const s = document.createElement('script');
-  s.src = url;
+  s.src = panel && bundled ? panel.src.replace(/panel(\.min)?\.js.*$/, bundled) : url;
   s.onload = redraw;
-  s.onerror = () => { window.__wb_plotly_loading = false; console.warn('plotly.js could not be loaded: ' + url); };
+  s.onerror = () => { window.__wb_plotly_loading = false; console.warn("plotly.js could not be loaded: " + s.src); };
   document.head.appendChild(s);
 };
 setTimeout(start, 0);
@@ -53,4 +55,6 @@ def load_plotly_after_first_paint() -> None:
     doc = pn.state.curdoc
     if doc is None or doc.session_context is None:
         return
-    doc.js_on_event("document_ready", CustomJS(args={"url": plotly_js_url()}, code=LOAD_JS))
+    url = plotly_js_url()
+    bundled = url.removeprefix("static/extensions/panel/") if url.startswith("static/") else ""
+    doc.js_on_event("document_ready", CustomJS(args={"url": url, "bundled": bundled}, code=LOAD_JS))
