@@ -9,7 +9,10 @@ new run takes to appear, issue 13). In the page, ``workbench.apps.components.mon
 once per animation frame, when each run's newest step is in its source (drawn in the next paint).
 Latency = time seen in the page - commit time (same machine, same clock). The browser's live JS heap
 (``performance.memory`` right after a forced garbage collection) is sampled every ``--sample`` seconds;
-its floor (minimum per 30 s window) must not grow over the last 3 minutes. ``--bands`` opens the page
+its floor (minimum per 30 s window) must not grow over the last 3 minutes. A sample may catch a tick's
+message and its decoded arrays still referenced by BokehJS (a few MiB at 64-256 runs), so one sample is
+not the retained heap; the minimum of a window is, when the window has enough samples: at the old 10 s
+interval a window had 3 and its floor swung by 13 MiB at 64 runs (27-41 MiB, no trend), at 3 s it has 10. ``--bands`` opens the page
 grouped by ``cfg.seed`` with a mean line and band per group, and measures the bands' latency instead.
 A second page load afterwards is the warm load. The machine's load average is printed with the table.
 
@@ -78,8 +81,10 @@ WRITER = textwrap.dedent("""
 """)
 
 
-# live JS heap: collect garbage first (Chromium started with --expose-gc), so samples are comparable
-HEAP_JS = "() => { if (window.gc) window.gc(); return performance.memory.usedJSHeapSize; }"
+# live JS heap: collect garbage first (Chromium started with --expose-gc; twice: objects freed by the first
+# collection's finalizers go in the second), so samples are comparable; --enable-precise-memory-info makes
+# performance.memory exact (without it Chromium rounds it to coarse steps and updates it only now and then)
+HEAP_JS = "() => { if (window.gc) { window.gc(); window.gc(); } return performance.memory.usedJSHeapSize; }"
 
 
 def fill(path: Path, runs: int, points: int) -> list[str]:
@@ -144,6 +149,35 @@ def load_avg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _cpu_by_root() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used: user + system) of every process (Linux /proc)."""
+    out, tck = {}, os.sysconf("SC_CLK_TCK")
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                f = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / tck)
+    return out
+
+
+def tree_cpu(root: int, exclude: tuple[int, ...] = ()) -> float:
+    """CPU seconds used by the living processes under ``root`` (itself excluded), but not under ``exclude``:
+    the server's tree, or the browser's (this process's children less the server and the writer). A
+    measure of the work a tick costs that, unlike latency, hardly depends on what else the machine runs."""
+    procs = _cpu_by_root()
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [k for k in kids.get(root, []) if k not in exclude]
+    while todo:
+        pid = todo.pop()
+        total += procs[pid][1]
+        todo += [k for k in kids.get(pid, []) if k not in exclude]
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -188,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--rate", type=float, default=20.0, help="steps appended to every run per second")
     ap.add_argument("--bands", action="store_true", help="open grouped by cfg.seed with mean + band per group")
-    ap.add_argument("--sample", type=float, default=10.0, help="seconds between heap samples")
+    ap.add_argument("--sample", type=float, default=3.0,
+                    help="seconds between heap samples (10 per 30 s window: its minimum is the floor)")
     ap.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the page at the end")
     ap.add_argument("--store", type=Path, default=None,
                     help="store file: filled when absent, else reused (it must hold only this bench's runs)")
@@ -242,9 +277,12 @@ def main(argv: list[str] | None = None) -> int:
                                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
             heap = []
             t_start = time.time()
+            cpu0 = (tree_cpu(srv.pid) + _cpu_by_root()[srv.pid][1], tree_cpu(os.getpid(), (srv.pid, writer.pid)))
             while writer.poll() is None:
                 heap.append((time.time() - t_start, page.evaluate(HEAP_JS) / 2**20))
                 page.wait_for_timeout(int(a.sample * 1000))
+            cpu1 = (tree_cpu(srv.pid) + _cpu_by_root()[srv.pid][1], tree_cpu(os.getpid(), (srv.pid, writer.pid)))
+            cpu = [(b - a) / (time.time() - t_start) for a, b in zip(cpu0, cpu1)]
             wlog.close()
             lines = [ln.split() for ln in (d / "writer.log").read_text().splitlines()]
             commits = [(int(x[1]), float(x[2])) for x in lines if len(x) == 3 and x[0] == "COMMIT"]
@@ -302,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         ("points never drawn", missed, 0),
         ("new run: first row -> drawn (s)", new_s, 1.5),
         (f"heap floor growth, last {span:.1f} min", growth, 0.10),
+        ("server CPU while writing (cores)", cpu[0], None),
+        ("browser CPU while writing (cores)", cpu[1], None),
     ]
     print(f"{'metric':<38}{'value':>10}{'goal':>8}{'value/goal':>12}")
     for name, v, goal in rows:

@@ -381,3 +381,49 @@ def test_y_range_covers_the_faint_raw_line_behind_the_smoothed_one(filled) -> No
     yr = app.figs.figs["train_loss"][0].y_range
     d = app.drawn(ids[0], "train_loss")
     assert d["ys"].max() < 40 and _covers(yr, d["y"]) and _covers(yr, d["ys"])
+
+
+def test_spread_moves_overlapping_labels_apart_least_squares() -> None:
+    from workbench.apps.components.monitor_legend import spread
+
+    # already apart: unchanged
+    np.testing.assert_allclose(spread([10.0, 50.0, 30.0], 13, 0, 200), [10.0, 50.0, 30.0])
+    # three labels at one height: a stack centred where they all want to be, 13 apart, order kept
+    np.testing.assert_allclose(spread([100.0, 100.0, 100.0], 13, 0, 200), [87.0, 100.0, 113.0])
+    # against the top of the frame: the stack is pushed down inside it
+    np.testing.assert_allclose(spread([195.0, 198.0], 13, 0, 190), [177.0, 190.0])
+    rng = np.random.default_rng(1)
+    for _ in range(50):  # invariants against a brute-force check of the gaps and bounds
+        t = rng.uniform(0, 220, size=rng.integers(1, 17))
+        p = spread(t, 13, 0, 212)
+        o = np.argsort(t, kind="stable")
+        assert np.all(np.diff(p[o]) >= 13 - 1e-9)  # no overlap, the lines' order kept
+        assert p.min() >= -1e-9 and p.max() <= 212 + 1e-9
+        if len(t) * 13 <= 212:  # a least-squares optimum moves labels no further than a stack on the mean
+            assert np.abs(p - t).sum() <= np.abs(t - t.mean()).sum() + 13 * len(t) ** 2
+
+
+def test_end_labels_of_lines_ending_together_do_not_overlap(tmp_path) -> None:
+    from workbench.apps.components.monitor_legend import FRAME_MARGIN_PX, LABEL_GAP_PX
+
+    s = RunStore(tmp_path / "l.db")
+    for i in range(6):  # six runs ending at the same step, within 1 % of each other's loss
+        rid = s.create_run(f"run{i}", task="demo", config={"seed": i})
+        s.log_rows(rid, [(st, None, float(st), "train_loss", 2.0 - st / 100 + i * 1e-3, None) for st in range(100)])
+    for i in range(2):  # and two far below them
+        rid = s.create_run(f"low{i}", task="demo", config={"seed": 10 + i})
+        s.log_rows(rid, [(st, None, float(st), "train_loss", -5.0 - i * 1e-3, None) for st in range(100)])
+    app = LiveMonitor(store_path=str(tmp_path / "l.db"), smoothing=0.0)
+    app.view()
+    (panel,) = app.figs.labels_src
+    d = app.figs.labels_src[panel].data
+    assert len(d["text"]) == 8
+    yr = app.figs.y.ranges[panel]
+    h = app.figs.figs[panel][0].height - FRAME_MARGIN_PX
+    px = (np.array(d["y"]) - yr.start) / (yr.end - yr.start) * h + np.array(d["dy"])  # where each label sits
+    order = np.argsort(d["y"], kind="stable")
+    assert np.all(np.diff(px[order]) >= LABEL_GAP_PX - 1e-9)  # none overlaps the next, order kept
+    assert np.all(px >= 0) and np.all(px <= h)
+    low = [i for i, t in enumerate(d["text"]) if t.startswith("low")]
+    assert all(abs(d["dy"][i] - 3) < LABEL_GAP_PX for i in low)  # labels with room stay near their line
+    s.close()

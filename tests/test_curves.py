@@ -4,6 +4,7 @@ decimation invariants, grouping across seeds against a direct computation."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -336,3 +337,21 @@ def test_minmax_buckets_bad_input() -> None:
         MinMaxBuckets().append([-1], [0.0])
     with pytest.raises(CurveError, match="one length"):
         MinMaxBuckets().append([1, 2], [0.0])
+
+
+def test_nanquantile_columns_equals_numpy() -> None:
+    from workbench.curves import nanquantile_columns
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(37, 60))
+    a[rng.random(a.shape) < 0.3] = np.nan  # columns with some, and (below) none, finite values
+    a[:, 7] = np.nan
+    a[:36, 8], a[36, 8] = np.nan, 1.5  # one finite value
+    a[3, 9] = np.inf  # not finite: left out like NaN
+    want_a = np.where(np.isfinite(a), a, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.nanquantile(want_a, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0)
+    got = nanquantile_columns(a, [0.0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.isnan(got[:, 7]).all() and np.all(got[:, 8] == a[36, 8])

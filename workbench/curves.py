@@ -235,8 +235,30 @@ def band_on_grid(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], n: int = 10
         if quantiles is None:
             mn, mx = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
         else:
-            mn, mx = np.nanquantile(stack, quantiles, axis=0)
+            mn, mx = nanquantile_columns(stack, quantiles)
     return grid, mean, mn, mx, count
+
+
+def nanquantile_columns(a: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """``np.nanquantile(a, qs, axis=0)`` (linear interpolation, NaN where a column has no finite value)
+    for a 2-d ``a``, in one sort. numpy's ``nanquantile`` along an axis loops in Python over the columns
+    (``apply_along_axis``): 400 columns of a group band took 0.1 s, most of a live monitor's tick."""
+    a = np.where(np.isfinite(a), a, np.nan)
+    srt = np.sort(a, axis=0)  # NaN sorts last
+    cnt = np.isfinite(a).sum(axis=0)
+    out = np.full((len(qs), a.shape[1]), np.nan)
+    ok = cnt > 0
+    if not ok.any():
+        return out
+    cols = np.flatnonzero(ok)
+    for i, q in enumerate(qs):
+        pos = float(q) * (cnt[ok] - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, cnt[ok] - 1)
+        frac = pos - lo
+        vlo, vhi = srt[lo, cols], srt[hi, cols]
+        out[i, ok] = vlo + (vhi - vlo) * frac
+    return out
 
 
 # --------------------------------------------------------------------------- incremental decimation

@@ -104,19 +104,19 @@ class MonitorFigures:
             self._add_layers(f, members, self.view.runs, keys)
             if self.grouped:
                 self.add_group_glyphs(f, members, keys)
-            lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": [], "align": [], "dx": []},
+            lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": [], "align": [], "dx": [], "dy": []},
                                    name=f"wb-lbl|{panel}")
             # just above the line's end, written towards the inside of the frame (monitor_legend.end_labels)
             f.add_layout(LabelSet(x="x", y="y", text="text", text_color="color", source=lbl, x_offset="dx",
-                                  y_offset=3, text_align="align", text_baseline="bottom", text_font_size="8pt",
+                                  y_offset="dy", text_align="align", text_baseline="bottom", text_font_size="8pt",
                                   background_fill_color="white", background_fill_alpha=0.6))
             self.labels_src[panel] = lbl
             for ov in self.overlays:
                 ov.attach(f, panel, members, self)
             out.append(f)
         self.update_bands()
-        self.update_end_labels()
         self.follow_x()
+        self.update_end_labels()  # after the ranges: labels are spread in screen space
         for ov in self.overlays:
             ov.update(self)
         return out
@@ -244,8 +244,8 @@ class MonitorFigures:
             for f, members in self.figs.values():
                 self.add_group_glyphs(f, members, {r: keys[r] for r in self.view.runs if keys[r] in fresh})
         self.update_bands()
-        self.update_end_labels()
         self.follow_x()
+        self.update_end_labels()  # after the ranges: labels are spread in screen space
 
     def add_group_glyphs(self, f: Any, members: list[str], keys: dict) -> None:
         for name in members:

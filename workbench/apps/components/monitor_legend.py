@@ -13,6 +13,10 @@ from workbench.figures.curves import is_test_metric
 
 END_LABELS_MAX = 16
 """A panel labels the ends of its lines when it has at most this many."""
+LABEL_GAP_PX = 13
+"""Vertical room of one end-of-line label (8 pt text, 10.7 px, and its background)."""
+FRAME_MARGIN_PX = 75
+"""A panel's height less its plot frame's (title above, x axis and its label below)."""
 STYLE = ("display:flex;flex-wrap:wrap;gap:2px 14px;max-height:84px;overflow-y:auto;font-size:12px;"
          "line-height:18px")
 
@@ -61,9 +65,54 @@ def _in_right_part(figs: Any, x: float) -> bool:
     return b > a and (x - a) / (b - a) > 0.6
 
 
+def spread(targets: Any, gap: float, lo: float, hi: float) -> np.ndarray:
+    """Positions as near ``targets`` as possible (least squares) with consecutive ones (in the targets'
+    order) at least ``gap`` apart, inside ``[lo, hi]`` where there is room: labels that would overlap are
+    pushed apart around where their lines end, not stacked. Pool-adjacent-violators on ``t_i - i * gap``:
+    a cluster of touching labels sits at the mean of its members' wishes, exactly ``gap`` apart."""
+    t = np.asarray(targets, dtype=float)
+    n = t.size
+    if n == 0:
+        return t.copy()
+    order = np.argsort(t, kind="stable")
+    want = t[order] - gap * np.arange(n)  # each label's wish for the bottom of a stack starting at label 0
+    top = hi - gap * (n - 1)  # the highest bottom that keeps the stack's top label inside
+    clusters: list[list[float]] = []  # [bottom, sum of wishes, count]
+    for w in want:
+        clusters.append([min(max(w, lo), top) if top >= lo else lo, w, 1])
+        while len(clusters) > 1 and clusters[-2][0] >= clusters[-1][0]:
+            b2, s2, c2 = clusters.pop()
+            _, s1, c1 = clusters[-1]
+            m = (s1 + s2) / (c1 + c2)
+            clusters[-1] = [min(max(m, lo), top) if top >= lo else lo, s1 + s2, c1 + c2]
+    base = np.concatenate([np.full(c, b) for b, _, c in clusters])
+    out = np.empty(n)
+    out[order] = base + gap * np.arange(n)
+    return out
+
+
+def _nudges(figs: Any, panel: str, ys: list[float]) -> list[float]:
+    """Pixels to move each label up (+) or down so that none overlaps another (:func:`spread` in the
+    panel's screen space, from its y range and frame height)."""
+    yr = figs.y.ranges.get(panel)
+    f = figs.figs[panel][0]
+    if yr is None or yr.start is None or yr.end is None or len(ys) < 2:
+        return [0.0] * len(ys)
+    log = figs.view.settings.log_y
+    t = np.log10 if log else (lambda v: np.asarray(v, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a, b, y = t(max(yr.start, 1e-300) if log else yr.start), t(yr.end), t(np.asarray(ys, dtype=float))
+    h = max(float(f.height or 300) - FRAME_MARGIN_PX, 2 * LABEL_GAP_PX)
+    if not (np.isfinite(a) and np.isfinite(b)) or b <= a:
+        return [0.0] * len(ys)
+    px = np.where(np.isfinite(y), (y - a) / (b - a) * h, 0.0)
+    return (spread(px, LABEL_GAP_PX, 0.0, h - LABEL_GAP_PX) - px).tolist()
+
+
 def end_labels(figs: Any) -> None:
     """A label at the end of every line of a panel (each group's mean line with bands), when a panel
-    has at most ``END_LABELS_MAX`` of them; more would cover the curves (the hover names them)."""
+    has at most ``END_LABELS_MAX`` of them; more would cover the curves (the hover names them). Labels
+    of lines that end close together are moved apart vertically (``dy``, pixels: :func:`spread`)."""
     for panel, src in figs.labels_src.items():
         members = figs.figs[panel][1]
         pts: list[tuple[float, float, str, str]] = []
@@ -92,6 +141,6 @@ def end_labels(figs: Any) -> None:
         right = [_in_right_part(figs, p[0]) for p in pts]
         new = {"x": [p[0] for p in pts], "y": [p[1] for p in pts], "text": [p[2] for p in pts],
                "color": [p[3] for p in pts], "align": ["right" if r else "left" for r in right],
-               "dx": [-2 if r else 4 for r in right]}
+               "dx": [-2 if r else 4 for r in right], "dy": [3 + d for d in _nudges(figs, panel, [p[1] for p in pts])]}
         if new != dict(src.data):
             src.data = new

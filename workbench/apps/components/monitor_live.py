@@ -45,8 +45,8 @@ class MonitorFeed:
             for panel in list(self.figs.figs):
                 self.zoom(panel, start, end)
             self.figs.update_bands()
-            self.figs.update_end_labels()
             self.figs.y.follow(self.figs)  # a panel the user did not zoom shows the window's y extent
+            self.figs.update_end_labels()  # after the ranges: labels are spread in screen space
 
     def zoom(self, panel: str, start: float, end: float) -> None:
         """Show the x range [start, end] of a panel's series: re-read from the store at full resolution
@@ -124,8 +124,8 @@ class MonitorFeed:
         if self.figs.group_sources and applied:
             self.figs.update_bands()
         if applied:
-            self.figs.update_end_labels()
             self.figs.follow_x()
+            self.figs.update_end_labels()
             for ov in self.figs.overlays:
                 ov.update(self.figs)
         return applied
