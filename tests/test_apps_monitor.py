@@ -427,3 +427,24 @@ def test_end_labels_of_lines_ending_together_do_not_overlap(tmp_path) -> None:
     low = [i for i, t in enumerate(d["text"]) if t.startswith("low")]
     assert all(abs(d["dy"][i] - 3) < LABEL_GAP_PX for i in low)  # labels with room stay near their line
     s.close()
+
+
+def test_many_runs_share_a_panel_budget_of_points(filled, monkeypatch) -> None:
+    import workbench.apps.components.monitor_series as ms
+
+    monkeypatch.setattr(ms, "LINE_POINTS_MIN", 50)
+    monkeypatch.setattr(ms, "PANEL_POINTS", 400)  # 4 runs: 100 points a line (settings.max_points is 1600)
+    s, path, ids = filled
+    app = LiveMonitor(store_path=str(path), smoothing=0.0)
+    app.view()
+    assert app.book.max_points == 100
+    for r in ids:  # 500 rows each: a summary of at most 100 points, whose min/max are the rows' own
+        d = app.drawn(r, "train_loss")
+        raw = s.series(r, "train_loss")
+        assert len(d["x"]) <= 100 and d["y"].min() == raw["value"].min() and d["y"].max() == raw["value"].max()
+    rid = s.create_run("late", task="demo", config={"lr": 0.1, "seed": 0})
+    s.log(rid, 0, {"train_loss": 2.0})
+    app.tick()  # a run joining the open page gets the page's resolution; nothing is reloaded
+    assert rid in app.runs and app.book.max_points == 100
+    app.runs = ids[:1]  # one run: up to PANEL_POINTS a line again
+    assert app.book.max_points == 400 and len(app.drawn(ids[0], "train_loss")["x"]) > 100

@@ -214,10 +214,13 @@ def band_on_grid(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray], n: int = 10
     for xa, ya in zip(xs, ys):
         xa, ya = np.asarray(xa, float), np.asarray(ya, float)
         ok = np.isfinite(xa) & np.isfinite(ya) & ((xa > 0) if log_x else True)
-        xa, ya = xa[ok], ya[ok]
+        if not ok.all():
+            xa, ya = xa[ok], ya[ok]
         if xa.size:
-            o = np.argsort(xa, kind="stable")
-            curves.append((xa[o], ya[o]))
+            if xa.size > 1 and (xa[1:] < xa[:-1]).any():  # a live series is in step order: no sort then
+                o = np.argsort(xa, kind="stable")
+                xa, ya = xa[o], ya[o]
+            curves.append((xa, ya))
     if not curves:
         e = np.array([])
         return e, e, e, e, np.array([], dtype=int)

@@ -140,6 +140,6 @@ class MonitorFeed:
         if not self.figs.figs or not names & set(self.view.metrics):
             self.view.rebuild()  # first runs of the page, or only metrics not shown yet
             return
-        self.book.load([(r, n) for r in run_ids for n in self.view.metrics])
+        self.book.load([(r, n) for r in run_ids for n in self.view.metrics], keep=True)
         self.figs.add_runs(run_ids)
         self.view.update_info()

@@ -14,6 +14,13 @@ from bokeh.models import ColumnDataSource
 
 from workbench.curves import EmaState, MinMaxBuckets, ema, minmax_indices, smoothing_for
 
+LINE_POINTS_MIN = 800
+"""Points a line keeps however many runs share its panel: 400 min/max buckets, about one per pixel column
+of a 560 px panel's frame (Jugel et al. 2014: min and max per column draw the line as all its rows would)."""
+PANEL_POINTS = 256 * LINE_POINTS_MIN
+"""Points a panel holds at most (above ``LINE_POINTS_MIN`` a line): the browser redraws every line of a panel
+on each tick, so its cost follows this, not the number of runs: 256 runs x 1 600 points each made
+every frame ~0.5 M points."""
 ROW_COLS = ("xs", "ys", "yr", "step")
 """Per-point columns of a metric's multi-line source (x, smoothed y, raw y, step), one array per run."""
 
@@ -128,20 +135,35 @@ class SeriesBook:
         self._n_added = 0
         self._weights: tuple[float | None, dict[str, float]] = (None, {})  # (smoothing, metric -> weight)
         self._x_axis = "step"
+        self._mp = 0  # points per line, set by load (0: not yet)
+
+    @property
+    def max_points(self) -> int:
+        """Points per line: ``settings.max_points``, fewer when many runs share a panel (at most
+        ``PANEL_POINTS`` a panel, never under ``LINE_POINTS_MIN`` a line); fixed when the series are
+        (re)loaded, so runs that join later get the same resolution."""
+        return self._mp or self._target()
+
+    def _target(self) -> int:
+        mp = self.view.settings.max_points
+        return min(mp, max(LINE_POINTS_MIN, PANEL_POINTS // max(1, len(self.view.runs))))
 
     @property
     def buckets(self) -> int:
-        return max(2, self.view.settings.max_points // 2)
+        return max(2, self.max_points // 2)
 
     @property
     def slack(self) -> int:
-        return max(32, self.view.settings.max_points // 8)
+        return max(32, self.max_points // 8)
 
     def get(self, run: str, name: str) -> Series | None:
         return self.series.get((run, name))
 
-    def load(self, pairs: list[tuple[str, str]]) -> None:
-        """Summaries of the series not held yet, from the store's block summaries (one snapshot)."""
+    def load(self, pairs: list[tuple[str, str]], keep: bool = False) -> None:
+        """Summaries of the series not held yet, from the store's block summaries (one snapshot). Unless
+        ``keep`` (runs joining an open page), the points per line are set afresh (:attr:`max_points`)."""
+        if not keep or not self._mp:
+            self._mp = self._target()
         if self.series and next(iter(self.series.values())).buckets.max_buckets != self.buckets:
             self.series = {}  # max_points changed: summaries at the new resolution
         self.begin()
@@ -199,7 +221,7 @@ class SeriesBook:
 
     def zoom_data(self, s: Series, lo: float, hi: float) -> dict[str, np.ndarray]:
         """The series' rows with ``lo <= step <= hi`` at full resolution, min/max decimated to max_points."""
-        mp = self.view.settings.max_points
+        mp = self.max_points
         d = self.view.store.series(s.run, s.name, steps=(lo, hi))
         idx = minmax_indices(d["value"], mp) if d["value"].size > mp else slice(None)
         y = d["value"][idx]
@@ -249,7 +271,7 @@ class SeriesBook:
                 if s.pending["step"].n > 4 * s.slack:
                     s.fold()
                 return step.size
-            if s.shown["step"].n > self.view.settings.max_points + s.slack:
+            if s.shown["step"].n > self.max_points + s.slack:
                 self.set_data(s, self.zoom_data(s, *s.zoom))
                 return step.size
         elif s.pending["step"].n > s.slack:
