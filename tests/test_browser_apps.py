@@ -66,8 +66,8 @@ SIGNATURE_JS = """() => {
     });
   };
   walk(document);
-  // Bokeh figures (the schedule lab, the sweep board): the lines' sources named wb-..., and the y scale of
-  // figures named wb-...
+  // Bokeh figures (schedule lab, sweep board, law fitters): the data sources of lines and points named wb-...,
+  // and the y scale of figures named wb-...
   for (const d of (window.Bokeh && window.Bokeh.documents) || [])
     for (const m of d.all_models) {
       if (m.name && m.name.startsWith('wb-') && m.data && m.data.y)
@@ -128,7 +128,7 @@ def test_schedule_lab_page(served, page, tmp_path):
 
 
 def test_law_fitter_page(served, page, tmp_path):
-    errors = open_page(page, served.url + "/laws")
+    errors = open_page(page, served.url + "/laws", drawn="canvas")
     bad = tmp_path / "bad.csv"
     bad.write_text("size,loss\n1,2,3,4\n5,6\n")
     page.locator(".wb-csv-upload input[type='file'], input[type='file']").first.set_input_files(str(bad))
@@ -152,7 +152,7 @@ def test_law_fitter_page(served, page, tmp_path):
 def test_law_fitter_two_input_law_page(served, page):
     """The page opens on Chinchilla's points (data/); L(N, D) is shown as predicted vs observed with the line
     y = x and as iso-N curves over compute, never as a line through points sorted by N."""
-    errors = open_page(page, served.url + "/laws")
+    errors = open_page(page, served.url + "/laws", drawn="canvas")
     page.wait_for_selector("text=svg_extracted_data.csv", timeout=20_000)
     before = plot_signature(page)
     page.get_by_role("button", name="Fit").click()
@@ -167,7 +167,7 @@ def test_law_fitter_two_input_law_page(served, page):
 def test_law_fitter_schedule_law_page(served, page, tmp_path):
     from test_apps_curve_fitter import curves_csv, syn_lr
 
-    errors = open_page(page, served.url + "/curves")
+    errors = open_page(page, served.url + "/curves", drawn="canvas")
     bad = tmp_path / "bad_curves.csv"
     bad.write_text("step,loss\n10,3.0\n20,2.9\n")
     page.locator(".wb-curve-upload input[type='file']").set_input_files(str(bad))

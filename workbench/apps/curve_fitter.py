@@ -4,7 +4,8 @@ as input (multi-power law, Luo et al. ICLR 2025 eq. 7; LR-annealing law, Tissue 
 with columns ``step, lr, loss[, curve]``, or runs of the store that logged ``lr``; ``components/data_source.py``),
 then predict every loaded curve, the held-out ones and schedules typed in from the registry that nobody trained
 (``components/lawfit_typed.py``), against its measurement with per-curve R², mean and worst relative error
-(``workbench.fit.curveset``; figure ``workbench.figures.fits.schedule_law_figure``). Predictions beyond the
+(``workbench.fit.curveset``; figure ``workbench.figures.fits.schedule_law_figure``, drawn in the page with
+Bokeh by ``workbench.figures.plotly_bokeh``, so the page loads no plotly.js; exports use the Plotly figure). Predictions beyond the
 fitted domain are shaded and the table says why (``workbench.fit.domain``). Given the dataset size in updates,
 the LR-annealing law is compared with its repetition-aware variant (Muennighoff et al. 2023,
 ``workbench.fit.repetition``) and the page says whether the repetition term helps. Warnings for a low R², a
@@ -25,6 +26,7 @@ from workbench.apps.base import AppBase, escape, guarded, options
 from workbench.apps.components.background import BackgroundTask
 from workbench.apps.components.data_source import DataSource
 from workbench.apps.components.lawfit_typed import TypedSchedules
+from workbench.figures.plotly_bokeh import shown_traces, to_bokeh
 
 INSIDE = "inside"
 """The results table's "extrapolated from step" of a curve whose prediction stays in the fitted domain."""
@@ -61,7 +63,7 @@ class CurveFitter(AppBase):
         self.repetition: pd.DataFrame | None = None
         self._what = ""
         self._fig: Any = empty_figure("Load curves, choose the ones to fit on, then press Fit law on curves.", 560)
-        self.plot = pn.pane.Plotly(self._fig, sizing_mode="stretch_width", height=580)
+        self.plot = pn.pane.Bokeh(to_bokeh(self._fig), sizing_mode="stretch_width")
         self.table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=220,
                                           sizing_mode="stretch_width", layout="fit_columns")
         self.params_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=250,
@@ -169,7 +171,7 @@ class CurveFitter(AppBase):
         curves = curve_predictions(result, self.curves, self.typed.curves, self.fitted_on,
                                    skip_frac=self.skip_frac, eval_points=self.eval_points)
         self._fig = schedule_law_figure(curves, law=result.law.name, log_y=self.log_y)
-        self.plot.object = self._fig
+        self.plot.object = to_bokeh(self._fig)
         # object dtype: Bokeh serialises pandas' string dtype in Tabulator as NaN
         table = pd.DataFrame(metrics_table(curves, result, self.fitted_on))
         ext = "extrapolated from step"  # a row inside the fitted domain says so (a None column reads NaN)
@@ -209,8 +211,8 @@ class CurveFitter(AppBase):
 
     # -------------------------------------------------------------- export
     def figure(self) -> Any:
-        """The pane's own figure: a trace hidden by a click on the legend stays out of the export."""
-        return self.plot.object
+        """The Plotly figure drawn in the page (for exports), without the traces hidden by a click on the legend."""
+        return shown_traces(self._fig, self.plot.object)
 
     def data(self) -> pd.DataFrame | None:
         return self.table.value if len(self.table.value) else None

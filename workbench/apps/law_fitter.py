@@ -6,7 +6,8 @@ et al. 2024, the data-constrained law with repeated data (Muennighoff et al. 202
 tokens), ...) and compare them: held-out error and AIC ranking, parameters with intervals, extrapolation
 to a target scale with its fitted-domain flag, and the crossover of two laws (Languini Kitchen).
 
-Figures (``workbench.figures.scaling``): a one-input law as curves over the data with bands and residuals,
+Figures (``workbench.figures.scaling``, drawn in the page with Bokeh by ``workbench.figures.plotly_bokeh``, so
+the page loads no plotly.js; exports use the Plotly figure): a one-input law as curves over the data with bands and residuals,
 the region beyond the fitted domain shaded with the reason; laws of two inputs (L(N, D)) as predicted vs
 observed with y = x plus iso-N curves over compute C ≈ 6ND. Guardrails (``workbench.fit.guardrails``): a
 warning in the page when a fit's R² is below 0.9, its residuals trend or its rows come from several tasks.
@@ -25,6 +26,7 @@ import param
 from workbench.apps.base import AppBase, escape, guarded
 from workbench.apps.components.data_source import DataSource
 from workbench.apps.components.lawfit_mapping import InputColumn
+from workbench.figures.plotly_bokeh import shown_traces, to_bokeh
 from workbench.fit.data import CSVError, derive, parse_mapping
 
 
@@ -56,7 +58,7 @@ class LawFitter(AppBase):
         from workbench.figures.scaling import empty_figure
 
         self._fig: Any = empty_figure("Choose data and laws, then press Fit.")
-        self.plot = pn.pane.Plotly(self._fig, sizing_mode="stretch_width", height=540)
+        self.plot = pn.pane.Bokeh(to_bokeh(self._fig), sizing_mode="stretch_width")
         self.compare_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=140,
                                                   sizing_mode="stretch_width")
         self.params_table = pn.widgets.Tabulator(pd.DataFrame(), disabled=True, show_index=False, height=200,
@@ -193,7 +195,7 @@ class LawFitter(AppBase):
             if x is None:
                 raise ValueError(f"x_var: {self.x_var!r} is not an input of the fitted laws")
             self._fig = scaling.overlay_figure(laws, x, y, self.x_var, log=bool(np.all(x > 0)))
-        self.plot.object = self._fig
+        self.plot.object = to_bokeh(self._fig)
 
     @param.depends("x_var", "target_scale", watch=True)
     def _on_x(self) -> None:
@@ -227,8 +229,8 @@ class LawFitter(AppBase):
 
     # -------------------------------------------------------------- export
     def figure(self) -> Any:
-        """The pane's own figure: a trace hidden by a click on the legend stays out of the export."""
-        return self.plot.object
+        """The Plotly figure drawn in the page (for exports), without the traces hidden by a click on the legend."""
+        return shown_traces(self._fig, self.plot.object)
 
     def data(self) -> pd.DataFrame | None:
         return None if self.df.empty else self.df
