@@ -45,9 +45,11 @@ APPS: dict[str, AppInfo] = {
                 "Define and launch sweeps, watch progress, compare results and performance profiles.",
                 ("tabulator", "codeeditor")),  # first view drawn with Bokeh: plotly.js loaded after it is drawn
         AppInfo("laws", "workbench.apps.law_fitter:LawFitter", "Scaling-law fitter",
-                "Fit scaling laws (L(N), L(N, D), ...) on tables, compare them, extrapolate, find crossovers."),
+                "Fit scaling laws (L(N), L(N, D), ...) on tables, compare them, extrapolate, find crossovers.",
+                ("tabulator",)),  # figures drawn with Bokeh (figures.plotly_bokeh): no plotly.js
         AppInfo("curves", "workbench.apps.curve_fitter:CurveFitter", "Curve-law fitter",
-                "Fit schedule-aware loss-curve laws on runs or files; predict held-out and untrained schedules."),
+                "Fit schedule-aware loss-curve laws on runs or files; predict held-out and untrained schedules.",
+                ("tabulator",)),  # figures drawn with Bokeh (figures.plotly_bokeh): no plotly.js
         AppInfo("runs", "workbench.apps.runs:RunsPage", "Runs",
                 "Every run in one table: filter, sort, group, tag, annotate; compare curves and configs.",
                 ("tabulator",)),  # compare view drawn with Bokeh: no plotly.js (exports build Plotly server-side)
