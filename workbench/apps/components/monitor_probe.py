@@ -51,13 +51,6 @@ PROBE_JS = """
     }
     return out;
   };
-  // points in a row: its steps are finite and the NaN room follows them, so a binary search finds the end
-  // (a backward walk over the room cost up to 400 reads a row per frame: 1e5 a frame at 256 runs)
-  const filled = (st) => {
-    let lo = 0, hi = st.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (Number.isNaN(st[mid])) hi = mid; else lo = mid + 1; }
-    return lo;
-  };
   const scan = () => {
     for (const doc of (window.Bokeh && window.Bokeh.documents) || []) {
       for (const m of doc.all_models) {
@@ -66,7 +59,9 @@ PROBE_JS = """
         if (n.startsWith('wb-ml|')) {
           const metric = n.slice(6), runs = m.data.run, steps = m.data.step;
           for (let r = 0; r < runs.length; r++) {
-            const st = steps[r], k = filled(st);
+            const st = steps[r];
+            let k = st.length;
+            while (k > 0 && Number.isNaN(st[k - 1])) k--;
             seen('wb-src|' + runs[r] + '|' + metric, k ? st[k - 1] : -1, k);
           }
         } else if (n.startsWith('wb-grp|')) {
