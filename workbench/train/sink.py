@@ -1,30 +1,62 @@
-"""Where the loop's measurements go: one device -> host copy per log window, the run store, the
-divergence monitor, early stopping and the progress bar.
+"""Where the loop's measurements go: one device -> host copy per log window, the run store (written
+by a background thread), the divergence monitor, early stopping and the progress bar.
 
 The loop hands :meth:`Sink.log` a dict of [N] device tensors per log point; they wait on the device
 until ``sync_every`` log points (or 0.25 s) have gathered, then everything pending, with the alive
-mask, is copied to the host in one ``torch.stack(...).cpu()``. The rows of every member go to one
-:class:`~workbench.store.MetricWriter` that commits once per window: one transaction for all members
-(a transaction per member per window slowed a 64-member run logging every step by 1.11x,
-``bench/writer_bench.py``); what a window committed survives a kill of the process. A member whose loss is not
-finite (or whose alive flag dropped) is marked ``diverged`` in the store, with a ``diverged`` = 1 row
-at its last logged step; the sink asks the loop to stop when every member is dead or when every live
-member reached ``stop_at_test_acc``.
+mask, is copied to the host in one ``torch.stack(...).cpu()``. The window's rows of every member are
+built from that host array with numpy (no per-value ``float()`` or dict per member and step) and
+handed to a :class:`WindowCommitter`, which commits each window in ONE transaction on its own thread.
+
+Why a thread: writing a window (the INSERT, the block summaries the monitor reads, the COMMIT) costs
+the training thread nothing but the hand-over. SQLite releases the GIL while it works, so the
+commit runs beside the next steps' device work instead of between them (on a GPU the training
+thread mostly waits on the device; a 64-member run logging 10 metrics every step writes tens of
+thousands of rows a second). The rules the synchronous writer kept still hold:
+
+- **Order.** One FIFO queue and one thread: windows commit in the order the loop produced them, and a
+  member's status change (``diverged`` in a window; ``finished`` / ``failed`` / ``interrupted`` from
+  the loop) is written only after every row queued before it is committed.
+- **Forced syncs wait.** ``sync(force=True)`` (before a checkpoint, a member's final metrics, Ctrl-C,
+  the end of the run) returns only when everything queued is committed: a checkpoint never gets ahead
+  of the rows before it, so a resume from it finds no gap.
+- **Kill.** What a window committed survives a kill of the process. What is lost is only what was not
+  yet committed, as before: the window being gathered, and now also the windows waiting in the queue
+  (at most ``QUEUE_WINDOWS``) or being committed; SQLite rolls an unfinished transaction back, so the
+  store holds whole windows.
+- **Errors.** An exception in the writer thread (disk full, a locked store past its timeout) is
+  raised in the training thread at its next ``log`` / ``sync`` / ``finish`` / ``close``; the loop then
+  marks the run ``failed`` as before (and :meth:`Sink.close` marks it ``failed`` itself when the error
+  first shows there). Windows after the error are dropped, not written out of order.
+- **Back-pressure.** The queue holds at most ``QUEUE_WINDOWS`` windows; when the disk is slower than
+  the run, ``log`` blocks until the writer catches up, so memory cannot grow without limit.
+
+A member whose loss is not finite (or whose alive flag dropped) is marked ``diverged`` in the store,
+with a ``diverged`` = 1 row at its last logged step; the sink asks the loop to stop when every member
+is dead or when every live member reached ``stop_at_test_acc``. ``bench/writer_bench.py`` measures
+what the store costs a 64-member run logging every step.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import queue
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from workbench.train.config import TrainConfig
 
 SYNC_SECONDS = 0.25
+QUEUE_WINDOWS = 4
+"""Windows that may wait for the writer thread before ``log`` blocks (the back-pressure bound)."""
+
+_FLAGS = {"nan", "inf", "-inf"}
 
 
 def default_progress() -> bool:
@@ -32,14 +64,90 @@ def default_progress() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)()) and not os.environ.get("CI")
 
 
+class WindowCommitter:
+    """Commits windows of encoded metric rows ``(run, step, tokens, wall, name, value, flag)`` and the
+    status changes that follow them, in order, one transaction per window, on a background thread.
+
+    :meth:`put` blocks while ``max_windows`` windows wait (back-pressure); :meth:`drain` waits until
+    everything put is committed; :meth:`close` drains and joins the thread. The first exception in the
+    thread is raised once in the caller, by the next :meth:`put`, :meth:`drain` or :meth:`close`;
+    windows put after it are dropped (never committed out of order). The thread starts with the first window."""
+
+    def __init__(self, store: Any, max_windows: int = QUEUE_WINDOWS) -> None:
+        if max_windows < 1:
+            raise ValueError(f"max_windows: must be >= 1, got {max_windows}")
+        self.store = store
+        self.rows_written = 0
+        self.error: BaseException | None = None
+        self._reported = False
+        self._closed = False
+        self._q: queue.Queue = queue.Queue(maxsize=max_windows)
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            try:
+                if item is None:
+                    return
+                if self.error is None:
+                    rows, statuses = item
+                    try:
+                        if rows:
+                            self.store._insert(rows)
+                            self.rows_written += len(rows)
+                        for rid, status, error in statuses:
+                            self.store.set_status(rid, status, error=error)
+                    except BaseException as e:  # noqa: BLE001 - handed to the training thread
+                        self.error = e
+            finally:
+                self._q.task_done()
+
+    def check(self) -> None:
+        """Raise the writer thread's exception (once)."""
+        if self.error is not None and not self._reported:
+            self._reported = True
+            raise self.error
+
+    def put(self, rows: list[tuple], statuses: Sequence[tuple[str, str, str | None]] = ()) -> None:
+        """Queue one window: ``rows`` in one transaction, then ``statuses`` ``(run, status, error)``."""
+        self.check()
+        if self._closed:
+            raise RuntimeError("WindowCommitter: closed")
+        if rows or statuses:
+            if self._thread is None:  # a daemon: a loop that dies without close() leaves no thread behind
+                self._thread = threading.Thread(target=self._run, name="workbench-sink-writer", daemon=True)
+                self._thread.start()
+            self._q.put((rows, list(statuses)))
+
+    def drain(self, check: bool = True) -> None:
+        """Wait until everything put is committed (or dropped after an error); then :meth:`check`."""
+        if self._thread is not None and not self._closed:
+            self._q.join()
+        if check:
+            self.check()
+
+    def close(self) -> None:
+        """Commit what is queued, stop the thread, and raise its exception if it was not raised yet."""
+        if not self._closed:
+            self._closed = True
+            if self._thread is not None:
+                self._q.put(None)
+                self._thread.join()
+        self.check()
+
+
 class Sink:
     def __init__(self, cfg: TrainConfig, store: Any, run_ids: list[str | None], tokens_per_step: int,
                  start: int = 0, progress: bool = False) -> None:
         self.cfg, self.store, self.run_ids, self.tokens_per_step = cfg, store, run_ids, tokens_per_step
-        # one writer for all members, committed by sync() once per window (never in between)
-        self.writer = (store.writer([r for r in run_ids if r is not None], every_rows=2**62,
-                                    every_seconds=math.inf) if store is not None else None)
-        self.pending: list[tuple[int, dict[str, torch.Tensor], list[int] | None]] = []
+        if store is not None:
+            for r in dict.fromkeys(r for r in run_ids if r is not None):
+                store._require(r)
+        self.writer = WindowCommitter(store) if store is not None else None
+        self._rids = np.array(run_ids, dtype=object)
+        # (step, wall time of the log call, metrics, members or None for all)
+        self.pending: list[tuple[int, float, dict[str, torch.Tensor], list[int] | None]] = []
         self.last_sync = time.monotonic()
         self.final: list[dict[str, float]] = [{} for _ in run_ids]
         self.dead = [False] * len(run_ids)
@@ -56,60 +164,125 @@ class Sink:
         """Queue ``metrics`` measured at ``step``; copy to the host when the window is full (or ``force``).
         ``now`` is the loop's current step (for the progress bar); ``members``: only their rows (default all)."""
         if metrics:
-            self.pending.append((step, metrics, members))
+            self.pending.append((step, time.time(), metrics, members))
         self.sync(alive, now, force)
 
     def sync(self, alive: torch.Tensor, now: int, force: bool = False) -> None:
-        if not self.pending:
-            return
-        if not force and len(self.pending) < self.cfg.sync_every and time.monotonic() - self.last_sync < SYNC_SECONDS:
-            return
-        flat, keys = [], []
-        for step, d, members in self.pending:
+        """Copy the pending window to the host and queue its rows; ``force``: now, and return only once
+        everything queued is committed. Raises the writer thread's error, if any."""
+        if self.writer is not None:
+            self.writer.check()
+        if self.pending and (force or len(self.pending) >= self.cfg.sync_every
+                             or time.monotonic() - self.last_sync >= SYNC_SECONDS):
+            self._window(alive, now)
+        if force and self.writer is not None:
+            self.writer.drain()
+
+    def _window(self, alive: torch.Tensor, now: int) -> None:
+        pending, self.pending = self.pending, []
+        flat, steps, walls, names, members = [], [], [], [], []
+        for step, wall, d, mem in pending:
             for k, v in d.items():
                 flat.append(v.detach().float().reshape(-1))
-                keys.append((step, k, members))
+                steps.append(step)
+                walls.append(wall)
+                names.append(k)
+                members.append(mem)
         flat.append(alive.float())
         host = torch.stack(flat).cpu().numpy()                      # the one device -> host copy
-        rows: list[dict[int, dict[str, float]]] = [{} for _ in self.run_ids]
-        for (step, k, members), vals in zip(keys, host[:-1]):
-            for i in range(len(self.run_ids)) if members is None else members:
-                rows[i].setdefault(step, {})[k] = float(vals[i])
-        for i in range(len(self.run_ids)):
-            if not self.dead[i] and not self.done[i]:
-                self._write(i, rows[i], host[-1][i] > 0.5, now)
+        vals, live = host[:-1], host[-1] > 0.5
+        n = len(self.run_ids)
+        writable = ~(np.array(self.dead) | np.array(self.done))
+        # which entry (a metric at a step) belongs to which member; a later entry of the same (step, name)
+        # replaces an earlier one for the members it covers
+        cover = np.ones((len(names), n), dtype=bool)
+        for j, mem in enumerate(members):
+            if mem is not None:
+                cover[j] = False
+                cover[j, mem] = True
+        seen: dict[tuple[int, str], np.ndarray] = {}
+        for j in range(len(names) - 1, -1, -1):
+            key = (steps[j], names[j])
+            if key in seen:
+                later = seen[key]
+                seen[key] = later | cover[j]
+                cover[j] &= ~later
+            else:
+                seen[key] = cover[j].copy()
+        order = np.argsort(np.asarray(steps, dtype=np.int64), kind="stable")
+        cover &= writable[None, :]
+        step_a = np.asarray(steps, dtype=np.int64)[order]
+        cov = cover[order]
+        val = vals[order]
+        name_a = np.array(names, dtype=object)[order]
+        # the divergence monitor: alive flag dropped, or a non-finite loss in this window
+        loss = np.array([k.endswith("loss") for k in name_a], dtype=bool)
+        bad_loss = (~np.isfinite(val[loss]) & cov[loss]).any(axis=0) if loss.any() else np.zeros(n, dtype=bool)
+        lost = writable & (~live | bad_loss)
+        has = cov.any(axis=0)
+        last_j = len(name_a) - 1 - np.argmax(cov[::-1], axis=0)      # each member's last entry
+        last_step = np.where(has, step_a[last_j], now)
+        self._update_final(cov, val, name_a, step_a, has, last_step)
+        statuses = []
+        rows: list[tuple] = []
         if self.writer is not None:
-            self.writer.flush()                                     # the window: one transaction
+            rows = self._rows(cov, val, name_a, step_a, np.asarray(walls)[order])
+        wall = time.time()
+        for i in np.flatnonzero(lost).tolist():
+            self.dead[i] = True
+            last = int(last_step[i])
+            self.final[i]["diverged"] = 1.0
+            if self.writer is not None:
+                rid = self.run_ids[i]
+                rows.append((rid, last, last * self.tokens_per_step, wall, "diverged", 1.0, None))
+                statuses.append((rid, "diverged", f"loss not finite at step <= {last}"))
+        if self.writer is not None:
+            self.writer.put(rows, statuses)                         # the window: one transaction, then statuses
         self._check_stop()
         if self.bar is not None:
             f = self.final[0]
             self.bar.n = now
             self.bar.set_postfix({k: f"{f[k]:.4g}" for k in ("train_loss", "test_loss", "train_acc", "test_acc")
                                   if k in f}, refresh=True)
-        self.pending = []
         self.last_sync = time.monotonic()
 
-    def _write(self, i: int, rows: dict[int, dict[str, float]], alive: bool, now: int) -> None:
-        w, rid = self.writer, self.run_ids[i]
-        for step, d in sorted(rows.items()):
-            self.final[i].update(d)
-            self.final[i]["step"] = step
-            if w is not None:
-                w.log(step, d, tokens=step * self.tokens_per_step, run=rid)
-        lost = not alive or any(k.endswith("loss") and not math.isfinite(v) for d in rows.values() for k, v in d.items())
-        if lost:                                          # the divergence monitor
-            self.dead[i] = True
-            last = max(rows) if rows else now
-            self.final[i]["diverged"] = 1.0
-            if w is not None:
-                w.log(last, {"diverged": 1.0}, tokens=last * self.tokens_per_step, run=rid)
-                w.flush()  # the rows before the status
-                self.store.set_status(self.run_ids[i], "diverged", error=f"loss not finite at step <= {last}")
+    def _rows(self, cov: np.ndarray, val: np.ndarray, name_a: np.ndarray, step_a: np.ndarray,
+              wall_a: np.ndarray) -> list[tuple]:
+        """The window's encoded rows, member by member, in step order (the store's row layout; a
+        non-finite value is stored as NULL with its flag)."""
+        mi, ej = np.nonzero(cov.T)
+        v = val[ej, mi].astype(np.float64)
+        values = v.tolist()
+        flags: list[str | None] = [None] * len(values)
+        for r in np.flatnonzero(~np.isfinite(v)).tolist():
+            x = values[r]
+            flags[r] = "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+            values[r] = None
+        st = step_a[ej]
+        return list(zip(self._rids[mi].tolist(), st.tolist(), (st * self.tokens_per_step).tolist(),
+                        wall_a[ej].tolist(), name_a[ej].tolist(), values, flags))
+
+    def _update_final(self, cov: np.ndarray, val: np.ndarray, name_a: np.ndarray, step_a: np.ndarray,
+                      has: np.ndarray, last_step: np.ndarray) -> None:
+        """Each member's latest value of each metric (``final``), and the step of its last row."""
+        idx = np.arange(cov.shape[1])
+        for k in dict.fromkeys(name_a.tolist()):
+            rows = np.flatnonzero(name_a == k)
+            c = cov[rows]
+            got = c.any(axis=0)
+            if not got.any():
+                continue
+            last = rows[len(rows) - 1 - np.argmax(c[::-1], axis=0)]
+            latest = val[last, idx].astype(np.float64).tolist()
+            for i in np.flatnonzero(got).tolist():
+                self.final[i][k] = latest[i]
+        for i in np.flatnonzero(has).tolist():
+            self.final[i]["step"] = int(last_step[i])
 
     def finish(self, members: list[int]) -> None:
         """``members`` reached their own ``steps`` (a ragged stack): finished now, no rows after this."""
         if self.writer is not None:
-            self.writer.flush()  # their rows before their status
+            self.writer.drain()  # their rows before their status
         for i in members:
             if not self.dead[i]:
                 self.done[i] = True
@@ -126,15 +299,29 @@ class Sink:
                 self.stop = True
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        if self.bar is not None:
-            self.bar.close()
+        """Commit what is queued and stop the writer thread. An error of the writer thread not raised
+        before is raised here, after marking the run ``failed`` (the loop's own handler had no chance)."""
+        try:
+            if self.writer is not None:
+                try:
+                    self.writer.close()
+                except Exception as ex:
+                    try:
+                        self.set_status("failed", error=f"{type(ex).__name__}: {ex}")
+                    except Exception:  # noqa: BLE001 - the store itself cannot be written: the original error matters more
+                        pass
+                    raise
+        finally:
+            if self.bar is not None:
+                self.bar.close()
 
     def set_status(self, status: str, error: str | None = None) -> None:
-        """Record ``status`` for every member (a diverged member keeps ``diverged`` unless the run failed)."""
+        """Record ``status`` for every member (a diverged member keeps ``diverged`` unless the run failed),
+        after every queued row is committed."""
         if self.store is None:
             return
+        if self.writer is not None:
+            self.writer.drain(check=False)
         for i, rid in enumerate(self.run_ids):
             if status == "failed" or not (self.dead[i] or self.done[i]):
                 self.store.set_status(rid, status, error=error)
