@@ -208,11 +208,13 @@ def test_sweep_board_page(served, page, tmp_path):
     errors = open_page(page, served.url + "/sweeps", drawn="canvas")
     page.wait_for_selector("text=demo", timeout=20_000)
     before = plot_signature(page)
-    assert '"wb-sweep|0",3' in before and '"LinearScale"' in before  # one line, the 3 LRs' means
+    assert '"wb-sweep|0",3' in before and '"LinearScale"' in before, before  # one line: the 3 LRs' means
     page.screenshot(path=str(tmp_path / 'before.png'))
     page.locator("input[type='checkbox']:visible").nth(1).check()  # log y: the y axis type changes
-    after = wait_change(page, before)
-    assert after != before and '"LogScale"' in after
+    # the new figure replaces the old one: wait for its log scale, not for the first change seen
+    page.wait_for_function(f"() => ({SIGNATURE_JS})().includes('LogScale')", timeout=20_000)
+    after = plot_signature(page)
+    assert after != before and '"wb-sweep|0",3' in after, after
     export_png(page, tmp_path)
     # the definition's members table joins the page at the first validation (not an empty table at load)
     tables = page.locator(".tabulator").count()
