@@ -56,9 +56,6 @@ SYNC_SECONDS = 0.25
 QUEUE_WINDOWS = 4
 """Windows that may wait for the writer thread before ``log`` blocks (the back-pressure bound)."""
 
-_FLAGS = {"nan", "inf", "-inf"}
-
-
 def default_progress() -> bool:
     """Progress bars default to on in a terminal and off under CI (``CI`` set) or when not a TTY."""
     return bool(getattr(sys.stderr, "isatty", lambda: False)()) and not os.environ.get("CI")
@@ -200,15 +197,16 @@ class Sink:
             if mem is not None:
                 cover[j] = False
                 cover[j, mem] = True
-        seen: dict[tuple[int, str], np.ndarray] = {}
-        for j in range(len(names) - 1, -1, -1):
-            key = (steps[j], names[j])
-            if key in seen:
-                later = seen[key]
-                seen[key] = later | cover[j]
-                cover[j] &= ~later
-            else:
-                seen[key] = cover[j].copy()
+        if len(set(zip(steps, names))) < len(names):
+            seen: dict[tuple[int, str], np.ndarray] = {}
+            for j in range(len(names) - 1, -1, -1):
+                key = (steps[j], names[j])
+                if key in seen:
+                    later = seen[key]
+                    seen[key] = later | cover[j]
+                    cover[j] &= ~later
+                else:
+                    seen[key] = cover[j].copy()
         order = np.argsort(np.asarray(steps, dtype=np.int64), kind="stable")
         cover &= writable[None, :]
         step_a = np.asarray(steps, dtype=np.int64)[order]
