@@ -31,6 +31,8 @@ class MonitorSettings(param.Parameterized):
                                  "webgl without a GPU (software rendering) made a 8-run live page 5x slower")
 
 
+RUNS_CSS = ".choices__inner { max-height: 170px; overflow-y: auto; }"
+"""The runs selector shows at most about eight rows of chosen runs and scrolls."""
 REDRAW = ("log_x", "log_y", "overlay", "band", "show_runs", "max_points", "backend", "forecast")
 """Settings whose change rebuilds the figures."""
 
@@ -45,7 +47,9 @@ def monitor_controls(app: Any) -> pn.Column:
         w.MultiChoice.from_param(p.status, label="status"),
         w.Select.from_param(p.hp_key, label="hyperparameter filter"),
         w.MultiChoice.from_param(p.hp_values, label="values"),
-        w.MultiChoice.from_param(p.runs, label="runs", max_items=1024, css_classes=["wb-runs"]),
+        # the chosen runs scroll inside the box: 256 chips made the sidebar (and the page) 8 000 px tall
+        w.MultiChoice.from_param(p.runs, label="runs", max_items=1024, css_classes=["wb-runs"],
+                                 stylesheets=[RUNS_CSS]),
         w.Checkbox.from_param(st.follow, label="follow new runs"),
         "### Curves",
         w.RadioButtonGroup.from_param(p.view_mode, css_classes=["wb-view"]),
