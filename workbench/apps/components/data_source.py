@@ -5,9 +5,8 @@ Sources: the CSVs shipped under ``data/`` (and the shared data folder), an uploa
 of the store (config values and final metrics, ``workbench.sweeps.results.results_table``) and, for curves,
 runs of the store that logged ``lr``. Parsing, limits and curve building are ``workbench.fit.data``; this
 component holds the widgets and the loaded data. A table's column mapping (``law input=column``) is always
-shown: an uploaded file's mapping is a proposal that the user confirms or edits before a fit may use it;
-the columns a curve table is read from are named in the message. Errors show in the host app's message
-area, never as a traceback. After each successful load the ``loaded`` event fires.
+shown: an uploaded file's mapping is a proposal the user confirms or edits before a fit may use it; a curve
+table's columns are named in the message. Errors: in the host's message area. Each good load fires ``loaded``.
 """
 
 from __future__ import annotations
@@ -124,11 +123,7 @@ class DataSource(param.Parameterized):
         path = self._paths[label]
         df = read_csv(path)
         self.preset = PRESETS.get(Path(path).name, {})
-        self._proposing = True
-        try:
-            self.param.update(origin="file", mapping=self.preset.get("mapping", self.mapping), mapping_confirmed=True)
-        finally:
-            self._proposing = False
+        self._propose(origin="file", mapping=self.preset.get("mapping", self.mapping), mapping_confirmed=True)
         self.confirm_btn.visible = False
         self._set_table(df, f"Loaded {label}: {len(df)} rows")
         return df
@@ -138,15 +133,14 @@ class DataSource(param.Parameterized):
         """An uploaded CSV as the table; its mapping is proposed (target = last numeric column, x = the
         first) and waits for the user's confirmation."""
         self.df = pd.DataFrame()
-        self.preview.value = pd.DataFrame()
-        df = read_csv(data)
+        try:  # the preview changes once: two quick changes race in Tabulator's JS (null 'firstChild')
+            df = read_csv(data)
+        except Exception:
+            self.preview.value = pd.DataFrame()  # a bad file leaves no table shown
+            raise
         num = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         self.preset = {"laws": ["power_law"], "x": "x", "derive": ""}
-        self._proposing = True
-        try:
-            self.param.update(origin="upload", mapping=f"x={num[0]},L={num[-1]}" if len(num) >= 2 else "")
-        finally:
-            self._proposing = False
+        self._propose(origin="upload", mapping=f"x={num[0]},L={num[-1]}" if len(num) >= 2 else "")
         self.mapping_confirmed = False  # an uploaded file's columns are never used on a guess
         self.confirm_btn.visible = True
         note = self._curve_note(df, Path(filename).stem)
@@ -189,6 +183,13 @@ class DataSource(param.Parameterized):
         self.loaded = True
         cols = ", ".join(map(str, df.columns[:20]))
         self.host.show_info(f"{what}, columns {cols}.{extra or f' Mapping: {self.mapping}.'}")
+
+    def _propose(self, **values: Any) -> None:  # set by the page, not typed by the user (_mapping_edited)
+        self._proposing = True
+        try:
+            self.param.update(**values)
+        finally:
+            self._proposing = False
 
     def confirm_mapping(self, *_: Any) -> None:
         """The user accepts the mapping shown for an uploaded file."""
