@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT, console_errors
 from test_apps_law_fitter import data_constrained_csv
+from test_serve_security import open_upload
 
 SHOTS = ROOT / "docs" / "screenshots"
 
@@ -14,13 +15,10 @@ SHOTS = ROOT / "docs" / "screenshots"
 @pytest.mark.browser
 def test_unique_tokens_column_is_asked_for(server, page, tmp_path) -> None:
     errors = console_errors(page)
-    page.set_viewport_size({"width": 1300, "height": 1000})
-    page.goto(server.url + "/laws", timeout=120_000)
-    page.wait_for_selector(".wb-csv-upload input[type='file']", state="attached", timeout=90_000)
-    page.wait_for_timeout(1000)
+    upload = open_upload(page, server.url + "/laws", ".wb-csv-upload")
     csv = tmp_path / "repeats.csv"
     csv.write_bytes(data_constrained_csv())
-    page.locator(".wb-csv-upload input[type='file']").set_input_files(str(csv))
+    upload.set_input_files(str(csv))
     page.wait_for_selector("text=Loaded repeats.csv", timeout=60_000)
     assert page.locator(".wb-input-U").count() == 0 or not page.locator(".wb-input-U").first.is_visible()
     pick = page.locator(".choices input").first  # the Laws box
