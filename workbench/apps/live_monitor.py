@@ -43,9 +43,8 @@ from workbench.metric_names import (
 
 ALL = "(all)"
 FIRST_PANELS = 2
-"""A served page is sent with its first row of panels (in view on a laptop screen; ~44 Bokeh models a panel:
-2 first drew the reference monitor in 1.35-1.47 s warm, 4 in 1.58-1.70 s); the rest and the export controls
-follow once it has loaded (issue 13). Notebooks and later rebuilds build every panel at once."""
+"""A served page is sent with its first row of panels (~44 Bokeh models each: 2 drew the reference monitor in
+1.35-1.47 s warm, 4 in 1.58-1.70 s); the rest follow once it has loaded (issue 13); notebooks get all at once."""
 
 
 class LiveMonitor(AppBase):
