@@ -77,8 +77,8 @@ class CurveFitter(AppBase):
         self.results_box = pn.Column(sizing_mode="stretch_width")
         self.fit_btn = pn.widgets.Button(label="Fit law on curves", color="primary", css_classes=["wb-fit-curves"])
         self.fit_btn.on_click(lambda *_: self.fit_curves())
-        self.task = BackgroundTask(self, name="curve-fit", disable=[self.fit_btn], loading=[self.plot],
-                                   status=self.status)
+        # no loading overlay on the Bokeh pane: its css change reached a figure outside the session lock
+        self.task = BackgroundTask(self, name="curve-fit", disable=[self.fit_btn], status=self.status)
         self.source = DataSource(self, kind="curves")
         self.source.param.watch(self._on_loaded, "loaded")
         self.typed = TypedSchedules(self, self._refresh)
