@@ -25,6 +25,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -57,8 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         store = RunStore(Path(d) / "bench.db")
 
         def run(with_store: bool):
-            return lambda steps: train_batched([cfg.replace(seed=i, steps=steps) for i in range(a.members)],
-                                               store if with_store else None)
+            def go(steps: int) -> None:
+                c0 = time.process_time()
+                train_batched([cfg.replace(seed=i, steps=steps) for i in range(a.members)],
+                              store if with_store else None)
+                cpu[with_store].append((steps, time.process_time() - c0))
+            return go
+
+        cpu: dict[bool, list[tuple[int, float]]] = {True: [], False: []}
 
         run(True)(2)
         run(False)(2)
@@ -66,16 +73,23 @@ def main(argv: list[str] | None = None) -> int:
         m = interleave({"no store": lambda: step_time_by_difference(run(False), a.steps, a.device),
                         "store": lambda: step_time_by_difference(run(True), a.steps, a.device)}, a.reps)
         rows = store.cursor() - rows0
+        # CPU seconds (all threads) per step, by the same difference of lengths: what the store costs in
+        # work, which a busy or noisy host does not change much (wall-time ratios it does)
+        # (each list: the warm-up call, then per measurement the 2 * steps call and the steps call)
+        cpu_step = {k: [(big - small) / a.steps for (_, big), (_, small) in zip(v[1::2], v[2::2])]
+                    for k, v in cpu.items()}
         store.close()
     per_step = rows / (a.reps * 3 * a.steps)  # each measurement trains steps + 2 * steps
     r = Ratio.of(m["store"], m["no store"])
     print(f"\n{a.members} members, Nanda transformer {cfg.task_params} {cfg.model_params}, log_every = eval_every = 1, "
           f"{per_step:.0f} rows per step; load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(md_table(["", "ms / step", "steps / s", "rows / s written"],
-                   [["no store", spread(m["no store"], 1e3), f"{1 / min(m['no store']):.3g} (best)", "0"],
+    print(md_table(["", "ms / step", "steps / s", "rows / s written", "CPU ms / step (all threads)"],
+                   [["no store", spread(m["no store"], 1e3), f"{1 / min(m['no store']):.3g} (best)", "0",
+                     spread(cpu_step[False], 1e3)],
                     ["store", spread(m["store"], 1e3), f"{1 / min(m['store']):.3g} (best)",
-                     f"{per_step / min(m['store']):.0f}"]]))
+                     f"{per_step / min(m['store']):.0f}", spread(cpu_step[True], 1e3)]]))
     print(f"\nslowdown with the store (median (min-max) of {a.reps} interleaved pairs): {r}  (goal <= 1.05)")
+    print(f"CPU with the store / without (same pairs): {Ratio.of(cpu_step[True], cpu_step[False])}")
     return 0
 
 

@@ -38,7 +38,6 @@ what the store costs a 64-member run logging every step.
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import sys
@@ -50,6 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.store import non_finite_flag
 from workbench.train.config import TrainConfig
 
 SYNC_SECONDS = 0.25
@@ -246,15 +246,18 @@ class Sink:
 
     def _rows(self, cov: np.ndarray, val: np.ndarray, name_a: np.ndarray, step_a: np.ndarray,
               wall_a: np.ndarray) -> list[tuple]:
-        """The window's encoded rows, member by member, in step order (the store's row layout; a
-        non-finite value is stored as NULL with its flag)."""
-        mi, ej = np.nonzero(cov.T)
+        """The window's encoded rows, member by member, metric by metric, in step order (the store's row
+        layout; a non-finite value is stored as NULL with its flag). That order is the store index's
+        (run, name, step): each series' rows go into the index one after another."""
+        _, name_code = np.unique(name_a, return_inverse=True)
+        by_series = np.lexsort((step_a, name_code))
+        mi, e = np.nonzero(cov.T[:, by_series])
+        ej = by_series[e]
         v = val[ej, mi].astype(np.float64)
         values = v.tolist()
         flags: list[str | None] = [None] * len(values)
         for r in np.flatnonzero(~np.isfinite(v)).tolist():
-            x = values[r]
-            flags[r] = "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+            flags[r] = non_finite_flag(values[r])
             values[r] = None
         st = step_a[ej]
         return list(zip(self._rids[mi].tolist(), st.tolist(), (st * self.tokens_per_step).tolist(),
