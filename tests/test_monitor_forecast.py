@@ -69,6 +69,30 @@ def test_band_for_running_runs_and_flag_for_a_jump(tmp_path, one_torch_thread):
     np.testing.assert_allclose(np.asarray(src.data["xs"][src.data["run"].index(on)]), 64 * xs)
 
 
+def test_forecast_glyphs_only_once_a_shown_run_is_running(tmp_path):
+    """A page of finished runs gets no forecast glyphs (nor the forecast thread); a run that starts
+    later gets them on the open figures, without a rebuild."""
+    from workbench.apps.live_monitor import LiveMonitor
+
+    st, off, on, done = _fill(tmp_path / "runs.db")
+    for r in (off, on):
+        st.set_status(r, "finished")
+    app = LiveMonitor(store_path=str(st.path), metrics=["train_loss"])
+    ov = app.figs.overlays[-1]
+    (panel, (fig, _)), = app.figs.figs.items()
+    n_renderers = len(fig.renderers)
+    assert ov.sources == {} and [p for _, p, _ in ov.pending] == [panel]
+    new = st.create_run("late", task="digits", config={"steps": 1600, "lr": 1e-3})
+    with st.writer(new) as w:
+        for s in range(10, 200, 10):
+            w.log(s, {"train_loss": 2 + 3 * s ** -0.5}, tokens=64 * s)
+    app.tick()
+    assert new in app.runs and app.figs.figs[panel][0] is fig            # joined the open figure
+    assert list(ov.sources) == [(panel, "train_loss")] and ov.pending == []
+    assert len(fig.renderers) == n_renderers + 3                         # band, line and flag glyphs
+
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 def test_monitor_draws_the_band_and_flags_a_run_forced_off_it(tmp_path, browser):

@@ -44,7 +44,7 @@ from workbench.metric_names import (
 ALL = "(all)"
 FIRST_PANELS = 2
 """A served page is sent with its first row of panels (~44 Bokeh models each: 2 drew the reference monitor in
-1.35-1.47 s warm, 4 in 1.58-1.70 s); the rest follow once it has loaded (issue 13); notebooks get all at once."""
+1.35-1.47 s warm, 4 in 1.58-1.70 s) and the sidebar's run controls; the rest follow once it has loaded (issue 13)."""
 
 
 class LiveMonitor(AppBase):
@@ -85,6 +85,7 @@ class LiveMonitor(AppBase):
         self.legend = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width", css_classes=["wb-monitor-legend"])
         self.export = ExportPanel(figure=self.plotly_figure, data=self.current_data, basename="monitor")
         self._tail = pn.Column(sizing_mode="stretch_width")  # the export controls, once the page has loaded
+        self._later: list = []  # what else is added then (monitor_controls)
         self._started = False
         self._building = False
         self._loaded = not (pn.state.curdoc is not None and pn.state.curdoc.session_context is not None)
@@ -106,12 +107,9 @@ class LiveMonitor(AppBase):
 
     def _apply_url_args(self) -> None:
         """``?color_by=cfg.lr&bands=1&band=quartiles`` open the page grouped (only known keys are taken)."""
-        args = getattr(pn.state, "session_args", None) or {}
-
-        def arg(k: str) -> str | None:
-            v = args.get(k)
-            return v[0].decode("utf-8", "replace") if v else None
-
+        args = {k: v[0].decode("utf-8", "replace") for k, v in (getattr(pn.state, "session_args", None) or {}).items()
+                if v}
+        arg = args.get
         if arg("color_by") in self.param.color_by.objects:
             self.color_by = arg("color_by")
         if arg("bands") in ("1", "true"):
@@ -231,6 +229,8 @@ class LiveMonitor(AppBase):
             self.plots.extend([pn.pane.Bokeh(f, sizing_mode="fixed", width=560, height=300)
                                for f in self.figs.build_rest()])
             self._tail.objects = [self.export]
+            for add in self._later:
+                add()
 
     def drawn(self, run: str, name: str) -> dict[str, np.ndarray]:
         """What the browser holds of one run's metric (``x, y, ys, step``; the NaN room cut off): the
@@ -286,7 +286,7 @@ class LiveMonitor(AppBase):
         if not self._started:
             self._started = True
             self.add_periodic(self._tick_guarded, self.settings.period_ms)
-        return pn.Row(monitor_controls(self), pn.Column(self.info, self.legend, self.plots, self._tail,
+        return pn.Row(monitor_controls(self, None if self._loaded else self._later), pn.Column(self.info, self.legend, self.plots, self._tail,
                                                         sizing_mode="stretch_width"), sizing_mode="stretch_width")
 
 

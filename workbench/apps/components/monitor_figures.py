@@ -246,6 +246,8 @@ class MonitorFigures:
         self.update_bands()
         self.follow_x()
         self.update_end_labels()  # after the ranges: labels are spread in screen space
+        for ov in self.overlays:  # a running run joined: the forecast glyphs, if only promised so far
+            ov.update(self)
 
     def add_group_glyphs(self, f: Any, members: list[str], keys: dict) -> None:
         for name in members:

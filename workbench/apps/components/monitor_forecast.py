@@ -55,6 +55,7 @@ class ForecastOverlay:
         self.watch = watch or ForecastWatch()
         self.sources: dict[tuple[str, str], tuple[ColumnDataSource, ColumnDataSource]] = {}
         self.results: dict[tuple[str, str], RunForecast] = {}
+        self.pending: list[tuple[Any, str, list[str]]] = []  # (figure, panel, members) awaiting a running run
         self.version, self.applied = 0, -1
         self.error = ""
         self.x_end: float | None = None
@@ -70,8 +71,22 @@ class ForecastOverlay:
 
     # ------------------------------------------------------------------ Overlay protocol
     def attach(self, fig: Any, panel: str, members: list[str], figures: Any) -> None:
+        """Forecast glyphs on a new panel; while no shown run is running they are only promised (a page of
+        finished runs gets none of their ~45 Bokeh models, nor the forecast thread and worker process) and
+        added by :meth:`update` once one is (a new run's first rows)."""
         if not self.enabled:
             return
+        self.pending = [p for p in self.pending if figures.figs.get(p[1], (None,))[0] is p[0]]  # this build's
+        if not self._any_running():
+            self.pending.append((fig, panel, members))
+            return
+        self._attach(fig, panel, members)
+
+    def _any_running(self) -> bool:
+        df = self.view.run_table
+        return not df.empty and bool(df.loc[df["id"].isin(self.view.runs), "status"].eq("running").any())
+
+    def _attach(self, fig: Any, panel: str, members: list[str]) -> None:
         for metric in (m for m in members if is_loss(m)):
             src = ColumnDataSource(dict(EMPTY), name=f"wb-fc|{metric}")
             lbl = ColumnDataSource({"x": [], "y": [], "text": [], "color": [], "align": []}, name=f"wb-fcflag|{metric}")
@@ -86,6 +101,10 @@ class ForecastOverlay:
 
     def update(self, figures: Any) -> None:
         """Copy the newest finished forecasts into the sources (cheap when nothing changed)."""
+        if self.pending and self.enabled and self._any_running():
+            pending, self.pending = self.pending, []
+            for fig, panel, members in pending:
+                self._attach(fig, panel, members)
         if not self.sources:
             return
         if not self.enabled:  # more runs than forecasts are drawn for joined the page: take the bands off
