@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.store import FLAG_VALUES
 
 BASE_COLUMNS = ["id", "name", "task", "sweep", "status", "created", "tags", "note"]
 LOWER_IS_BETTER = ("loss", "err", "ppl", "perplexity", "nll", "bpb", "bpc")
@@ -113,10 +114,9 @@ def final_and_best(store: Any, run_ids: Sequence[str], metrics: Sequence[str] | 
                         "GROUP BY run, name", params)
     ext = store._query(f"SELECT run, name, MIN(value), MAX(value), MAX(step) FROM metrics WHERE run IN ({q})"
                        f"{name_sql} GROUP BY run, name", params)
-    decode = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
     out: dict[str, dict[str, float]] = {r: {} for r in ids}
     for run, name, value, flag, _ in last:
-        out[run][f"final.{name}"] = decode[flag] if flag else float(value)
+        out[run][f"final.{name}"] = FLAG_VALUES[flag] if flag else float(value)
     for run, name, lo, hi, step in ext:
         best = lo if lower_is_better(name) else hi
         out[run][f"best.{name}"] = math.nan if best is None else float(best)

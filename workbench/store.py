@@ -165,43 +165,43 @@ _BLOCKS_DDL = """CREATE TABLE IF NOT EXISTS metric_blocks (
 BLOCK_BITS = 7
 """``metric_blocks`` summarises each run's metric per block of ``2**BLOCK_BITS`` (128) steps."""
 
-# Kept up to date in the transaction that inserts the rows (so a reader sees rows and summary together):
-# three passes over the new rows only (ids > ?1), each a GROUP BY on at most the rows just written.
-# SQLite returns the bare columns step/tokens/wall of the row holding the MIN() or MAX() of a group.
+# How a block's summary absorbs new rows of it (ON CONFLICT), one rule set for the writer's one-row-per-block
+# upsert (_BLOCK_UPSERT) and the rebuild's three SQL passes (_BLOCKS_UPSERT). SQLite evaluates every SET
+# expression against the row as it was before the update; a strict < / > keeps the earlier row on ties.
+_MERGE_COUNTS = ("n = n + excluded.n, k = k + excluded.k, sum = sum + excluded.sum, "
+                 "nf_step = COALESCE(MIN(nf_step, excluded.nf_step), nf_step, excluded.nf_step)")
+
+
+def _merge_extreme(side: str, op: str) -> str:
+    return ", ".join(f"{side}{c} = CASE WHEN {side} IS NULL OR excluded.{side} {op} {side} THEN excluded.{side}{c} "
+                     f"ELSE {side}{c} END" for c in ("_step", "_tokens", "_wall", ""))
+
+
+_MERGE_LO, _MERGE_HI = _merge_extreme("lo", "<"), _merge_extreme("hi", ">")
+
+# The rebuild (migration, import, deletes) and the reference for the writer's fold: three passes over the
+# rows with ids > ?1, each a GROUP BY. SQLite returns the bare columns step/tokens/wall of the row holding
+# the MIN() or MAX() of a group.
 _BLOCKS_UPSERT = (
     f"""INSERT INTO metric_blocks (run, name, block, n, k, sum, nf_step)
     SELECT run, name, step >> {BLOCK_BITS}, COUNT(*), COUNT(value), TOTAL(value), MIN(CASE WHEN value IS NULL
     THEN step END) FROM metrics NOT INDEXED WHERE id > ?1 GROUP BY run, name, step >> {BLOCK_BITS} ORDER BY NULL
-    ON CONFLICT (run, name, block) DO UPDATE SET n = n + excluded.n, k = k + excluded.k,
-    sum = sum + excluded.sum, nf_step = COALESCE(MIN(nf_step, excluded.nf_step), nf_step, excluded.nf_step)""",
+    ON CONFLICT (run, name, block) DO UPDATE SET {_MERGE_COUNTS}""",
     f"""INSERT INTO metric_blocks (run, name, block, lo, lo_step, lo_tokens, lo_wall)
     SELECT run, name, step >> {BLOCK_BITS}, MIN(value), step, tokens, wall FROM metrics NOT INDEXED
     WHERE id > ?1 AND value IS NOT NULL GROUP BY run, name, step >> {BLOCK_BITS} ORDER BY NULL
-    ON CONFLICT (run, name, block) DO UPDATE SET
-    lo_step = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo_step ELSE lo_step END,
-    lo_tokens = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo_tokens ELSE lo_tokens END,
-    lo_wall = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo_wall ELSE lo_wall END,
-    lo = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo ELSE lo END""",
+    ON CONFLICT (run, name, block) DO UPDATE SET {_MERGE_LO}""",
     f"""INSERT INTO metric_blocks (run, name, block, hi, hi_step, hi_tokens, hi_wall)
     SELECT run, name, step >> {BLOCK_BITS}, MAX(value), step, tokens, wall FROM metrics NOT INDEXED
     WHERE id > ?1 AND value IS NOT NULL GROUP BY run, name, step >> {BLOCK_BITS} ORDER BY NULL
-    ON CONFLICT (run, name, block) DO UPDATE SET
-    hi_step = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi_step ELSE hi_step END,
-    hi_tokens = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi_tokens ELSE hi_tokens END,
-    hi_wall = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi_wall ELSE hi_wall END,
-    hi = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi ELSE hi END""",
+    ON CONFLICT (run, name, block) DO UPDATE SET {_MERGE_HI}""",
 )
 
-
+# The writer's upsert: one row per (run, name, block) of a window, folded by _block_rows, in the transaction
+# that inserts the rows (so a reader sees rows and summary together).
 _BLOCK_UPSERT = f"""INSERT INTO metric_blocks (run, name, block, n, k, sum, nf_step, lo, lo_step, lo_tokens, lo_wall,
     hi, hi_step, hi_tokens, hi_wall) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-    ON CONFLICT (run, name, block) DO UPDATE SET n = n + excluded.n, k = k + excluded.k, sum = sum + excluded.sum,
-    nf_step = COALESCE(MIN(nf_step, excluded.nf_step), nf_step, excluded.nf_step),
-    {", ".join(f"lo{c} = CASE WHEN lo IS NULL OR excluded.lo < lo THEN excluded.lo{c} ELSE lo{c} END"
-               for c in ("_step", "_tokens", "_wall", ""))},
-    {", ".join(f"hi{c} = CASE WHEN hi IS NULL OR excluded.hi > hi THEN excluded.hi{c} ELSE hi{c} END"
-               for c in ("_step", "_tokens", "_wall", ""))}"""
-# (SQLite evaluates every SET expression against the row as it was before the update.)
+    ON CONFLICT (run, name, block) DO UPDATE SET {_MERGE_COUNTS}, {_MERGE_LO}, {_MERGE_HI}"""
 
 
 def _block_rows(rows: Sequence[tuple]) -> list[tuple]:
@@ -227,18 +227,18 @@ def _block_rows(rows: Sequence[tuple]) -> list[tuple]:
     n = np.diff(np.append(start, len(rows)))
     k = np.add.reduceat((~null[o]).astype(np.int64), start)
     total = np.add.reduceat(np.where(null, 0.0, v)[o], start)
-    nf = np.minimum.reduceat(np.where(null, st, np.iinfo(np.int64).max)[o], start)
+    none = np.iinfo(np.int64).max              # nf_step of a block without a non-finite row
+    nf = np.minimum.reduceat(np.where(null, st, none)[o], start)
     first = o[start]
     # the earliest row holding each group's minimum (maximum): sort by value within the group, ties by position
     lo = np.lexsort((pos, np.where(null, np.inf, v), block, series))[start]
     hi = np.lexsort((pos, np.where(null, np.inf, -v), block, series))[start]
-    none = np.iinfo(np.int64).max
     out = []
-    for f, a, b, nj, kj, sj, fj in zip(first.tolist(), lo.tolist(), hi.tolist(), n.tolist(), k.tolist(),
-                                       total.tolist(), nf.tolist()):
+    for f, blk, a, b, nj, kj, sj, fj in zip(first.tolist(), g_block[start].tolist(), lo.tolist(), hi.tolist(),
+                                            n.tolist(), k.tolist(), total.tolist(), nf.tolist()):
         extremes = ((value[a], step[a], tokens[a], wall[a], value[b], step[b], tokens[b], wall[b]) if kj
                     else (None,) * 8)
-        out.append((run[f], name[f], step[f] >> BLOCK_BITS, nj, kj, sj, None if fj == none else fj, *extremes))
+        out.append((run[f], name[f], blk, nj, kj, sj, None if fj == none else fj, *extremes))
     return out
 
 
@@ -454,7 +454,8 @@ def _encode(name: str, value: Any) -> tuple[float | None, str | None]:
     return (v if flag is None else None), flag
 
 
-_DECODE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+FLAG_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+"""The value of each flag :func:`non_finite_flag` writes (the decoding of a NULL value with its flag)."""
 
 
 def _check_config(config: Any) -> str:
@@ -925,7 +926,7 @@ class RunStore:
                       + where + " ORDER BY id", params)
         if len(df) and df["flag"].notna().any():
             m = df["flag"].notna()
-            df.loc[m, "value"] = df.loc[m, "flag"].map(_DECODE)
+            df.loc[m, "value"] = df.loc[m, "flag"].map(FLAG_VALUES)
         df["value"] = df["value"].astype(float)
         return df.drop(columns="flag")
 
@@ -962,7 +963,7 @@ class RunStore:
         cols = ("id", "step", "tokens", "wall", "value")
         if not rows:
             return {c: np.empty(0) for c in cols}
-        a = np.array(rows, dtype=np.float64)  # numpy parses the flags 'nan', 'inf', '-inf' (the _DECODE keys)
+        a = np.array(rows, dtype=np.float64)  # numpy parses the flags 'nan', 'inf', '-inf' (the FLAG_VALUES keys)
         return {c: a[:, i] for i, c in enumerate(cols)}
 
     def overview(self, pairs: Sequence[tuple[str, str]], max_buckets: int = 700) -> tuple[dict, int]:
@@ -1064,7 +1065,7 @@ class RunStore:
             df = self._df("SELECT id, run, step, tokens, wall, name, value, flag FROM metrics WHERE " + sql, params)
             if len(df) and df["flag"].notna().any():
                 m = df["flag"].notna()
-                df.loc[m, "value"] = df.loc[m, "flag"].map(_DECODE)
+                df.loc[m, "value"] = df.loc[m, "flag"].map(FLAG_VALUES)
             df = df.drop(columns="flag")
         else:
             df = self._metric_df(sql, params)
