@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = store.cursor() - rows0
         # CPU seconds (all threads) per step, by the same difference of lengths: what the store costs in
         # work, which a busy or noisy host does not change much (wall-time ratios it does)
-        # (each list: the warm-up call, then per measurement the 2 * steps call and the steps call)
-        cpu_step = {k: [(big - small) / a.steps for (_, big), (_, small) in zip(v[1::2], v[2::2])]
+        # (each list: the warm-up call, then the measurements' calls of 2 * steps and of steps, in pairs)
+        cpu_step = {k: [(big - small) / a.steps for big, small in
+                        zip([c for n, c in v[1:] if n == 2 * a.steps], [c for n, c in v[1:] if n == a.steps])]
                     for k, v in cpu.items()}
         store.close()
     per_step = rows / (a.reps * 3 * a.steps)  # each measurement trains steps + 2 * steps
