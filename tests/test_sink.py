@@ -1,7 +1,7 @@
 """The training sink's store writes (workbench/train/sink.py): rows built with numpy equal a plain
 per-value reference, a window's rows are committed before a member's status changes, forced syncs
 return only once everything is committed, the writer thread's errors reach the training thread and
-mark the run failed, the queue is bounded, and a SIGKILL keeps every committed window whole."""
+mark the run failed, the queue is bounded, large windows share a transaction, and a SIGKILL keeps every committed window whole."""
 
 from __future__ import annotations
 
@@ -231,6 +231,49 @@ def test_the_queue_is_bounded_and_commits_in_order(tmp_path, monkeypatch):
     m = store.metrics(ids[0])
     assert m["step"].tolist() == [0, 1, 2, 3, 4] and m["id"].is_monotonic_increasing
     assert w.rows_written == 5
+
+
+def _wait_for(pred, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_large_windows_share_one_transaction_and_a_forced_sync_commits_them_at_once(tmp_path, monkeypatch):
+    store, ids = _store(tmp_path, 2)
+    calls: list[list[tuple]] = []
+    insert = store._insert
+    monkeypatch.setattr(store, "_insert", lambda rows: (calls.append(list(rows)), insert(rows)))
+    w = WindowCommitter(store, hold_rows=4, hold_seconds=60)
+
+    def window(step: int) -> list[tuple]:   # 2 runs x 2 metrics, in the index's order within the window
+        return [(r, step, None, 0.0, k, float(step), None) for r in ids for k in ("a", "b")]
+
+    for step in range(3):
+        w.put(window(step))
+    time.sleep(0.3)
+    assert calls == [], "large windows were committed before their hold ran out"
+    t0 = time.monotonic()
+    w.drain()                                            # a forced sync: at once, not after 60 s
+    assert time.monotonic() - t0 < 10 and len(calls) == 1 and len(calls[0]) == 12
+    assert [(r[0], r[4], r[1]) for r in calls[0]] == sorted((r[0], r[4], r[1]) for r in calls[0])
+    m = store.metrics(ids)
+    assert len(m) == 12 and all(g["step"].is_monotonic_increasing for _, g in m.groupby(["run", "name"]))
+    w.put(window(3))
+    w.put([(ids[0], 3, None, 0.0, "diverged", 1.0, None)], [(ids[0], "diverged", "loss not finite")])
+    assert _wait_for(lambda: store.get_run(ids[0])["status"] == "diverged")  # a status change commits what is held
+    assert len(calls) == 2 and len(calls[1]) == 5 and len(store.metrics(ids)) == 17
+    w.put([(ids[1], 4, None, 0.0, "a", 4.0, None)])      # a small window: committed without waiting
+    assert _wait_for(lambda: len(calls) == 3)
+    w.close()
+    quick = WindowCommitter(store, hold_rows=4, hold_seconds=0.2)
+    quick.put(window(5))
+    assert _wait_for(lambda: len(calls) == 4), "a held window was not committed when its time ran out"
+    quick.close()
+    assert len(store.metrics(ids)) == 22 and quick.rows_written == 4 and w.rows_written == 18
 
 
 _CHILD = """

@@ -449,6 +449,11 @@ def test_writer_block_summaries_equal_the_sql_rebuild(tmp_path) -> None:
             rows.append((str(rng.choice(runs)), step, tokens, float(rng.random()), str(rng.choice(["a", "b/c"])),
                          value))
         s.log_many(rows)
+    # windows touching hundreds of blocks: the writer's multi-row upsert (MULTI_ROWS blocks a statement),
+    # into blocks the windows above already hold
+    for w in range(2):
+        s.log_many([(str(rng.choice(runs)), int(rng.integers(0, 40000)), None, float(w), str(rng.choice(["a", "b/c"])),
+                     float(rng.integers(0, 3))) for _ in range(3000)])
     cols = "run, name, block, n, k, lo, lo_step, lo_tokens, lo_wall, hi, hi_step, hi_tokens, hi_wall, nf_step"
     got = s._query(f"SELECT {cols}, sum FROM metric_blocks ORDER BY run, name, block")
     with s._write() as conn:
@@ -458,6 +463,33 @@ def test_writer_block_summaries_equal_the_sql_rebuild(tmp_path) -> None:
     assert [g[:-1] for g in got] == [r[:-1] for r in ref]
     np.testing.assert_allclose([g[-1] for g in got], [r[-1] for r in ref], rtol=1e-12, atol=1e-12)
     assert any(r[4] < r[3] for r in ref) and any(r[13] is not None for r in ref)  # the non-finite cases ran
+
+
+def test_a_window_is_inserted_in_its_rows_order(tmp_path) -> None:
+    # the writer inserts MULTI_ROWS rows a statement and the rest one by one: ids must follow the rows' order
+    from workbench.store import MULTI_ROWS
+
+    s = RunStore(tmp_path / "o.db")
+    rid = s.create_run("r")
+    n = 3 * MULTI_ROWS + 5
+    steps = np.random.default_rng(3).permutation(n)
+    s.log_many([(rid, int(st), None, float(i), "loss", float(i)) for i, st in enumerate(steps)])
+    m = s.metrics(rid)                                       # in id order
+    assert m["value"].tolist() == [float(i) for i in range(n)] and m["step"].tolist() == steps.tolist()
+    assert m["wall"].tolist() == m["value"].tolist() and m["id"].is_monotonic_increasing
+
+
+def test_metric_columns_round_trip_and_index_order() -> None:
+    # the sink hands the writer columns; merged windows are put back in (run, name, step) groups
+    from workbench.store import MetricColumns
+
+    rows = [("b", 2, None, 1.0, "x", 0.5, None), ("a", 1, 16, None, "y", None, "nan"),
+            ("b", 1, None, 2.0, "x", 1.5, None), ("b", 2, None, 3.0, "x", 2.5, None)]
+    c = MetricColumns.from_rows(rows)
+    assert len(c) == 4 and list(c) == rows
+    # grouped by series, steps ascending; the (b, x, 2) logged twice keeps its order (the later one wins)
+    assert list(c.in_index_order()) == [rows[2], rows[0], rows[3], rows[1]]
+    assert list(MetricColumns.concat([c, MetricColumns.from_rows(rows[:1])])) == rows + rows[:1]
 
 
 def test_imported_runs_have_block_summaries_and_old_imports_still_paint(tmp_path) -> None:
