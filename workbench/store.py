@@ -250,6 +250,11 @@ class MetricColumns:
                    np.array(value, dtype=np.float64), obj(flag))   # NULL (None) -> NaN
 
     @classmethod
+    def of(cls, rows: Sequence[tuple] | MetricColumns) -> MetricColumns:
+        """``rows`` as columns: itself if it already is, else :meth:`from_rows`."""
+        return rows if isinstance(rows, MetricColumns) else cls.from_rows(rows)
+
+    @classmethod
     def concat(cls, parts: Sequence[MetricColumns]) -> MetricColumns:
         if len(parts) == 1:
             return parts[0]
@@ -965,7 +970,7 @@ class RunStore:
         if not len(rows):
             return
         now = time.time()
-        c = rows if isinstance(rows, MetricColumns) else MetricColumns.from_rows(rows)
+        c = MetricColumns.of(rows)
         blocks, m = _block_rows(c), c.matrix()   # before taking the write lock
         with self._write() as conn:
             _insert_matrix(conn, f"INSERT INTO metrics ({_METRIC_COLUMNS})", m)

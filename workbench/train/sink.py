@@ -146,8 +146,7 @@ class WindowCommitter:
         if self.error is not None:
             return
         try:
-            rows = MetricColumns.concat([w if isinstance(w, MetricColumns) else MetricColumns.from_rows(w)
-                                         for w in windows]) if windows else []
+            rows = MetricColumns.concat([MetricColumns.of(w) for w in windows]) if windows else []
             if len(windows) > 1:         # the windows' rows in the index's order again (stable: a series keeps its order)
                 rows = rows.in_index_order()
             if len(rows):
