@@ -312,6 +312,13 @@ def _st(method: str, *args, **kw):
     return call
 
 
+def _committer(w, **kw):
+    from workbench.train.sink import WindowCommitter
+
+    with RunStore(w.db) as st:
+        return WindowCommitter(st, **kw)
+
+
 def _fd():
     import workbench.fit.data as fd
 
@@ -446,6 +453,10 @@ API: list[tuple[str, object, str]] = [
     ("store-artifact-empty-kind", _st("add_artifact", "{finished}", "", "/x"), "kind"),
     ("store-writer-every-rows", _st("writer", "{finished}", every_rows=0), "every_rows"),
     ("store-writer-every-seconds", _st("writer", "{finished}", every_seconds=-1), "every_seconds"),
+    ("sink-writer-max-windows", lambda w: _committer(w, max_windows=0), "max_windows"),
+    ("sink-writer-hold-rows", lambda w: _committer(w, hold_rows=0), "hold_rows"),
+    ("sink-writer-hold-seconds-negative", lambda w: _committer(w, hold_seconds=-1), r"hold_seconds.*\[0, 60\]"),
+    ("sink-writer-hold-seconds-huge", lambda w: _committer(w, hold_seconds=61), r"hold_seconds.*\[0, 60\]"),
     ("store-delete-metrics-negative", _st("delete_metrics", "{finished}", from_step=-1), "from_step"),
     ("store-delete-unknown-run", _st("delete_run", "nosuchrun"), "nosuchrun"),
     ("store-get-sweep-unknown", _st("get_sweep", "nosuchsweep"), "nosuchsweep"),

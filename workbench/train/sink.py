@@ -64,6 +64,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench.errors import WorkbenchError
 from workbench.store import MetricColumns, non_finite_flag
 from workbench.train.config import TrainConfig
 
@@ -93,11 +94,11 @@ class WindowCommitter:
     def __init__(self, store: Any, max_windows: int = QUEUE_WINDOWS, hold_rows: int = HOLD_ROWS,
                  hold_seconds: float = HOLD_SECONDS) -> None:
         if max_windows < 1:
-            raise ValueError(f"max_windows: must be >= 1, got {max_windows}")
+            raise WorkbenchError(f"max_windows: must be >= 1, got {max_windows}")
         if hold_rows < 1:
-            raise ValueError(f"hold_rows: must be >= 1, got {hold_rows}")
+            raise WorkbenchError(f"hold_rows: must be >= 1, got {hold_rows}")
         if not 0 <= hold_seconds <= 60:
-            raise ValueError(f"hold_seconds: must be in [0, 60], got {hold_seconds}")
+            raise WorkbenchError(f"hold_seconds: must be in [0, 60], got {hold_seconds}")
         self.store = store
         self.hold_rows, self.hold_seconds = hold_rows, hold_seconds
         self.rows_written = 0
