@@ -61,16 +61,23 @@ def rows(page) -> list[str]:
     return page.locator(".wb-runs-table .tabulator-row .tabulator-cell[tabulator-field='name']").all_inner_texts()
 
 
+def wait_rows(page, n: int, tries: int = 180) -> bool:
+    """Whether the table holds ``n`` rows within ``tries`` polls of 0.25 s."""
+    for _ in range(tries):
+        page.wait_for_timeout(250)
+        if len(rows(page)) == n:
+            return True
+    return False
+
+
 def search(page, text: str, n: int) -> None:
     """Type a search and wait until the table holds ``n`` rows."""
     box = page.locator(".wb-query input").first
     for _attempt in range(2):  # a keystroke sent while the page still hydrates can be lost: type again once
         box.fill(text)
         box.press("Enter")
-        for _ in range(180):
-            page.wait_for_timeout(250)
-            if len(rows(page)) == n:
-                return
+        if wait_rows(page, n):
+            return
     raise AssertionError(f"search {text!r}: rows {rows(page)}, url {page.url}")
 
 
@@ -82,6 +89,9 @@ def test_filter_sort_tag_note_persist_across_reload(served, page) -> None:
     search(page, "w128", 4)
     page.locator(".tabulator-col[tabulator-field='final.test_loss'] .tabulator-col-title").first.click()
     page.wait_for_function("() => location.search.includes('sort=final.test_loss')", timeout=45_000)
+    # the sorted table is redrawn after the URL changes: read it once it holds its rows again (read mid-redraw,
+    # it was empty once in a fresh-clone CI run)
+    assert wait_rows(page, 4), f"rows after the sort: {rows(page)}"
     ordered = rows(page)
     assert ordered == ["modular-lr0.03-w128", "modular-lr0.01-w128", "modular-lr0.003-w128", "modular-lr0.001-w128"]
     page.locator(".wb-runs-table .tabulator-row input[type='checkbox']").nth(1).check()  # lr0.01-w128
