@@ -59,7 +59,7 @@ def test_flatten_and_varying_keys() -> None:
 def test_final_and_best_match_a_recomputation(filled) -> None:
     store, ids, _ = filled
     got = final_and_best(store, ids)
-    m = store.metrics(ids).sort_values("id")
+    m = store.metrics(ids).sort_values(["step", "id"])  # final: the value at the last step
     for rid in ids:
         for name, g in m[m["run"] == rid].groupby("name"):
             assert got.at[rid, f"final.{name}"] == pytest.approx(g["value"].iloc[-1], nan_ok=True)

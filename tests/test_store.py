@@ -431,6 +431,49 @@ def test_overview_equals_summarising_the_rows(tmp_path) -> None:
     assert s._query("SELECT COUNT(*) FROM metric_blocks WHERE run=?", (b,))[0][0] == 0
 
 
+def test_series_ends_equal_a_recomputation_from_the_rows(tmp_path) -> None:
+    """series_ends (block summaries + one index lookup per end) against pandas over every row: several
+    blocks, NaN/inf (stored as NULL with a flag), a step logged out of order and one logged twice, rows
+    deleted from a step on, a name filter, and a series that is only non-finite."""
+    s = RunStore(tmp_path / "e.db")
+    rng = np.random.default_rng(3)
+    a, b = s.create_run("a"), s.create_run("b")
+    v = rng.normal(size=1_000)
+    v[[5, 700]] = [np.inf, np.nan]
+    for st in range(1_000):
+        s.log(a, st, {"loss": v[st], "acc": float(st % 7)})
+    s.log(a, 999, {"loss": 4.5})         # the last step logged twice: the later row is the final one
+    s.log(a, 500, {"loss": -9.0})        # committed last, out of order: the lowest value, not the final one
+    s.log(b, 3, {"loss": math.nan})
+    s.log(b, 10, {"acc": 1.0})
+    s.log(b, 12, {"loss": -math.inf})    # b's loss has no finite value: lo = hi = NaN
+    s.delete_metrics(b, from_step=11)
+    s.log(b, 11, {"acc": 0.5})
+
+    def check(names=None) -> None:
+        got = s.series_ends([a, b], names).set_index(["run", "name"])
+        m = s.metrics([a, b])
+        if names is not None:
+            m = m[m["name"].isin(names)]
+        assert len(got) == m.groupby(["run", "name"]).ngroups
+        for (run, name), g in m.groupby(["run", "name"]):
+            r = got.loc[(run, name)]
+            g = g.sort_values(["step", "id"])
+            fin = g["value"][np.isfinite(g["value"])]
+            assert r["n"] == len(g)
+            np.testing.assert_equal([r["lo"], r["hi"]], [fin.min(), fin.max()] if len(fin) else [np.nan, np.nan])
+            assert (r["first_step"], r["last_step"]) == (g["step"].iloc[0], g["step"].iloc[-1])
+            assert (r["first_wall"], r["last_wall"]) == (g["wall"].iloc[0], g["wall"].iloc[-1])
+            np.testing.assert_equal(r["last_value"], g["value"].iloc[-1])
+
+    check()
+    check(["acc"])
+    assert s.series_ends([a, b], []).empty and s.series_ends([]).empty
+    ends = s.series_ends([a]).set_index("name")
+    assert ends.at["loss", "lo"] == -9.0 and ends.at["loss", "last_value"] == 4.5
+    assert ends.at["loss", "n"] == 1_002
+
+
 def test_writer_block_summaries_equal_the_sql_rebuild(tmp_path) -> None:
     """The writer folds each window into metric_blocks with numpy (one upsert); the three SQL passes of
     the rebuild are the independent reference. Windows of several runs and metrics, steps out of order
