@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import math
 import signal
 import statistics
 import sys
@@ -67,6 +68,24 @@ class Ratio:
 
     def __str__(self) -> str:
         return f"{self.median:.3g}x ({self.lo:.3g}-{self.hi:.3g}, n={self.n})"
+
+
+def median_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free confidence interval for the median of ``values``: the order statistics
+    ``x_(j)`` and ``x_(n+1-j)`` with the largest ``j`` for which ``P(j <= B <= n - j) >= level``,
+    ``B ~ Binomial(n, 1/2)`` (the sign-test interval; no assumption on the noise's shape, which on a
+    shared VM is skewed). Returns ``(lo, hi, coverage)``; ``(nan, nan, nan)`` below 6 values (no
+    interval reaches 95 % there)."""
+    from scipy.stats import binom
+
+    x = sorted(values)
+    n = len(x)
+    best = None
+    for j in range(1, n // 2 + 1):  # j: 1-based rank of the lower end
+        cover = float(binom.cdf(n - j, n, 0.5) - binom.cdf(j - 1, n, 0.5))
+        if cover >= level:
+            best = (x[j - 1], x[n - j], cover)
+    return best if best is not None else (math.nan, math.nan, math.nan)
 
 
 def spread(values: Sequence[float], scale: float = 1.0, digits: int = 3) -> str:

@@ -8,7 +8,9 @@ logs its metrics (train/test loss and accuracy, lr, weight and gradient norms, .
 Seconds per step come from the difference of two run lengths (set-up cancels; each run's length
 includes closing the store, so rows still queued for the sink's writer thread count); the run with a
 store file and the run without one are measured alternately ``--reps`` times, and the slowdown is
-the median (min-max) of the per-pair ratios. Rows written per second are printed.
+the median (min-max) of the per-pair ratios, with a distribution-free confidence interval for that
+median (``bench.common.median_ci``: on this noise a single median is not a verdict). Rows written per
+second are printed.
 
 Environment: the product's default. ``workbench run`` and ``train_batched`` leave torch's thread
 count alone, so the bench does too (it prints the count); set ``OMP_NUM_THREADS`` outside to study
@@ -38,7 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Ratio, interleave, md_table, nanda_config, spread, step_time_by_difference  # noqa: E402
+from bench.common import (  # noqa: E402
+    Ratio,
+    interleave,
+    md_table,
+    median_ci,
+    nanda_config,
+    spread,
+    step_time_by_difference,
+)
 from workbench.store import RunStore  # noqa: E402
 from workbench.train import train_batched  # noqa: E402
 
@@ -94,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                     ["store", spread(m["store"], 1e3), f"{1 / min(m['store']):.3g} (best)",
                      f"{per_step / min(m['store']):.0f}", spread(cpu_step[True], 1e3)]]))
     print(f"\nslowdown with the store (median (min-max) of {a.reps} interleaved pairs): {r}  (goal <= 1.05)")
+    lo, hi, cover = median_ci([x / y for x, y in zip(m["store"], m["no store"])])
+    print(f"confidence interval of that median: {lo:.3g}-{hi:.3g} (distribution-free, {cover:.1%}; nan below 6 pairs)")
     print(f"CPU with the store / without (same pairs): {Ratio.of(cpu_step[True], cpu_step[False])}")
     return 0
 

@@ -5,6 +5,7 @@ interleaving are checked on their own; on CUDA, our step makes no host sync outs
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -13,13 +14,14 @@ import traceback
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Capped, Ratio, interleave, time_cap  # noqa: E402
+from bench.common import Capped, Ratio, interleave, median_ci, time_cap  # noqa: E402
 from bench.gpu_suite import count_syncs, sync_site  # noqa: E402
 
 # Not on the GPU machine, whose image has torch, numpy, pandas, pyarrow, scipy, pyyaml and tqdm but none of
@@ -115,6 +117,19 @@ def test_interleave_alternates_the_sides_and_keeps_partial_rounds() -> None:
     assert calls == ["a", "b", "a", "b", "a", "b"] and out == {"a": [2.0] * 3, "b": [1.0] * 2}
     r = Ratio.of([2.0, 4.0, 3.0], [1.0, 1.0, 1.0])
     assert (r.median, r.lo, r.hi, r.n) == (3.0, 2.0, 4.0, 3)
+
+
+def test_median_ci_is_the_sign_test_interval_and_covers_at_its_level() -> None:
+    """The benches' interval for a median: for 21 values the 6th and 16th order statistics (coverage
+    1 - 2 P(B <= 5), B ~ Bin(21, 1/2), computed here from the binomial sum), none below 6 values, and in
+    simulation of skewed noise it covers the true median at least as often as it claims."""
+    lo, hi, cover = median_ci([float(v) for v in range(21, 0, -1)])
+    assert (lo, hi) == (6.0, 16.0)
+    assert cover == pytest.approx(1 - 2 * sum(math.comb(21, i) for i in range(6)) / 2**21)
+    assert all(math.isnan(v) for v in median_ci([1.0, 2.0, 3.0, 4.0, 5.0]))
+    rng = np.random.default_rng(0)
+    hits = sum(lo <= 1.0 <= hi for lo, hi, _ in (median_ci(rng.lognormal(size=21)) for _ in range(2000)))
+    assert hits / 2000 >= 0.95
 
 
 def test_time_cap_interrupts_a_long_block_and_spares_a_short_one() -> None:
