@@ -11,7 +11,7 @@ import panel as pn
 import pytest
 
 from workbench.apps.base import AppBase
-from workbench.apps.components.background import BackgroundTask, TaskBusyError
+from workbench.apps.components.background import WARMING, BackgroundTask, TaskBusyError
 from workbench.errors import WorkbenchError
 
 
@@ -50,6 +50,32 @@ def test_result_is_delivered_and_the_page_is_busy_meanwhile(app):
     # idle again: a new job starts
     task.start(lambda: "again", on_done=lambda r: seen.update(result=r))
     assert task.wait(10) == "again" and seen["result"] == "again"
+
+
+def test_a_job_started_during_the_servers_warm_up_is_not_run(app, tmp_path):
+    """The warm-up builds each page once in a throwaway document: a job a page starts then (the runs page's
+    forecast pass over every running run) is not run, and the page is not left busy; after it, jobs run.
+    End to end: the runs page built during the warm-up with a running run starts no forecast thread."""
+    from workbench.apps.runs import RunsPage
+    from workbench.store import RunStore
+
+    task, btn, _, _ = make(app)
+    ran = threading.Event()
+    WARMING.set()
+    try:
+        task.start(ran.set, label="Never")
+        assert not task.busy and not btn.disabled
+        store = RunStore(tmp_path / "warm.db")
+        rid = store.create_run("live", task="modular")
+        store.log(rid, 0, {"train_loss": 1.0})
+        page = RunsPage(store_path=str(store.path))
+        assert (page._all["status"] == "running").any() and not page.forecast_task.busy
+        assert not any(t.name == "wb-runs-forecast" for t in threading.enumerate())
+    finally:
+        WARMING.clear()
+    assert not ran.wait(0.2)
+    task.start(ran.set, label="Now")
+    assert ran.wait(10)
 
 
 def test_an_error_reaches_the_message_area_and_frees_the_page(app):

@@ -44,7 +44,7 @@ def test_runs_list_show_delete(filled, capsys) -> None:
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ids
     assert main(["runs", "show", ids[0], "--store", str(path)]) == 0
     out = capsys.readouterr().out
-    assert '"lr": 0.001' in out and "train_loss=0.3333" in out
+    assert '"lr": 0.001' in out and "train_loss=0.3333 (step 2)" in out
     assert main(["runs", "delete", ids[0], "--store", str(path)]) == 0
     assert RunStore(path).runs()["id"].tolist() == ids[1:]
 

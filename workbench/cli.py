@@ -177,10 +177,10 @@ def cmd_runs(a: argparse.Namespace) -> int:
                 print(f"{k:>8}: {rec[k] if rec[k] is not None else ''}")
             print(f"{'created':>8}: {_fmt_time(rec['created'])}   finished: {_fmt_time(rec['finished'])}")
             print(f"{'config':>8}: {json.dumps(rec['config'], sort_keys=True)}")
-            if names:
-                last = store.metrics(rid).groupby("name").last()
-                print(f"{'metrics':>8}: " + ", ".join(f"{n}={last.loc[n, 'value']:.4g} (step {last.loc[n, 'step']})"
-                                                       for n in names))
+            if names:  # each metric's value at its last step (series_ends: no read of the run's rows)
+                last = store.series_ends([rid]).set_index("name")
+                print(f"{'metrics':>8}: " + ", ".join(f"{n}={last.at[n, 'last_value']:.4g} (step {last.at[n, 'last_step']})"
+                                                       for n in names if n in last.index))
         else:
             store.delete_run(rid)
             print(f"deleted {rid}")

@@ -33,6 +33,12 @@ from panel.io.state import set_curdoc
 
 from workbench.errors import WorkbenchError
 
+WARMING = threading.Event()
+"""Set by ``workbench serve``'s warm-up (``apps/pages/_warm.py``) while it builds each page once in a
+throwaway document: a job started then is not run. Nobody will see its result, and the job may be long: the
+runs page's forecast pass over 256 running runs kept a server core busy for minutes after every start,
+with no page open."""
+
 
 class TaskBusyError(WorkbenchError):
     """A job was started while the previous one of the same task still runs."""
@@ -82,11 +88,14 @@ class BackgroundTask:
               on_error: Callable[[BaseException], Any] | None = None, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` in a thread. When it returns, ``on_done(result)``; when it raises,
         ``on_error(exc)`` (default: the error in the owner's message area, the traceback in the server
-        log). Raises :class:`TaskBusyError` while a job runs."""
+        log). Raises :class:`TaskBusyError` while a job runs. Does nothing during the server's warm-up
+        (:data:`WARMING`)."""
         with self._lock:
             if self.busy:
                 raise TaskBusyError(f"{self.name}: {self.label or 'a job'} is still running; "
                                     "wait for it to finish")
+            if WARMING.is_set():  # a page built by the server's warm-up: no one to deliver to
+                return
             self._job += 1
             job = self._job
             self._done.clear()

@@ -19,6 +19,7 @@ from bokeh.document import Document
 from panel.io.state import set_curdoc
 
 from workbench.apps import APPS, PAGES
+from workbench.apps.components.background import WARMING
 
 # Panel's Plotly pane makes a go.FigureWidget, whose import chain reaches nbformat -> jsonschema, which
 # imports rfc3987_syntax if installed: ~40 grammars compiled at import (4-5 s at load 8), used only to check
@@ -37,6 +38,7 @@ served = {n: info for n, info in APPS.items() if str(PAGES / f"{n}.py") in sys.a
 for info in served.values():
     t0 = time.perf_counter()
     doc = Document()
+    WARMING.set()  # background jobs a page starts while built here are not run (no one would see them)
     try:
         with set_curdoc(doc):
             pn.extension(*info.extensions)
@@ -49,4 +51,6 @@ for info in served.values():
     except Exception:  # noqa: BLE001 - reported; the page itself shows the error to its visitor
         print(f"workbench serve: warming the {info.path} page failed (the page will show why):", flush=True)
         traceback.print_exc()
+    finally:
+        WARMING.clear()
     print(f"workbench serve: {info.path} page warmed in {time.perf_counter() - t0:.1f} s", flush=True)
