@@ -98,7 +98,12 @@ def test_notebook_02_draws_points_while_training(lab, page):
     page.screenshot(path=str(shots / "notebook_02_live.png"))
     # still running: the view keeps updating (more points a few seconds later)
     n0 = page.evaluate(f"({FIND})()")
-    page.wait_for_function(f"(n0) => ({FIND})() > n0", arg=n0, timeout=60_000)
+    line = page.get_by_text(re.compile(r"· (running|finished|failed|diverged) · step")).first
+    try:  # 120 s: the full suite once saw no new point within 60 s on the 2-core CI machine (alone: ~1 s)
+        page.wait_for_function(f"(n0) => ({FIND})() > n0", arg=n0, timeout=120_000)
+    except Exception as e:  # say where the run and the view were, so a stall can be told from a slow machine
+        raise AssertionError(f"no new point drawn in 120 s after {n0}: progress line "
+                             f"{line.inner_text(timeout=5_000)!r}, points now {page.evaluate(f'({FIND})()')}") from e
     assert page.get_by_text(re.compile(r"· running · step")).count() == 1
     # nothing came from outside: Panel's and Bokeh's JavaScript are inline, and so are Panel's stylesheets,
     # also those of panes updated after the first render (workbench.apps.base.inline_notebook_stylesheets)

@@ -98,7 +98,7 @@ def final_and_best(store: Any, run_ids: Sequence[str], metrics: Sequence[str] | 
     """Per run (index): ``last_step`` and, per metric, ``final.<m>`` (its value at its last step) and
     ``best.<m>`` (min or max over finite values, by :func:`lower_is_better`). Read from
     :meth:`~workbench.store.RunStore.series_ends`: the cost grows with the runs' metric series, not with
-    their rows, so the runs page of a 256-run sweep of 10^5 steps opens in a second, not 24 s."""
+    their rows (the runs page on a store of 256 runs x 10^5 steps: 1.7 s a load, down from 20 s)."""
     ids = list(run_ids)
     if not ids:
         return pd.DataFrame(index=pd.Index([], name="run"))

@@ -1070,8 +1070,8 @@ class RunStore:
 
         The cost depends on the number of series, not of rows: ``n``/``lo``/``hi`` come from the block
         summaries (``metric_blocks``, ~1/128 of the rows), the two ends from one index lookup each. The runs
-        table and the sweep board read this; a GROUP BY over the metric rows took ~24 s for a store of
-        256 runs x 10^5 steps (the runs page's first load on the monitor bench's store). One snapshot."""
+        table and the sweep board read this: on the monitor bench's store (256 runs x 10^5 steps) the runs
+        table's two GROUP BY queries over the metric rows took 19.7 s, this 0.06 s. One snapshot."""
         ids = list(run_ids)
         cols = ["run", "name", "n", "lo", "hi", "first_step", "first_wall", "last_step", "last_wall", "last_value"]
         nm = None if names is None else list(names)

@@ -53,7 +53,7 @@ def results_table(store: Any, sweep: str, metrics: list[str] | None = RESULT_MET
             out[c] = col
     ids = runs["id"].tolist()
     # each series' two ends and finite extremes (RunStore.series_ends: O(series), not a read of every row;
-    # reading the rows took minutes and GBs for a 256-run sweep of 10^5 steps)
+    # a 256-run sweep of 10^5 steps is 25.6 M rows a metric)
     e = store.series_ends(ids, metrics) if ids else pd.DataFrame()
     if len(e):
         last = e.pivot(index="run", columns="name", values="last_value")
