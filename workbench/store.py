@@ -747,6 +747,29 @@ class RunStore:
                 pass
 
     @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[Callable[..., sqlite3.Cursor]]:
+        """One read transaction (``BEGIN`` ... ``COMMIT``) under the connection's lock: every query run with
+        the ``execute`` it yields sees the same committed state (rows and block summaries together)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn.execute
+            finally:
+                self._conn.execute("COMMIT")
+
+    def _ends(self, q: Callable[..., sqlite3.Cursor], run: str, name: str) -> tuple[tuple, tuple] | None:
+        """A series' first row ``(step, wall)`` (its lowest step) and last row ``(step, tokens, wall, value)``
+        (its highest step, the latest committed there), one index lookup each, inside a :meth:`_snapshot`;
+        NULL tokens / wall as NaN, a flagged value decoded. None when the series has no row."""
+        first = q("SELECT step, COALESCE(wall, 'nan') FROM metrics WHERE run=? AND name=? ORDER BY step, id LIMIT 1",
+                  (run, name)).fetchone()
+        last = q("SELECT step, COALESCE(tokens, 'nan'), COALESCE(wall, 'nan'), COALESCE(value, flag) FROM metrics "
+                 "WHERE run=? AND name=? ORDER BY step DESC, id DESC LIMIT 1", (run, name)).fetchone()
+        if first is None or last is None:
+            return None
+        return (first[0], float(first[1])), (last[0], *(float(v) for v in last[1:]))  # float() reads the flags
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``), rolled back on any error. A
         read-only store raises :class:`ReadOnlyStoreError`; SQLite's own write errors (disk full, I/O)
@@ -1082,23 +1105,15 @@ class RunStore:
             where += f" AND name IN ({','.join('?' * len(nm))})"
             params += nm
         out = []
-        with self._lock:
-            q = self._conn.execute
-            q("BEGIN")
-            try:
-                agg = q(f"SELECT run, name, SUM(n), MIN(lo), MAX(hi) FROM metric_blocks WHERE {where} "
-                        "GROUP BY run, name ORDER BY run, name", params).fetchall()
-                for run, name, n, lo, hi in agg:
-                    first = q("SELECT step, wall FROM metrics WHERE run=? AND name=? ORDER BY step, id LIMIT 1",
-                              (run, name)).fetchone()
-                    last = q("SELECT step, wall, value, flag FROM metrics WHERE run=? AND name=? "
-                             "ORDER BY step DESC, id DESC LIMIT 1", (run, name)).fetchone()
-                    if first is None or last is None:  # blocks without rows cannot happen; skip, never guess
-                        continue
-                    value = FLAG_VALUES[last[3]] if last[3] else last[2]
-                    out.append((run, name, int(n), lo, hi, first[0], first[1], last[0], last[1], value))
-            finally:
-                q("COMMIT")
+        with self._snapshot() as q:
+            agg = q(f"SELECT run, name, SUM(n), MIN(lo), MAX(hi) FROM metric_blocks WHERE {where} "
+                    "GROUP BY run, name ORDER BY run, name", params).fetchall()
+            for run, name, n, lo, hi in agg:
+                ends = self._ends(q, run, name)
+                if ends is None:  # blocks without rows cannot happen; skip, never guess
+                    continue
+                (first_step, first_wall), (last_step, _, last_wall, value) = ends
+                out.append((run, name, int(n), lo, hi, first_step, first_wall, last_step, last_wall, value))
         df = pd.DataFrame(out, columns=cols)
         for c in ("lo", "hi", "first_wall", "last_wall", "last_value"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
@@ -1118,14 +1133,10 @@ class RunStore:
         if isinstance(max_buckets, bool) or not isinstance(max_buckets, int) or max_buckets < 2:
             raise StoreError(f"max_buckets: must be an integer >= 2, got {max_buckets!r}")
         out: dict[tuple[str, str], dict] = {}
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                cursor = int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM metrics").fetchone()[0])
-                for run, name in pairs:
-                    out[(run, name)] = self._overview_one(run, name, max_buckets, BUCKET_COLS)
-            finally:
-                self._conn.execute("COMMIT")
+        with self._snapshot() as q:
+            cursor = int(q("SELECT COALESCE(MAX(id), 0) FROM metrics").fetchone()[0])
+            for run, name in pairs:
+                out[(run, name)] = self._overview_one(run, name, max_buckets, BUCKET_COLS)
         return out, cursor
 
     def _overview_one(self, run: str, name: str, max_buckets: int, cols: Sequence[str]) -> dict:
@@ -1137,11 +1148,8 @@ class RunStore:
         if not n:
             return {"width": 1, "b": np.empty(0, np.int64), "cols": {c: np.empty(0) for c in cols}, "last": None,
                     "first_wall": math.nan, "n": 0}
-        ends = q("SELECT wall FROM metrics WHERE run=? AND name=? ORDER BY step, id LIMIT 1", (run, name)).fetchone()
-        last = q("SELECT step, COALESCE(tokens, 'nan'), COALESCE(wall, 'nan'), COALESCE(value, flag) FROM metrics "
-                 "WHERE run=? AND name=? ORDER BY step DESC, id DESC LIMIT 1", (run, name)).fetchone()
-        res = {"last": tuple(float(v) for v in last), "first_wall": float(ends[0]) if ends[0] is not None else math.nan,
-               "n": int(n)}
+        (_, first_wall), last = self._ends(q, run, name)
+        res = {"last": tuple(float(v) for v in last), "first_wall": first_wall, "n": int(n)}
         if n <= 4 * max_buckets or b1 - b0 + 1 < max_buckets // 8:  # short: blocks would be too coarse
             rows = q("SELECT step, COALESCE(tokens, 'nan'), COALESCE(wall, 'nan'), COALESCE(value, flag) "
                      "FROM metrics WHERE run=? AND name=? ORDER BY id", (run, name)).fetchall()
