@@ -35,7 +35,7 @@ def spec(n_lr: int, n_wd: int, n_seeds: int, steps: int, device: str, p: int, hi
             "target": {"metric": "test_acc", "value": 0.99, "mode": "max"}}
 
 
-SCHEDULES = ["constant", "cosine", "linear", {"name": "wsd", "decay_frac": 0.2}]
+SCHEDULES = ["constant", "cosine", "linear", {"name": "wsd", "decay_fraction": 0.2}]
 
 
 def schedule_spec(n_schedules: int, n_lr: int, n_seeds: int, steps: int, device: str, p: int, hidden: int) -> dict:

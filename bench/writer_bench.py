@@ -19,6 +19,7 @@ far the range can be trusted.
 
     python bench/writer_bench.py              # 64 members, 21 interleaved pairs of 30- and 60-step runs (~10 min)
     python bench/writer_bench.py --members 8 --steps 20 --reps 3    # smoke
+    python bench/writer_bench.py --device cuda --full --reps 11     # on a GPU, at Nanda's size
 
 Why 21 pairs of short runs: on the 2-core VM this was written on, one pair's ratio ranged 0.9-1.35
 (the same no-store step took 111-184 ms from one measurement to the next), so a median of 5 pairs could
@@ -28,6 +29,7 @@ not tell 1.03 from 1.10; shorter runs keep a pair's two sides closer in time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -41,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
+    Capped,
     Ratio,
     interleave,
     md_table,
@@ -48,6 +51,7 @@ from bench.common import (  # noqa: E402
     nanda_config,
     spread,
     step_time_by_difference,
+    time_cap,
 )
 from workbench.store import RunStore  # noqa: E402
 from workbench.train import train_batched  # noqa: E402
@@ -59,15 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--reps", type=int, default=21)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the members train")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="stop the measurements after this long and report the complete pairs (a device lease is short)")
+    ap.add_argument("--full", action="store_true",
+                    help="Nanda et al.'s full size (p = 113, d_model 128) instead of the CPU size; for --device cuda")
     a = ap.parse_args(argv)
     if a.members < 1 or a.steps < 2 or a.reps < 1:
         ap.error("--members >= 1, --steps >= 2, --reps >= 1")
     if a.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA device here")
-    cfg = nanda_config(True, device=a.device, log_every=1, eval_every=1)
+    cfg = nanda_config(not a.full, device=a.device, log_every=1, eval_every=1, tf32=a.device == "cuda")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads (torch's default; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), {os.cpu_count()} CPUs; "
-          f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+          f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+          + (f"; {torch.cuda.get_device_name()}" if a.device == "cuda" else ""))
     with tempfile.TemporaryDirectory() as d:
         store = RunStore(Path(d) / "bench.db")
 
@@ -84,9 +93,28 @@ def main(argv: list[str] | None = None) -> int:
         run(True)(2)
         run(False)(2)
         rows0 = store.cursor()
-        m = interleave({"no store": lambda: step_time_by_difference(run(False), a.steps, a.device),
-                        "store": lambda: step_time_by_difference(run(True), a.steps, a.device)}, a.reps)
-        rows = store.cursor() - rows0
+        m: dict[str, list[float]] = {}
+        pair_rows: list[int] = []
+
+        def side(with_store: bool) -> float:
+            t = step_time_by_difference(run(with_store), a.steps, a.device)
+            if with_store:                            # a pair is complete: say so (a killed run keeps these lines)
+                pair_rows.append(store.cursor() - rows0)
+                print(f"pair {len(m['store']) + 1}: no store {m['no store'][-1] * 1e3:.2f} ms/step, store "
+                      f"{t * 1e3:.2f} ms/step, ratio {t / m['no store'][-1]:.3f}", flush=True)
+            return t
+
+        try:
+            with time_cap(a.max_seconds) if a.max_seconds else contextlib.nullcontext():
+                interleave({"no store": lambda: side(False), "store": lambda: side(True)}, a.reps, m)
+        except Capped as e:
+            print(f"({e}: the complete pairs are reported)", flush=True)
+        n = min(len(m["store"]), len(m["no store"]))
+        if n == 0:
+            print("no complete pair was measured")
+            return 1
+        m = {k: v[:n] for k, v in m.items()}
+        a.reps, rows = n, pair_rows[n - 1]
         # CPU seconds (all threads) per step, by the same difference of lengths: what the store costs in
         # work, which a busy or noisy host does not change much (wall-time ratios it does)
         # (each list: the warm-up call, then the measurements' calls of 2 * steps and of steps, in pairs)

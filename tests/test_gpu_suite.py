@@ -171,3 +171,17 @@ def test_our_step_makes_no_host_sync_outside_the_flush_on_cuda() -> None:
         a, b = count_syncs(run, 50), count_syncs(run, 100)
         extra = {s: b[s] - a[s] for s in set(a) | set(b) if s.rsplit(":", 1)[-1].strip("_") not in FLUSH_FUNCTIONS}
         assert all(v <= 0 for v in extra.values()), extra
+
+
+def test_the_full_size_sweep_specs_validate() -> None:
+    """The smoke sweeps only 2 of sweep_bench's schedules: the full size (all four) must validate too.
+    (The first GPU run of the suite lost part 5 to a wsd parameter named ``decay_frac``, which the smoke never
+    built.)"""
+    from bench.gpu_suite import FULL
+    from bench.sweep_bench import SCHEDULES, schedule_spec
+    from workbench.sweeps.spec import SweepSpec
+
+    n_s, n_lr, n_seed, steps, p, hidden = FULL.sweep
+    assert n_s == len(SCHEDULES)
+    spec = SweepSpec.from_dict(schedule_spec(n_s, n_lr, n_seed, steps, "cpu", p, hidden)).validate()
+    assert len(spec.members()) == n_s * n_lr * n_seed
