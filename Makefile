@@ -20,7 +20,8 @@ bench:  # quick CPU sizes; run a bench without arguments for its full size (GPU 
 	$$py bench/batched_bench.py --small && $$py bench/sweep_bench.py --small && \
 	$$py bench/fit_bench.py --loop-starts 200 && \
 	$$py bench/dashboard_bench.py --runs 8 --points 20000 --minutes 0.5 && \
-	$$py bench/runs_table_bench.py --runs 16 --points 20000
+	$$py bench/runs_table_bench.py --runs 16 --points 20000 && \
+	$$py bench/overview_bench.py --runs 16 --points 20000 --reps 3
 
 reference:
 	@py=$$(bash scripts/setup.sh) && $$py -m workbench.reference --regenerate

@@ -594,3 +594,58 @@ def test_tail_series_overview_read_through_indexes(store) -> None:
         select = sql.split("SELECT", 1)[1].split("ON CONFLICT")[0]
         plan = " ".join(r[3] for r in store._query("EXPLAIN QUERY PLAN SELECT" + select, (0,)))
         assert "INTEGER PRIMARY KEY (rowid>?)" in plan, plan  # only the rows just written
+
+
+def test_overview_cache_gives_the_uncached_read(tmp_path) -> None:
+    """overview's process-wide cache of complete buckets (workbench.summary_cache) against a read without it,
+    on both read paths (blocks merged here / grouped in SQL), after: appends (a hit: only new blocks are
+    read), a row logged late into an old block, rows deleted and logged again with other wall times, a run
+    replaced by an import, and a second RunStore on the same file (which shares the cache)."""
+    from workbench.summary_cache import CACHE
+
+    path = tmp_path / "c.db"
+    s = RunStore(path)
+    a, b = s.create_run("a"), s.create_run("b")
+    rng = np.random.default_rng(5)
+
+    def log(run, steps, shift=0.0):
+        for st in steps:
+            s.log(run, int(st), {"loss": float(rng.normal()) + shift, "acc": float(st % 5)}, tokens=4 * int(st))
+
+    log(a, range(0, 5_000, 2))
+    log(b, range(0, 5_000, 3), 1.0)
+    pairs = [(r, m) for r in (a, b) for m in ("loss", "acc")]
+
+    def same(store=s) -> None:
+        for mb in (30, 8):  # 30: the blocks merged here (k = 1); 8: grouped in SQL (k = 3)
+            got, c1 = store.overview(pairs, max_buckets=mb)
+            ref, c2 = store.overview(pairs, max_buckets=mb, cache=False)
+            assert c1 == c2
+            for key in pairs:
+                g, r = got[key], ref[key]
+                assert "rows" not in g and (g["width"], g["n"], g["last"]) == (r["width"], r["n"], r["last"])
+                np.testing.assert_array_equal(g["b"], r["b"])
+                for col in r["cols"]:
+                    np.testing.assert_array_equal(g["cols"][col], r["cols"][col], err_msg=f"{key} {mb} {col}")
+
+    CACHE.clear()
+    same()                                   # fills the cache
+    assert len(CACHE) == 2 * len(pairs)
+    hits = CACHE.hits
+    log(a, range(5_000, 6_000, 2))           # appends: the cached buckets are reused
+    same()
+    assert CACHE.hits >= hits + 2 * len(pairs)
+    s.log(a, 131, {"loss": -50.0})           # logged late into an old block: a new minimum there
+    same()
+    s.delete_metrics(b, from_step=1_000)     # a resumed run: rows deleted, then logged again
+    log(b, range(1_002, 5_000, 3), 1.0)
+    same()
+    exported = s.export(tmp_path / "a.parquet", [a])
+    s.log(a, 6_001, {"loss": 0.5})
+    s.import_file(exported, on_conflict="replace")
+    same()
+    other = RunStore(path)                   # another store object on the same file: the same entries
+    hits = CACHE.hits
+    same(other)
+    assert CACHE.hits > hits
+    assert RunStore(":memory:")._store_uid() == ""  # no cache for an in-memory store
