@@ -287,3 +287,21 @@ def test_size_family_at_one_lr_plots_loss_against_width(store):
     assert app.x_param == "cfg.model_params.width" and app.group_by != "cfg.lr"
     xs = sorted(x for tr in app.figure().data for x in tr.x)
     assert xs == [32, 64, 96]
+
+
+def test_best_is_the_minimum_wherever_lower_is_better(store):
+    """best.* in the sweep board follows the runs table's rule (workbench.runs_table.lower_is_better): the
+    minimum for perplexity, nll and bits per byte as for losses (the board once took the maximum of any name
+    without "loss" or "err", so a sweep's best val_ppl was its worst), the maximum for accuracy."""
+    from workbench.runs_table import final_and_best
+
+    sid = store.create_sweep("lm", {"spec": {}, "executor": "local"})
+    rid = store.create_run("m0", task="lm", config={"lr": 1e-3}, sweep=sid)
+    names = ["val_ppl", "Val_NLL", "bpb", "test_acc", "train_loss"]
+    for step, vals in enumerate([[30.0, 3.4, 1.2, 0.2, 3.0], [12.0, 2.5, 0.9, 0.7, 2.0], [15.0, 2.7, 1.0, 0.6, 2.2]]):
+        store.log(rid, step, dict(zip(names, vals)))
+    t = results_table(store, sid, names).set_index("id")
+    want = {"val_ppl": 12.0, "Val_NLL": 2.5, "bpb": 0.9, "test_acc": 0.7, "train_loss": 2.0}
+    assert {n: t.at[rid, f"best.{n}"] for n in names} == want
+    fb = final_and_best(store, [rid])                # the runs table agrees
+    assert {n: fb.at[rid, f"best.{n}"] for n in names} == want

@@ -2,7 +2,9 @@
 
 :func:`results_table` gives one row per run of a sweep: id, name, status, seed, the *varied* config
 fields (``cfg.*``, schedules shown by label) and, per metric, its value at its last step (``final.<name>``),
-the best finite value (``best.<name>``: min for losses and errors, max otherwise) and the last step logged.
+the best finite value (``best.<name>``: the minimum where lower is better -- losses, errors, perplexities,
+nll, bits per byte or character: :func:`workbench.runs_table.lower_is_better`, the runs table's rule -- and
+the maximum otherwise) and the last step logged.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 from typing import Any
 
 import pandas as pd
+
+from workbench.runs_table import lower_is_better
 
 RESULT_METRICS = ["train_loss", "test_loss", "val_loss", "loss", "train_acc", "test_acc", "val_acc"]
 
@@ -29,7 +33,7 @@ def label(v: Any) -> str:
 def results_table(store: Any, sweep: str, metrics: list[str] | None = RESULT_METRICS) -> pd.DataFrame:
     """One row per run of ``sweep``: id, name, status, seed, the *varied* config fields (``cfg.*``,
     schedules shown by label) and the last logged value of each metric (``final.<name>``) and the
-    best (``best.<name>``, min for losses, max otherwise)."""
+    best (``best.<name>``, min where :func:`~workbench.runs_table.lower_is_better`, max otherwise)."""
     runs = store.runs(sweep=sweep, expand_config=True)
     if runs.empty:
         return pd.DataFrame(columns=["id", "name", "status"])
@@ -63,6 +67,6 @@ def results_table(store: Any, sweep: str, metrics: list[str] | None = RESULT_MET
         out = out.merge(steps, left_on="id", right_index=True, how="left")
         for n in sorted(last.columns):
             out[f"final.{n}"] = out["id"].map(last[n])
-            best = best_min[n] if ("loss" in n or "err" in n) else best_max[n]
+            best = best_min[n] if lower_is_better(n) else best_max[n]
             out[f"best.{n}"] = out["id"].map(best)
     return out.reset_index(drop=True)
