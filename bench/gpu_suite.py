@@ -82,7 +82,6 @@ PAPER_GROK_EPOCHS = 10_000      # Nanda et al. 2023: test accuracy near 100 % af
 
 FLUSH_FUNCTIONS = ("sync", "flush")      # the loop's designed metrics flush (one device -> host copy)
 
-# seconds per part (the sum plus start-up stays under 8 minutes)
 # Seconds per part, re-budgeted after the first H200 run (2026-12-01, docs/benchmarks/gpu.md): there fp32 reached
 # N = 64 in 95 s (31 ms a step at N = 64), part 2 (20 s) and part 6 (40 s) stopped before their batched rows.
 CAPS = {"1 fp32": 130, "1 bf16": 40, "1 compile": 40, "2": 45, "3 batch": 60, "3 single": 20, "4 stablemax": 25,

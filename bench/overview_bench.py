@@ -31,9 +31,9 @@ if str(ROOT) not in sys.path:
 
 from bench.common import Ratio, interleave, md_table, spread  # noqa: E402
 from bench.dashboard_bench import fill  # noqa: E402
+from workbench.apps.components.monitor_controls import MonitorSettings  # noqa: E402
+from workbench.apps.components.monitor_series import LINE_POINTS_MIN, PANEL_POINTS  # noqa: E402
 from workbench.store import RunStore  # noqa: E402
-
-LINE_POINTS_MIN, PANEL_POINTS, MAX_POINTS = 800, 256 * 800, 1600  # workbench/apps/components/monitor_series.py
 
 
 def equal(a: dict, b: dict) -> bool:
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.runs < 1 or a.points < 1 or a.reps < 1 or a.append < 0:
         ap.error("--runs, --points and --reps must be >= 1, --append >= 0")
-    buckets = min(MAX_POINTS, max(LINE_POINTS_MIN, PANEL_POINTS // a.runs)) // 2
+    # the monitor's buckets a line at this many runs (monitor_series.Book._target and .buckets, default settings)
+    buckets = min(MonitorSettings.param.max_points.default, max(LINE_POINTS_MIN, PANEL_POINTS // a.runs)) // 2
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory() as d:
         t = time.time()

@@ -1163,15 +1163,17 @@ class RunStore:
     def _store_uid(self) -> str:
         """This store's identity for :mod:`workbench.summary_cache`: ``store_meta.store_uid`` (written on
         first use) and the file's path; "" (no caching) for an in-memory store or a read-only one without a uid."""
+        if self._uid is None and str(self.path) == ":memory:":
+            self._uid = ""
         if self._uid is None:
             row = self._query("SELECT value FROM store_meta WHERE key = 'store_uid'")
-            if not row and not self.readonly and str(self.path) != ":memory:":
+            if not row and not self.readonly:
                 with self._write() as conn:
                     conn.execute("INSERT OR IGNORE INTO store_meta (key, value) VALUES ('store_uid', ?)",
                                  (uuid.uuid4().hex,))
                 row = self._query("SELECT value FROM store_meta WHERE key = 'store_uid'")
             # with the file's path: a copy of the store file (the same uid) keeps entries of its own
-            self._uid = f"{row[0][0]}:{Path(self.path).resolve()}" if row and str(self.path) != ":memory:" else ""
+            self._uid = f"{row[0][0]}:{Path(self.path).resolve()}" if row else ""
         return self._uid
 
     def _overview_one(self, run: str, name: str, max_buckets: int, cols: Sequence[str], uid: str = "",

@@ -32,7 +32,7 @@ def label(v: Any) -> str:
 
 def results_table(store: Any, sweep: str, metrics: list[str] | None = RESULT_METRICS) -> pd.DataFrame:
     """One row per run of ``sweep``: id, name, status, seed, the *varied* config fields (``cfg.*``,
-    schedules shown by label) and the last logged value of each metric (``final.<name>``) and the
+    schedules shown by label) and each metric's value at its last step (``final.<name>``) and its
     best (``best.<name>``, min where :func:`~workbench.runs_table.lower_is_better`, max otherwise)."""
     runs = store.runs(sweep=sweep, expand_config=True)
     if runs.empty:
