@@ -371,6 +371,45 @@ def test_y_ranges_follow_new_data_until_the_user_zooms(tmp_path) -> None:
     s.close()
 
 
+def test_a_range_the_server_set_coming_back_late_is_not_a_zoom(tmp_path) -> None:
+    """Notebook 02 in CI: a range the server had set came back from the browser seconds later; the monitor
+    took it for a zoom into the first points (re-read that window, then sent nothing of the new rows) and
+    froze at 2-3 points while the run trained on. Also y: an old range back must not stop it following."""
+    s = RunStore(tmp_path / "echo.db")
+    rid = s.create_run("young", task="demo", config={"lr": 1e-3})
+    s.log(rid, 0, {"train_loss": 4.0})
+    app = LiveMonitor(store_path=str(s.path), smoothing=0.0, overlay=False)
+    app.view()
+    xr, yr = app.figs.x_range, app.figs.figs["train_loss"][0].y_range
+    old_x, old_y = [], []
+    for st in range(1, 40):  # a young run: each tick moves the ranges; keep what the server set
+        s.log(rid, st * 50, {"train_loss": 4.0 - 0.1 * st})
+        app.tick()
+        old_x.append((xr.start, xr.end))
+        old_y.append((yr.start, yr.end))
+    assert len(set(old_x)) > 10 and len(set(old_y)) > 10
+    a, b = old_x[2]  # the range of three points before, back now: start, then end, as the browser sends them
+    assert b < 0.75 * 40 * 50
+    xr.start = a
+    xr.end = b
+    yr.start, yr.end = old_y[2]
+    assert (xr.start, xr.end) == (xr.reset_start, xr.reset_end)  # the current range, sent again
+    app.feed.apply_zoom(force=True)
+    assert app.book.get(rid, "train_loss").zoom is None  # the overview, not a window
+    for st in range(40, 60):
+        s.log(rid, st * 50, {"train_loss": 4.0 - 0.1 * st})
+        assert app.tick() == 1
+    d = app.drawn(rid, "train_loss")
+    assert d["step"].tolist() == [st * 50 for st in range(60)]  # every new row drawn
+    assert xr.start <= 0 and xr.end >= 59 * 50 and (xr.start, xr.end) == (xr.reset_start, xr.reset_end)
+    assert _covers(yr, d["ys"]) and (yr.start, yr.end) == (yr.reset_start, yr.reset_end)  # y follows again
+    # a range the server never set is the user's zoom, as before
+    xr.start, xr.end = 600.0, 1300.0
+    app.feed.apply_zoom(force=True)
+    assert app.book.get(rid, "train_loss").zoom is not None
+    s.close()
+
+
 def test_y_range_covers_the_faint_raw_line_behind_the_smoothed_one(filled) -> None:
     s, path, ids = filled
     app = LiveMonitor(store_path=str(path), smoothing=0.9, overlay=False)

@@ -30,6 +30,13 @@ FIND = """() => { let n = 0; const B = window.Bokeh; if (!B || !B.documents) ret
             for (const st of m.data.step) n = Math.max(n, Array.from(st).filter((v) => !Number.isNaN(v)).length);
     return n; }"""
 
+# each metric's first row (the one run): its step array up to the last drawn point, NaN as None
+ROWS = """() => { const out = {}; for (const d of Bokeh.documents) for (const m of d.all_models)
+    if (m.name && m.name.startsWith('wb-ml|') && m.data && m.data.step && m.data.step.length) {
+        const st = Array.from(m.data.step[0]); let k = st.length; while (k > 0 && Number.isNaN(st[k - 1])) k--;
+        out[m.name] = st.slice(0, k).map((v) => Number.isNaN(v) ? null : v); }
+    return out; }"""
+
 
 @pytest.fixture
 def lab(tmp_path):
@@ -105,6 +112,14 @@ def test_notebook_02_draws_points_while_training(lab, page):
         raise AssertionError(f"no new point drawn in 120 s after {n0}: progress line "
                              f"{line.inner_text(timeout=5_000)!r}, points now {page.evaluate(f'({FIND})()')}") from e
     assert page.get_by_text(re.compile(r"· running · step")).count() == 1
+    # every point the run logged is in the browser's rows: evenly spaced steps with no hole (a browser
+    # message applied on ipykernel's shell thread mid-tick used to drop the tick's patches: NaN gaps;
+    # workbench.apps.base.held)
+    page.wait_for_function(f"() => ({FIND})() >= 6", timeout=120_000)  # a few ticks more: room for a hole
+    rows = page.evaluate(ROWS)
+    assert rows and all(len(st) >= 2 for st in rows.values()), rows
+    for name, st in rows.items():  # (the notebook logs every metric at a fixed interval)
+        assert None not in st and len({b - a for a, b in zip(st, st[1:])}) == 1, (name, st)
     # nothing came from outside: Panel's and Bokeh's JavaScript are inline, and so are Panel's stylesheets,
     # also those of panes updated after the first render (workbench.apps.base.inline_notebook_stylesheets)
     assert not outside, f"requested from outside the machine: {outside[:5]}"

@@ -6,13 +6,17 @@ from __future__ import annotations
 import functools
 import re
 import traceback
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import panel as pn
 import param
 from bokeh.core.validation import silence
 from bokeh.core.validation.warnings import FIXED_SIZING_MODE
+from bokeh.document.events import DocumentPatchedEvent
 
 from workbench.store import RunStore, default_path
 
@@ -219,6 +223,52 @@ class AppBase(pn.viewable.Viewer):
         page = pn.Column(header, self.__panel__(), sizing_mode="stretch_width",
                          styles={"font-family": "system-ui, -apple-system, 'Segoe UI', sans-serif"})
         return page
+
+
+_UNSENT: WeakKeyDictionary = WeakKeyDictionary()  # notebook document -> its changes dispatched, not sent
+
+
+def _unsent(doc: Any) -> deque:
+    """The changes made here to ``doc`` (not the browser's) that went to its callbacks instead of its comm.
+
+    In a notebook Panel keeps the document held and sends what is held when something pushes it. A message
+    from the browser (a range echoed back, a patch echoed back) is applied by holding the document,
+    applying, and un-holding it, which hands every held change to the document's callbacks -- where nothing
+    sends it. ipykernel 7 handles comm messages on its shell thread, so this can land in the middle of a
+    tick: notebook 02's rows had holes (a point every few ticks never reached the browser)."""
+    q = _UNSENT.get(doc)
+    if q is None:
+        q = _UNSENT[doc] = deque()
+
+        def keep(event: Any) -> None:
+            if isinstance(event, DocumentPatchedEvent) and getattr(event, "setter", None) is None:
+                q.append(event)
+        doc.on_change(keep)
+    return q
+
+
+@contextmanager
+def held(view: pn.viewable.Viewable) -> Iterator[None]:
+    """Hold the Bokeh documents ``view`` is shown in while the block changes their models, then send the
+    changes in one message: under ``panel serve`` ``pn.io.hold()``; in a notebook, each document with its
+    comm, pushed at the end, after what a browser message had dispatched unsent since (:func:`_unsent`:
+    first, in its order, so a replaced row never overwrites points sent after it)."""
+    shown = [pn.state._views.get(ref) for ref in list(view._models)]
+    nb = [(v[2], v[3]) for v in shown if v is not None and v[3] is not None]
+    if not nb:
+        with pn.io.hold():
+            yield
+        return
+    with ExitStack() as stack:
+        for doc, comm in nb:
+            stack.enter_context(pn.io.hold(doc, comm=comm))
+            q = _unsent(doc)
+            while q:
+                e = q.popleft()
+                if doc.get_model_by_id(e.model.id) is not None:  # (not a model a rebuild has since removed)
+                    doc.callbacks.trigger_on_change(e)
+        yield
+    pn.io.push_notebook(view)  # (what an already held document kept is sent too)
 
 
 def guarded(fn: Callable) -> Callable:

@@ -26,7 +26,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from workbench.apps.base import AppBase, escape, guarded, options
+from workbench.apps.base import AppBase, escape, guarded, held, options
 from workbench.apps.components.monitor_controls import REDRAW, MonitorSettings, RunProgress, monitor_controls
 from workbench.apps.components.monitor_export import current_data, plotly_figure
 from workbench.apps.components.monitor_figures import MonitorFigures
@@ -76,7 +76,7 @@ class LiveMonitor(AppBase):
         self.run_labels: dict[str, str] = {}  # run id -> "name [id]" (selection, hover)
         self.run_names: dict[str, str] = {}
         self.book = SeriesBook(self)
-        self.feed = MonitorFeed(self, self.book, MonitorFigures(self, self.book, lambda: self.feed.on_range()))
+        self.feed = MonitorFeed(self, self.book, MonitorFigures(self, self.book, lambda **kw: self.feed.on_range(**kw)))
         self.figs = self.feed.figs
         self.figs.overlays.append(ForecastOverlay(self))  # each running run's forecast band and flag
         self._info_at = 0.0
@@ -253,7 +253,7 @@ class LiveMonitor(AppBase):
 
     @guarded
     def _tick_guarded(self) -> None:
-        with pn.io.hold():  # one websocket message for all the streams of this tick
+        with held(self.plots):  # one message for all the streams of this tick (in a notebook too)
             self.tick()
 
     def update_info(self, legend: bool = True) -> None:
@@ -286,8 +286,8 @@ class LiveMonitor(AppBase):
         if not self._started:
             self._started = True
             self.add_periodic(self._tick_guarded, self.settings.period_ms)
-        return pn.Row(monitor_controls(self, None if self._loaded else self._later), pn.Column(self.info, self.legend, self.plots, self._tail,
-                                                        sizing_mode="stretch_width"), sizing_mode="stretch_width")
+        main = pn.Column(self.info, self.legend, self.plots, self._tail, sizing_mode="stretch_width")
+        return pn.Row(monitor_controls(self, None if self._loaded else self._later), main, sizing_mode="stretch_width")
 
 
 def live_run_view(handle: Any, **monitor_params: Any) -> pn.viewable.Viewable:

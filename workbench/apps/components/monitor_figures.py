@@ -13,7 +13,7 @@ from bokeh.plotting import figure
 
 from workbench.apps.components.monitor_legend import end_labels
 from workbench.apps.components.monitor_series import ROW_COLS, Layer, SeriesBook
-from workbench.apps.components.monitor_yrange import YRanges
+from workbench.apps.components.monitor_yrange import ServerSet, YRanges
 from workbench.curves import band_on_grid
 from workbench.figures.curves import colour_map, is_test_metric, metric_panels
 
@@ -41,7 +41,8 @@ class Overlay(Protocol):
 class MonitorFigures:
     """The page's figures and their sources. ``view`` is the monitor app (read: ``runs``, ``smoothing``,
     ``color_by``, ``bands``, ``x_axis``, ``settings``, ``run_table``, ``run_labels``, ``run_names``);
-    ``on_range()`` is called when the user changes the x range. Every panel shares ONE x range (zoom
+    ``on_range(full=...)`` is called when the x range changes in the browser (``full``: to a range the
+    server set, so the whole range, not a zoom). Every panel shares ONE x range (zoom
     one, zoom all; the feed then re-reads every panel's visible range from the store): a ``Range1d``
     that follows the data as it grows until the user zooms, and whose reset goes to the data's extent."""
 
@@ -57,6 +58,7 @@ class MonitorFigures:
         self.rest: list[tuple[str, list[str]]] = []  # panels not built yet (see build)
         self.x_range = Range1d(0, 1)
         self._x_auto: tuple[float, float] | None = None  # the range the server set (None: none yet)
+        self._x_sent = ServerSet()  # every start and end it set (an echo of one is not a zoom)
         self._setting_x = False
         self.y = YRanges()  # per panel: a y range that follows what it draws until the user zooms it
 
@@ -86,7 +88,7 @@ class MonitorFigures:
         for s in self.book.series.values():
             s.layer, s.zoom = None, None
         self.cmap = colour_map(list(dict.fromkeys(self.colour_keys().values())))
-        self.x_range, self._x_auto = Range1d(0, 1), None
+        self.x_range, self._x_auto, self._x_sent = Range1d(0, 1), None, ServerSet()
         self.y.clear()
         self.x_range.on_change("start", lambda attr, old, new: self._on_x())
         self.x_range.on_change("end", lambda attr, old, new: self._on_x())
@@ -165,10 +167,11 @@ class MonitorFigures:
             return  # the data is inside the range, with room: nothing to send
         start, end = lo - pad, hi + 3 * pad
         start, end = (10 ** start, 10 ** end) if log else (start, end)
-        following = self._x_auto is None or (xr.start, xr.end) in (self._x_auto, (xr.reset_start, xr.reset_end))
+        following = self._x_auto is None or self._x_sent.ours(xr.start, xr.end)  # (reset: the server's too)
         self._setting_x = True
         try:
             xr.reset_start, xr.reset_end = start, end
+            self._x_sent.add(start, end)
             if following:
                 xr.start, xr.end = start, end
                 self._x_auto = (start, end)
@@ -176,8 +179,20 @@ class MonitorFigures:
             self._setting_x = False
 
     def _on_x(self) -> None:
-        if not self._setting_x:
-            self.on_range()
+        """A change of the x range that the server did not make just now: the user's zoom, or a range the
+        server set, back from the browser (then the whole range: never a zoom into an old window)."""
+        if self._setting_x:
+            return
+        xr = self.x_range
+        ours = self._x_sent.ours(xr.start, xr.end)
+        if ours and (xr.start, xr.end) != (xr.reset_start, xr.reset_end):  # an old range: the current one again
+            self._setting_x = True
+            try:
+                xr.start, xr.end = xr.reset_start, xr.reset_end
+                self._x_auto = (xr.start, xr.end)
+            finally:
+                self._setting_x = False
+        self.on_range(full=ours)
 
     def _figure(self, panel: str, members: list[str]) -> Any:
         st = self.view.settings

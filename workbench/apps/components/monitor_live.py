@@ -26,31 +26,33 @@ class MonitorFeed:
 
     def __init__(self, view: Any, book: SeriesBook, figs: MonitorFigures) -> None:
         self.view, self.book, self.figs = view, book, figs
-        self.zoom_req: dict[str, tuple[float, float, float]] = {}  # panel -> (start, end, when)
+        self.zoom_req: dict[str, tuple[float, float, float, bool]] = {}  # panel -> (start, end, when, full)
 
     # ------------------------------------------------------------------ zoom
-    def on_range(self) -> None:
-        """The user changed the shared x range: re-read every panel once it has rested."""
+    def on_range(self, full: bool = False) -> None:
+        """The shared x range changed in the browser: re-read every panel once it has rested (``full``: the
+        range is one the server set, e.g. the reset tool's: the overview, never a zoomed window)."""
         xr = self.figs.x_range
         if xr.start is None or xr.end is None:
             return
-        self.zoom_req["x"] = (float(xr.start), float(xr.end), time.monotonic())
+        self.zoom_req["x"] = (float(xr.start), float(xr.end), time.monotonic(), full)
 
     def apply_zoom(self, force: bool = False) -> None:
         now = time.monotonic()
-        for key, (start, end, when) in list(self.zoom_req.items()):
+        for key, (start, end, when, full) in list(self.zoom_req.items()):
             if not force and now - when < ZOOM_DEBOUNCE_S:
                 continue
             del self.zoom_req[key]
             for panel in list(self.figs.figs):
-                self.zoom(panel, start, end)
+                self.zoom(panel, start, end, full)
             self.figs.update_bands()
             self.figs.y.follow(self.figs)  # a panel the user did not zoom shows the window's y extent
             self.figs.update_end_labels()  # after the ranges: labels are spread in screen space
 
-    def zoom(self, panel: str, start: float, end: float) -> None:
+    def zoom(self, panel: str, start: float, end: float, full: bool = False) -> None:
         """Show the x range [start, end] of a panel's series: re-read from the store at full resolution
-        when it is narrower than the data (decimated to max_points), the summaries when it covers it."""
+        when it is narrower than the data (decimated to max_points), the summaries when it covers it (or
+        with ``full``)."""
         members = self.figs.figs[panel][1]
         series = [s for r in self.view.runs for n in members
                   if (s := self.book.get(r, n)) is not None and s.layer is not None]
@@ -59,7 +61,7 @@ class MonitorFeed:
             return
         lo = min(float(np.nanmin(s.shown["x"].a)) for s in shown)
         hi = max(float(np.nanmax(s.shown["x"].a)) for s in shown)
-        full = hi <= lo or (end - start) >= 0.75 * (hi - lo)
+        full = full or hi <= lo or (end - start) >= 0.75 * (hi - lo)
         for s in shown:
             if full:
                 if s.zoom is not None:

@@ -4,10 +4,17 @@ its reset goes back to the data's extent (and following resumes).
 
 Bokeh's default ``DataRange1d`` is computed in the browser from the glyph bounds; the panels' multi-line
 rows are NaN-padded arrays patched in place, which does not make BokehJS recompute those bounds, so the
-y range stayed at the first one or two points of a run (notebook 02's live view, the monitor page)."""
+y range stayed at the first one or two points of a run (notebook 02's live view, the monitor page).
+
+A range the server set can come back from the browser later, as if the user had moved it (seen in
+JupyterLab, notebook 02's live view). Come back late, when the data had grown, it read as a zoom into the
+first points: the view re-read that window and drew no new point (a CI run saw it fall from 3 points to 2
+while the run trained on). :class:`ServerSet` keeps the values the server set, so such an echo is told
+from a zoom: the user's tools compute new values, never exactly one the server sent."""
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -20,19 +27,43 @@ SHRINK = 0.6
 re-read shows a window of the runs in the other panels)."""
 
 
+ECHO_MEMORY = 512
+"""How many of the starts and ends the server set a range to are remembered (:class:`ServerSet`)."""
+
+
+class ServerSet:
+    """The starts and ends the server set a range to (the last ``ECHO_MEMORY`` of each). A range whose
+    start and end are both among them is the server's own, back from the browser (or the reset tool,
+    whose range the server sets too), not a zoom of the user's. Start and end are checked apart, as the
+    browser sends them as two changes."""
+
+    def __init__(self) -> None:
+        self.starts: deque[float] = deque(maxlen=ECHO_MEMORY)
+        self.ends: deque[float] = deque(maxlen=ECHO_MEMORY)
+
+    def add(self, start: float, end: float) -> None:
+        self.starts.append(float(start))
+        self.ends.append(float(end))
+
+    def ours(self, start: float | None, end: float | None) -> bool:
+        return start is not None and end is not None and float(start) in self.starts and float(end) in self.ends
+
+
 class YRanges:
-    """Per panel: its ``Range1d`` and the range the server last set (``None``: none yet)."""
+    """Per panel: its ``Range1d``, the range the server last set (``None``: none yet) and every value it
+    set (:class:`ServerSet`)."""
 
     def __init__(self) -> None:
         self.ranges: dict[str, Range1d] = {}
         self.auto: dict[str, tuple[float, float] | None] = {}
+        self.sent: dict[str, ServerSet] = {}
 
     def new(self, panel: str) -> Range1d:
-        self.ranges[panel], self.auto[panel] = Range1d(0, 1), None
+        self.ranges[panel], self.auto[panel], self.sent[panel] = Range1d(0, 1), None, ServerSet()
         return self.ranges[panel]
 
     def clear(self) -> None:
-        self.ranges, self.auto = {}, {}
+        self.ranges, self.auto, self.sent = {}, {}, {}
 
     def follow(self, figs: Any) -> None:
         """Every built panel's y range onto what it draws, unless the user zoomed it."""
@@ -46,15 +77,16 @@ class YRanges:
             lo, hi = t(ext[0]), t(ext[1])
             span = hi - lo
             pad = PAD * span if span > 0 else (PAD if log else max(PAD * abs(lo), 1e-3))
-            auto = self.auto[panel]
-            if auto is not None:
-                a, b = t(yr.reset_start), t(yr.reset_end)
+            auto, sent = self.auto[panel], self.sent[panel]
+            following = auto is None or sent.ours(yr.start, yr.end)  # (the reset range is the server's too)
+            if auto is not None and (not following or (yr.start, yr.end) == (yr.reset_start, yr.reset_end)):
+                a, b = t(yr.reset_start), t(yr.reset_end)  # (following an old range back: sent anew)
                 if a <= lo and hi <= b and span >= SHRINK * (b - a):
                     continue  # drawn inside the range, filling it: nothing to send
             start, end = lo - pad, hi + pad
             start, end = (10 ** start, 10 ** end) if log else (start, end)
-            following = auto is None or (yr.start, yr.end) in (auto, (yr.reset_start, yr.reset_end))
             yr.reset_start, yr.reset_end = start, end
+            sent.add(start, end)
             if following:
                 yr.start, yr.end = start, end
                 self.auto[panel] = (start, end)
