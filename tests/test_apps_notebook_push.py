@@ -102,3 +102,50 @@ def test_a_lost_change_of_a_model_since_removed_is_not_sent() -> None:
     with held(pane):
         pass
     assert _patched(comm.events()) == []
+
+
+def test_serial_callbacks_of_an_app_run_one_at_a_time() -> None:
+    """A notebook runs a widget's callback (the monitor's rebuild) on ipykernel's comm thread while the
+    periodic tick runs on the main thread: ``guarded(serial=True)`` makes them take turns (re-entrant: a
+    tick may rebuild)."""
+    import threading
+    import time
+
+    from workbench.apps.base import AppBase, guarded
+
+    class App(AppBase):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside, self.overlaps, self.nested = 0, 0, 0
+
+        def _work(self) -> None:
+            self.inside += 1
+            self.overlaps += self.inside > 1
+            time.sleep(0.02)
+            self.inside -= 1
+
+        @guarded(serial=True)
+        def tick(self) -> None:
+            self._work()
+            self.rebuild()  # the same thread again: no deadlock
+
+        @guarded(serial=True)
+        def rebuild(self) -> None:
+            self.nested += 1
+
+        @guarded
+        def free(self) -> None:
+            self._work()
+
+    def race(fn) -> None:
+        ts = [threading.Thread(target=lambda: [fn() for _ in range(5)]) for _ in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(10)
+
+    app = App()
+    race(app.tick)
+    assert app.overlaps == 0 and app.nested == 15 and not app.message.visible
+    race(app.free)  # the same work, not serial: the threads do overlap (so the check above can fail)
+    assert app.overlaps > 0

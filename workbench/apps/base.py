@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -271,18 +272,25 @@ def held(view: pn.viewable.Viewable) -> Iterator[None]:
     pn.io.push_notebook(view)  # (what an already held document kept is sent too)
 
 
-def guarded(fn: Callable) -> Callable:
+def guarded(fn: Callable | None = None, *, serial: bool = False) -> Callable:
     """Wrap an app callback: on an exception, show ``Type: message`` in the app's message area and
-    keep the page working (the traceback goes to the server log only)."""
+    keep the page working (the traceback goes to the server log only). With ``serial=True``
+    (``@guarded(serial=True)``) the app's serial callbacks run one at a time: in a notebook a widget's
+    callback runs on ipykernel's comm thread while a periodic one runs on the main thread (under
+    ``panel serve`` a session's callbacks share a thread and the lock is never waited for)."""
+    if fn is None:
+        return functools.partial(guarded, serial=serial)
 
     @functools.wraps(fn)
     def wrapper(self: AppBase, *args: Any, **kwargs: Any) -> Any:
         try:
-            out = fn(self, *args, **kwargs)
+            if not serial:
+                return fn(self, *args, **kwargs)
+            with self.__dict__.setdefault("_serial_lock", threading.RLock()):
+                return fn(self, *args, **kwargs)
         except Exception as e:
             traceback.print_exc()
             self.show_error(f"**{type(e).__name__}**: {e}")
             return None
-        return out
 
     return wrapper

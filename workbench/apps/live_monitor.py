@@ -196,7 +196,7 @@ class LiveMonitor(AppBase):
     def _on_view(self) -> None:
         self.metrics = self._default_metrics(list(self.param.metrics.objects))
 
-    @guarded
+    @guarded(serial=True)
     def rebuild(self) -> None:
         """Rebuild every figure from the server-side summaries (loading what is missing from the store)."""
         self.clear_message()
@@ -221,7 +221,7 @@ class LiveMonitor(AppBase):
             self.plots.objects = [pn.pane.Bokeh(f, sizing_mode="fixed", width=560, height=300) for f in figs]
         self.update_info()
 
-    @guarded
+    @guarded(serial=True)
     def _on_load(self) -> None:
         """The page has loaded: add the panels not sent with it, and the export controls."""
         self._loaded = True
@@ -251,7 +251,7 @@ class LiveMonitor(AppBase):
             self.update_info(legend=False)  # rows change the counts, not the runs the legend names
         return applied
 
-    @guarded
+    @guarded(serial=True)
     def _tick_guarded(self) -> None:
         with held(self.plots):  # one message for all the streams of this tick (in a notebook too)
             self.tick()

@@ -12,8 +12,8 @@ from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d
 from bokeh.plotting import figure
 
 from workbench.apps.components.monitor_legend import end_labels
+from workbench.apps.components.monitor_ranges import XRange, YRanges
 from workbench.apps.components.monitor_series import ROW_COLS, Layer, SeriesBook
-from workbench.apps.components.monitor_yrange import ServerSet, YRanges
 from workbench.curves import band_on_grid
 from workbench.figures.curves import colour_map, is_test_metric, metric_panels
 
@@ -41,10 +41,9 @@ class Overlay(Protocol):
 class MonitorFigures:
     """The page's figures and their sources. ``view`` is the monitor app (read: ``runs``, ``smoothing``,
     ``color_by``, ``bands``, ``x_axis``, ``settings``, ``run_table``, ``run_labels``, ``run_names``);
-    ``on_range(full=...)`` is called when the x range changes in the browser (``full``: to a range the
-    server set, so the whole range, not a zoom). Every panel shares ONE x range (zoom
-    one, zoom all; the feed then re-reads every panel's visible range from the store): a ``Range1d``
-    that follows the data as it grows until the user zooms, and whose reset goes to the data's extent."""
+    ``on_range(full=...)`` is called when the x range changes in the browser (``full``: to a range the server
+    set: the whole range, not a zoom). Every panel shares ONE x range (zoom one, zoom all; the feed then
+    re-reads every panel's visible range from the store): :class:`~monitor_ranges.XRange`."""
 
     def __init__(self, view: Any, book: SeriesBook, on_range: Any) -> None:
         self.view, self.book, self.on_range = view, book, on_range
@@ -56,11 +55,12 @@ class MonitorFigures:
         self.highlight: dict[str, float] = {}  # new run -> when its highlight ends (monotonic s)
         self.overlays: list[Overlay] = []
         self.rest: list[tuple[str, list[str]]] = []  # panels not built yet (see build)
-        self.x_range = Range1d(0, 1)
-        self._x_auto: tuple[float, float] | None = None  # the range the server set (None: none yet)
-        self._x_sent = ServerSet()  # every start and end it set (an echo of one is not a zoom)
-        self._setting_x = False
+        self.xr = XRange(lambda full: self.on_range(full=full))  # the panels' shared x range
         self.y = YRanges()  # per panel: a y range that follows what it draws until the user zooms it
+
+    @property
+    def x_range(self) -> Range1d:
+        return self.xr.range
 
     @property
     def grouped(self) -> bool:
@@ -88,10 +88,8 @@ class MonitorFigures:
         for s in self.book.series.values():
             s.layer, s.zoom = None, None
         self.cmap = colour_map(list(dict.fromkeys(self.colour_keys().values())))
-        self.x_range, self._x_auto, self._x_sent = Range1d(0, 1), None, ServerSet()
+        self.xr = XRange(lambda full: self.on_range(full=full))
         self.y.clear()
-        self.x_range.on_change("start", lambda attr, old, new: self._on_x())
-        self.x_range.on_change("end", lambda attr, old, new: self._on_x())
         self.rest = metric_panels(metrics, overlay=self.view.settings.overlay)
         return self.build_rest(first)
 
@@ -156,43 +154,8 @@ class MonitorFigures:
 
     def _follow_x(self) -> None:
         ext = self._extent()
-        if ext is None:
-            return
-        log = self.view.settings.log_x
-        t = np.log10 if log else float
-        lo, hi = t(ext[0]), t(ext[1])
-        pad = max(0.02 * (hi - lo), 0.01 if log else 0.5)
-        xr = self.x_range
-        if self._x_auto is not None and t(xr.reset_start) <= lo and hi <= t(xr.reset_end) - pad:
-            return  # the data is inside the range, with room: nothing to send
-        start, end = lo - pad, hi + 3 * pad
-        start, end = (10 ** start, 10 ** end) if log else (start, end)
-        following = self._x_auto is None or self._x_sent.ours(xr.start, xr.end)  # (reset: the server's too)
-        self._setting_x = True
-        try:
-            xr.reset_start, xr.reset_end = start, end
-            self._x_sent.add(start, end)
-            if following:
-                xr.start, xr.end = start, end
-                self._x_auto = (start, end)
-        finally:
-            self._setting_x = False
-
-    def _on_x(self) -> None:
-        """A change of the x range that the server did not make just now: the user's zoom, or a range the
-        server set, back from the browser (then the whole range: never a zoom into an old window)."""
-        if self._setting_x:
-            return
-        xr = self.x_range
-        ours = self._x_sent.ours(xr.start, xr.end)
-        if ours and (xr.start, xr.end) != (xr.reset_start, xr.reset_end):  # an old range: the current one again
-            self._setting_x = True
-            try:
-                xr.start, xr.end = xr.reset_start, xr.reset_end
-                self._x_auto = (xr.start, xr.end)
-            finally:
-                self._setting_x = False
-        self.on_range(full=ours)
+        if ext is not None:
+            self.xr.follow(ext, self.view.settings.log_x)
 
     def _figure(self, panel: str, members: list[str]) -> Any:
         st = self.view.settings

@@ -1,6 +1,8 @@
-"""The live monitor's y ranges: one ``Range1d`` per panel, set on the server from the min/max of what the
-panel draws (+ ``PAD`` of the span on each side, in log10 on a log y axis) until the user zooms that panel;
-its reset goes back to the data's extent (and following resumes).
+"""The live monitor's ranges, set on the server. x: one ``Range1d`` shared by every panel (zoom one, zoom
+all) that follows the data as it grows, with headroom (sent now and then, not every tick), until the user
+zooms; its reset always goes to the data's current extent (:class:`XRange`). y: one ``Range1d`` per panel,
+set from the min/max of what the panel draws (+ ``PAD`` of the span on each side, in log10 on a log y
+axis) until the user zooms that panel; its reset goes back to the data's extent (and following resumes).
 
 Bokeh's default ``DataRange1d`` is computed in the browser from the glyph bounds; the panels' multi-line
 rows are NaN-padded arrays patched in place, which does not make BokehJS recompute those bounds, so the
@@ -15,6 +17,7 @@ from a zoom: the user's tools compute new values, never exactly one the server s
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +50,52 @@ class ServerSet:
 
     def ours(self, start: float | None, end: float | None) -> bool:
         return start is not None and end is not None and float(start) in self.starts and float(end) in self.ends
+
+
+class XRange:
+    """The panels' shared x range. ``on_browser(full)`` is called when it changes in the browser: the user's
+    zoom (``full`` False), or a range the server set come back (``full`` True: the whole range)."""
+
+    def __init__(self, on_browser: Callable[[bool], None]) -> None:
+        self.range, self.on_browser = Range1d(0, 1), on_browser
+        self.auto: tuple[float, float] | None = None  # the range the server last showed (None: none yet)
+        self.sent = ServerSet()
+        self._setting = False
+        self.range.on_change("start", lambda attr, old, new: self._changed())
+        self.range.on_change("end", lambda attr, old, new: self._changed())
+
+    def follow(self, ext: tuple[float, float], log: bool) -> None:
+        """Onto the data's extent ``ext``: always the reset range; the shown range too unless the user zoomed."""
+        t = np.log10 if log else float
+        lo, hi = t(ext[0]), t(ext[1])
+        pad = max(0.02 * (hi - lo), 0.01 if log else 0.5)
+        xr = self.range
+        if self.auto is not None and t(xr.reset_start) <= lo and hi <= t(xr.reset_end) - pad:
+            return  # the data is inside the range, with room: nothing to send
+        start, end = lo - pad, hi + 3 * pad
+        start, end = (10 ** start, 10 ** end) if log else (start, end)
+        following = self.auto is None or self.sent.ours(xr.start, xr.end)  # (the reset range is ours too)
+        self.sent.add(start, end)
+        self._set((start, end), (start, end) if following else None)
+
+    def _set(self, reset: tuple[float, float] | None, shown: tuple[float, float] | None) -> None:
+        self._setting, xr = True, self.range
+        try:
+            if reset is not None:
+                xr.reset_start, xr.reset_end = reset
+            if shown is not None:
+                (xr.start, xr.end), self.auto = shown, shown
+        finally:
+            self._setting = False
+
+    def _changed(self) -> None:
+        xr = self.range
+        if self._setting:
+            return
+        ours = self.sent.ours(xr.start, xr.end)
+        if ours and (xr.start, xr.end) != (xr.reset_start, xr.reset_end):  # an old range: the current one again
+            self._set(None, (xr.reset_start, xr.reset_end))
+        self.on_browser(ours)
 
 
 class YRanges:
