@@ -96,6 +96,7 @@ def test_a_lost_change_of_a_model_since_removed_is_not_sent() -> None:
     src, fig, pane, doc, comm = _shown()
     with held(pane):
         src.patch({"x": [((0, slice(1, 2)), [1.0])]})
+        doc.title = "a change of no model"  # dispatched too: not kept (it has no model to look up)
         _browser_message(doc, fig)
     comm.events()
     doc.remove_root(doc.roots[0])  # e.g. the monitor rebuilt its figures

@@ -241,8 +241,9 @@ def _unsent(doc: Any) -> deque:
     if q is None:
         q = _UNSENT[doc] = deque()
 
-        def keep(event: Any) -> None:
-            if isinstance(event, DocumentPatchedEvent) and getattr(event, "setter", None) is None:
+        def keep(event: Any) -> None:  # a model's change (not a title or a custom message) made here
+            if (isinstance(event, DocumentPatchedEvent) and getattr(event, "setter", None) is None
+                    and getattr(event, "model", None) is not None):
                 q.append(event)
         doc.on_change(keep)
     return q
