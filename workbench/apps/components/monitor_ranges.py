@@ -52,15 +52,44 @@ class ServerSet:
         return start is not None and end is not None and float(start) in self.starts and float(end) in self.ends
 
 
-class XRange:
+class Followed:
+    """A ``Range1d`` the server keeps on what is drawn until the user moves it; its reset range always goes
+    there. ``auto``: the range the server last showed (None: none yet); ``sent``: every value it set."""
+
+    def __init__(self) -> None:
+        self.range, self.auto, self.sent, self.setting = Range1d(0, 1), None, ServerSet(), False
+
+    @property
+    def following(self) -> bool:
+        """Not moved by the user: nothing shown yet, or a range the server set (its reset range is one)."""
+        return self.auto is None or self.sent.ours(self.range.start, self.range.end)
+
+    @property
+    def stale(self) -> bool:
+        """Following, but showing an older range of the server's than the current one (one come back)."""
+        r = self.range
+        return self.auto is not None and self.following and (r.start, r.end) != (r.reset_start, r.reset_end)
+
+    def set(self, reset: tuple[float, float] | None, shown: tuple[float, float] | None) -> None:
+        """Set the reset range (remembered in ``sent``) and/or the shown one, as the server."""
+        self.setting, r = True, self.range
+        try:
+            if reset is not None:
+                (r.reset_start, r.reset_end) = reset
+                self.sent.add(*reset)
+            if shown is not None:
+                (r.start, r.end), self.auto = shown, shown
+        finally:
+            self.setting = False
+
+
+class XRange(Followed):
     """The panels' shared x range. ``on_browser(full)`` is called when it changes in the browser: the user's
     zoom (``full`` False), or a range the server set come back (``full`` True: the whole range)."""
 
     def __init__(self, on_browser: Callable[[bool], None]) -> None:
-        self.range, self.on_browser = Range1d(0, 1), on_browser
-        self.auto: tuple[float, float] | None = None  # the range the server last showed (None: none yet)
-        self.sent = ServerSet()
-        self._setting = False
+        super().__init__()
+        self.on_browser = on_browser
         self.range.on_change("start", lambda attr, old, new: self._changed())
         self.range.on_change("end", lambda attr, old, new: self._changed())
 
@@ -74,71 +103,53 @@ class XRange:
             return  # the data is inside the range, with room: nothing to send
         start, end = lo - pad, hi + 3 * pad
         start, end = (10 ** start, 10 ** end) if log else (start, end)
-        following = self.auto is None or self.sent.ours(xr.start, xr.end)  # (the reset range is ours too)
-        self.sent.add(start, end)
-        self._set((start, end), (start, end) if following else None)
-
-    def _set(self, reset: tuple[float, float] | None, shown: tuple[float, float] | None) -> None:
-        self._setting, xr = True, self.range
-        try:
-            if reset is not None:
-                xr.reset_start, xr.reset_end = reset
-            if shown is not None:
-                (xr.start, xr.end), self.auto = shown, shown
-        finally:
-            self._setting = False
+        self.set((start, end), (start, end) if self.following else None)
 
     def _changed(self) -> None:
-        xr = self.range
-        if self._setting:
+        if self.setting:
             return
-        ours = self.sent.ours(xr.start, xr.end)
-        if ours and (xr.start, xr.end) != (xr.reset_start, xr.reset_end):  # an old range: the current one again
-            self._set(None, (xr.reset_start, xr.reset_end))
+        ours = self.sent.ours(self.range.start, self.range.end)
+        if self.stale:  # an old range of the server's: the current one again
+            self.set(None, (self.range.reset_start, self.range.reset_end))
         self.on_browser(ours)
 
 
 class YRanges:
-    """Per panel: its ``Range1d``, the range the server last set (``None``: none yet) and every value it
-    set (:class:`ServerSet`)."""
+    """Per panel: its y range (:class:`Followed`)."""
 
     def __init__(self) -> None:
-        self.ranges: dict[str, Range1d] = {}
-        self.auto: dict[str, tuple[float, float] | None] = {}
-        self.sent: dict[str, ServerSet] = {}
+        self.followed: dict[str, Followed] = {}
+
+    @property
+    def ranges(self) -> dict[str, Range1d]:
+        return {panel: f.range for panel, f in self.followed.items()}
 
     def new(self, panel: str) -> Range1d:
-        self.ranges[panel], self.auto[panel], self.sent[panel] = Range1d(0, 1), None, ServerSet()
-        return self.ranges[panel]
+        self.followed[panel] = Followed()
+        return self.followed[panel].range
 
     def clear(self) -> None:
-        self.ranges, self.auto, self.sent = {}, {}, {}
+        self.followed = {}
 
     def follow(self, figs: Any) -> None:
         """Every built panel's y range onto what it draws, unless the user zoomed it."""
         log = figs.view.settings.log_y
         for panel, (_, members) in figs.figs.items():
-            yr = self.ranges.get(panel)
+            f = self.followed.get(panel)
             ext = extent(figs, panel, members, log)
-            if yr is None or ext is None:
+            if f is None or ext is None:
                 continue
             t = np.log10 if log else float
             lo, hi = t(ext[0]), t(ext[1])
             span = hi - lo
             pad = PAD * span if span > 0 else (PAD if log else max(PAD * abs(lo), 1e-3))
-            auto, sent = self.auto[panel], self.sent[panel]
-            following = auto is None or sent.ours(yr.start, yr.end)  # (the reset range is the server's too)
-            if auto is not None and (not following or (yr.start, yr.end) == (yr.reset_start, yr.reset_end)):
-                a, b = t(yr.reset_start), t(yr.reset_end)  # (following an old range back: sent anew)
+            if f.auto is not None and not f.stale:  # (an old range come back is sent anew)
+                a, b = t(f.range.reset_start), t(f.range.reset_end)
                 if a <= lo and hi <= b and span >= SHRINK * (b - a):
                     continue  # drawn inside the range, filling it: nothing to send
             start, end = lo - pad, hi + pad
             start, end = (10 ** start, 10 ** end) if log else (start, end)
-            yr.reset_start, yr.reset_end = start, end
-            sent.add(start, end)
-            if following:
-                yr.start, yr.end = start, end
-                self.auto[panel] = (start, end)
+            f.set((start, end), (start, end) if f.following else None)
 
 
 def extent(figs: Any, panel: str, members: list[str], log: bool) -> tuple[float, float] | None:
